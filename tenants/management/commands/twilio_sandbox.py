@@ -1,0 +1,63 @@
+"""Run the local Twilio REST API sandbox (see `tenants.sandbox`) until Ctrl-C.
+
+The parent account's credentials come from settings (TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN);
+when those are empty the sandbox's development defaults are used, and the portal must then be
+configured with the same values.
+"""
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from tenants.sandbox import (
+    DEV_PARENT_ACCOUNT_SID,
+    DEV_PARENT_AUTH_TOKEN,
+    TwilioSandbox,
+    mask_secret,
+)
+
+
+class Command(BaseCommand):
+    help = "Serve a local stand-in for Twilio's REST API (no internet needed)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8765)
+        parser.add_argument(
+            "--callback-delay",
+            type=float,
+            default=0.5,
+            help="Seconds between a message's or call's successive status callbacks.",
+        )
+        parser.add_argument(
+            "--no-auto-register",
+            action="store_true",
+            help="Refuse unknown Account SIDs instead of registering them on first use.",
+        )
+
+    def handle(self, *args, **options):
+        sid = getattr(settings, "TWILIO_ACCOUNT_SID", "") or DEV_PARENT_ACCOUNT_SID
+        token = getattr(settings, "TWILIO_AUTH_TOKEN", "") or DEV_PARENT_AUTH_TOKEN
+        sandbox = TwilioSandbox(
+            host=options["host"],
+            port=options["port"],
+            parent_account_sid=sid,
+            parent_auth_token=token,
+            callback_delay=options["callback_delay"],
+            auto_register_accounts=not options["no_auto_register"],
+        )
+        self.stdout.write(f"Twilio sandbox listening on {sandbox.base_url}")
+        self.stdout.write(f"Parent account {sid}, auth token {mask_secret(token)}")
+        if sid == DEV_PARENT_ACCOUNT_SID or token == DEV_PARENT_AUTH_TOKEN:
+            self.stdout.write(
+                "Using the sandbox's development parent credentials "
+                "(tenants.sandbox.DEV_PARENT_ACCOUNT_SID / DEV_PARENT_AUTH_TOKEN): set "
+                "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN to them in the portal's environment."
+            )
+        self.stdout.write(
+            self.style.SUCCESS(f"Set TWILIO_API_BASE_URL={sandbox.base_url} so the portal talks to the sandbox.")
+        )
+        self.stdout.write(f"Control endpoints: {sandbox.base_url}/sandbox/ (Ctrl-C to stop)")
+        try:
+            sandbox.serve_forever()
+        except KeyboardInterrupt:
+            self.stdout.write("Sandbox stopped.")

@@ -1,0 +1,68 @@
+"""Resolve `/t/<tenant-slug>/…` to `request.tenant` after checking the user's access.
+
+The CurrentSiteMiddleware pattern: views never look tenants up themselves. Someone with no
+access to a tenant gets a 404 (the tenant's existence is not confirmed); a read-only role
+sending a write gets a 403 here, before any view code runs, unless the view is a support
+action that is audited on its own (`support_action`).
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+
+from .models import Membership, Tenant, is_support
+from .scoping import TenantAccess
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def tenant_access_for(user, tenant: Tenant) -> TenantAccess | None:
+    """The role `user` holds in `tenant`, or None when they may not see it at all."""
+    if not user.is_authenticated:
+        return None
+    if user.is_superuser:
+        return TenantAccess("superuser")
+    role = Membership.objects.filter(user=user, tenant=tenant).values_list("role", flat=True).first()
+    if role:
+        return TenantAccess(role)
+    if is_support(user):
+        return TenantAccess("support")
+    return None
+
+
+def support_action(view):
+    """Mark a view as a support staff action that may POST despite read-only access.
+
+    The view itself must audit what it does (e.g. unmasking a number with a reason).
+    """
+    view.support_action = True
+    return view
+
+
+class TenantMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        request.tenant = None
+        request.tenant_access = None
+        return self.get_response(request)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        slug = view_kwargs.pop("tenant_slug", None)
+        if slug is None:
+            return None
+        if not request.user.is_authenticated:
+            return None  # LoginRequiredMiddleware has already redirected; defensive only
+        tenant = Tenant.objects.filter(slug=slug).first()
+        access = tenant_access_for(request.user, tenant) if tenant else None
+        if access is None:
+            raise Http404("No such tenant")
+        request.tenant = tenant
+        request.tenant_access = access
+        if request.method not in SAFE_METHODS and not access.can_write:
+            allowed = access.role == "support" and getattr(view_func, "support_action", False)
+            if not allowed:
+                raise PermissionDenied("Your role in this tenant is read-only.")
+        return None

@@ -1,0 +1,203 @@
+"""Tenants (one Twilio subaccount each), the people who run them, and what they did."""
+
+from __future__ import annotations
+
+import zoneinfo
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+
+from .crypto import EncryptedTextField
+
+account_sid_validator = RegexValidator(r"^AC[0-9a-f]{32}$", "An Account SID is AC followed by 32 hex digits.")
+api_key_sid_validator = RegexValidator(r"^SK[0-9a-f]{32}$", "An API key SID is SK followed by 32 hex digits.")
+messaging_service_sid_validator = RegexValidator(
+    r"^MG[0-9a-f]{32}$", "A Messaging Service SID is MG followed by 32 hex digits."
+)
+verify_service_sid_validator = RegexValidator(
+    r"^VA[0-9a-f]{32}$", "A Verify Service SID is VA followed by 32 hex digits."
+)
+
+TIMEZONE_CHOICES = sorted((tz, tz) for tz in zoneinfo.available_timezones())
+
+DEFAULT_HELP_TEXT = (
+    "{brand}: account alerts and codes. Help: {contact}. Msg frequency varies. "
+    "Msg & data rates may apply. Reply STOP to cancel."
+)
+DEFAULT_STOP_TEXT = "{brand}: You are unsubscribed and will receive no further messages. Reply START to resubscribe."
+
+
+class TenantQuerySet(models.QuerySet):
+    def visible_to(self, user) -> TenantQuerySet:
+        """Tenants a user may open in the portal: members see theirs, staff and support see all."""
+        if not user.is_authenticated:
+            return self.none()
+        if user.is_superuser or is_support(user):
+            return self
+        return self.filter(memberships__user=user).distinct()
+
+
+class Tenant(models.Model):
+    """A customer of the platform, backed by its own Twilio subaccount."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        SUSPENDED = "suspended", "Suspended"
+        CLOSED = "closed", "Closed"
+
+    class KeywordReplies(models.TextChoices):
+        TWILIO = "twilio", "Twilio answers STOP/START/HELP (portal records them)"
+        PORTAL = "portal", "The portal answers (Advanced Opt-Out sends no replies)"
+
+    name = models.CharField(max_length=120)
+    slug = models.SlugField(max_length=50, unique=True)
+    account_sid = models.CharField("Twilio Account SID", max_length=34, unique=True, validators=[account_sid_validator])
+    auth_token = EncryptedTextField("auth token", blank=True, default="")
+    api_key_sid = models.CharField(
+        "API key SID", max_length=34, blank=True, default="", validators=[api_key_sid_validator]
+    )
+    api_key_secret = EncryptedTextField("API key secret", blank=True, default="")
+    webhook_signing_key = EncryptedTextField(
+        "webhook signing key",
+        blank=True,
+        default="",
+        help_text="Shared key for HMAC-SHA256 webhook signatures, where configured at Twilio.",
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    timezone = models.CharField(max_length=64, choices=TIMEZONE_CHOICES, default="America/New_York")
+    messaging_service_sid = models.CharField(
+        "Messaging Service SID",
+        max_length=34,
+        blank=True,
+        default="",
+        validators=[messaging_service_sid_validator],
+    )
+    verify_service_sid = models.CharField(
+        "Verify Service SID", max_length=34, blank=True, default="", validators=[verify_service_sid_validator]
+    )
+    help_text = models.TextField("HELP reply", blank=True, default="")
+    stop_text = models.TextField("STOP confirmation", blank=True, default="")
+    keyword_replies = models.CharField(
+        "who answers keywords", max_length=10, choices=KeywordReplies.choices, default=KeywordReplies.TWILIO
+    )
+    sender_email = models.EmailField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(account_sid__regex=r"^AC[0-9a-f]{32}$"), name="tenant_account_sid_format"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["active", "suspended", "closed"]), name="tenant_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def can_send(self) -> bool:
+        return self.status == self.Status.ACTIVE
+
+    def signing_tokens(self) -> list[str]:
+        """Auth tokens a webhook signature may have been made with (rotation adds more)."""
+        return [t for t in [self.auth_token.reveal()] if t]
+
+
+class Membership(models.Model):
+    """A user's role in one tenant. A user may belong to several tenants."""
+
+    class Role(models.TextChoices):
+        ADMIN = "admin", "Admin"
+        VIEWER = "viewer", "Viewer"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["tenant__name", "user__username"]
+        constraints = [models.UniqueConstraint(fields=["user", "tenant"], name="membership_unique_user_tenant")]
+
+    def __str__(self) -> str:
+        return f"{self.user} — {self.role} of {self.tenant}"
+
+
+SUPPORT_GROUP = "Support staff"
+
+
+def is_support(user) -> bool:
+    """Support staff read every tenant's logs, read-only and with numbers masked."""
+    if not user.is_authenticated:
+        return False
+    cached = getattr(user, "_is_support", None)
+    if cached is None:
+        cached = user.groups.filter(name=SUPPORT_GROUP).exists()
+        user._is_support = cached
+    return cached
+
+
+class AuditEvent(models.Model):
+    """Append-only record of an admin action or a support-staff privileged read."""
+
+    tenant = models.ForeignKey(Tenant, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_events")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_label = models.CharField(max_length=150, blank=True, default="", help_text="Kept if the user is deleted.")
+    action = models.CharField(max_length=64)
+    target = models.CharField(max_length=200, blank=True, default="")
+    reason = models.TextField(blank=True, default="")
+    details = models.JSONField(default=dict, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["tenant", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_label} {self.action} {self.target}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValueError("Audit events are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("Audit events are append-only")
+
+
+class WebhookRejection(models.Model):
+    """Count of rejected webhooks per tenant (null: unknown AccountSid), reason and day."""
+
+    class Reason(models.TextChoices):
+        MISSING_ACCOUNT_SID = "missing_account_sid", "Missing AccountSid"
+        UNKNOWN_ACCOUNT_SID = "unknown_account_sid", "Unknown AccountSid"
+        MISSING_SIGNATURE = "missing_signature", "Missing signature"
+        INVALID_SIGNATURE = "invalid_signature", "Invalid signature"
+
+    tenant = models.ForeignKey(
+        Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="webhook_rejections"
+    )
+    reason = models.CharField(max_length=32, choices=Reason.choices)
+    day = models.DateField()
+    count = models.PositiveIntegerField(default=0)
+    last_seen_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-day"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "reason", "day"], name="webhook_rejection_unique_bucket")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.tenant or 'unknown'} {self.reason}: {self.count}"

@@ -1,0 +1,129 @@
+"""Writes for tenants, memberships and the audit log. Every tenant change goes through here."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db import transaction
+
+from .models import SUPPORT_GROUP, AuditEvent, Membership, Tenant
+
+
+def client_ip(request) -> str | None:
+    """The caller's address. Behind a proxy, configure it to set REMOTE_ADDR (gunicorn
+    --forwarded-allow-ips) rather than trusting X-Forwarded-For from anyone."""
+    return request.META.get("REMOTE_ADDR") if request is not None else None
+
+
+def audit_record(
+    *,
+    action: str,
+    tenant: Tenant | None,
+    actor=None,
+    target: str = "",
+    reason: str = "",
+    details: dict | None = None,
+    request=None,
+) -> AuditEvent:
+    """Append one audit event: who (actor), when, tenant, what, from which IP."""
+    if actor is None and request is not None and request.user.is_authenticated:
+        actor = request.user
+    return AuditEvent.objects.create(
+        tenant=tenant,
+        actor=actor,
+        actor_label=getattr(actor, "username", "") or "system",
+        action=action,
+        target=target[:200],
+        reason=reason,
+        details=details or {},
+        ip_address=client_ip(request),
+    )
+
+
+@transaction.atomic
+def tenant_upsert(*, slug: str, fields: dict, actor=None) -> tuple[Tenant, bool]:
+    """Create the tenant `slug` or update the given fields of an existing one."""
+    tenant = Tenant.objects.select_for_update().filter(slug=slug).first()
+    created = tenant is None
+    if created:
+        tenant = Tenant(slug=slug)
+    for name, value in fields.items():
+        setattr(tenant, name, value)
+    tenant.full_clean()
+    tenant.save()
+    audit_record(
+        action="tenant.create" if created else "tenant.update",
+        tenant=tenant,
+        actor=actor,
+        target=slug,
+        details={"fields": sorted(fields)},  # names only: values may be secrets
+    )
+    return tenant, created
+
+
+@transaction.atomic
+def tenant_settings_update(*, tenant: Tenant, changes: dict, request) -> list[str]:
+    """Apply an admin's settings form; returns the names of the fields that changed."""
+    changed = [name for name, value in changes.items() if getattr(tenant, name) != value]
+    for name in changed:
+        setattr(tenant, name, changes[name])
+    if changed:
+        tenant.full_clean()
+        tenant.save()
+        audit_record(action="tenant.settings_update", tenant=tenant, request=request, details={"fields": changed})
+    return changed
+
+
+@transaction.atomic
+def membership_set(*, user, tenant: Tenant, role: str, actor=None, request=None) -> tuple[Membership, str]:
+    """Give `user` `role` in `tenant`; returns the membership and 'added', 'changed' or 'unchanged'."""
+    membership, created = Membership.objects.get_or_create(user=user, tenant=tenant, defaults={"role": role})
+    outcome = "added" if created else "unchanged"
+    if not created and membership.role != role:
+        membership.role = role
+        membership.save(update_fields=["role"])
+        outcome = "changed"
+    if outcome != "unchanged":
+        audit_record(
+            action=f"membership.{outcome}",
+            tenant=tenant,
+            actor=actor,
+            request=request,
+            target=user.get_username(),
+            details={"role": role},
+        )
+    return membership, outcome
+
+
+@transaction.atomic
+def membership_remove(*, membership: Membership, request) -> None:
+    audit_record(
+        action="membership.removed",
+        tenant=membership.tenant,
+        request=request,
+        target=membership.user.get_username(),
+        details={"role": membership.role},
+    )
+    membership.delete()
+
+
+def support_grant(*, user, actor=None) -> bool:
+    """Put `user` in the support staff group; True when that changed anything."""
+    group, _ = Group.objects.get_or_create(name=SUPPORT_GROUP)
+    if user.groups.filter(pk=group.pk).exists():
+        return False
+    user.groups.add(group)
+    audit_record(action="support.granted", tenant=None, actor=actor, target=user.get_username())
+    return True
+
+
+def portal_user_upsert(*, username: str, password: str | None) -> tuple[object, bool]:
+    User = get_user_model()
+    user, created = User.objects.get_or_create(username=username)
+    if password:
+        user.set_password(password)
+        user.save(update_fields=["password"])
+    elif created:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    return user, created

@@ -1,0 +1,110 @@
+"""The ONE place that builds Twilio clients, and the one exception type Twilio errors become.
+
+Everything else asks `tenant_client(tenant)` (or `parent_client()` for subaccount
+administration) and catches `TwilioError`. `TWILIO_API_BASE_URL` sends every SDK request,
+for every Twilio domain (api, accounts, messaging, verify, ...), to one base URL instead: the
+local sandbox in development and tests, a Prism mock in the contract test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+from django.conf import settings
+from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+from .twilio_errors import explain, is_retryable
+
+
+class TwilioError(Exception):
+    """A failed Twilio call: its Twilio code, HTTP status, retry advice and a human explanation."""
+
+    def __init__(self, *, code: int | None, status: int | None, retryable: bool, message: str) -> None:
+        self.code = code
+        self.status = status
+        self.retryable = retryable
+        self.message = message
+        self.explanation = explain(code) if code else message
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        label = f"Twilio error {self.code}" if self.code else "Twilio unreachable"
+        return f"{label}: {self.explanation}"
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> TwilioError:
+        if isinstance(exc, TwilioRestException | TwilioServiceException):
+            status = getattr(exc, "status", None)
+            raw_code = getattr(exc, "code", None) or status
+            try:
+                code = int(raw_code) if raw_code is not None else None
+            except (TypeError, ValueError):
+                code = None
+            message = getattr(exc, "msg", None) or getattr(exc, "detail", None) or getattr(exc, "title", "")
+            return cls(code=code, status=status, retryable=is_retryable(code, status), message=str(message))
+        if isinstance(exc, requests.RequestException):
+            # Timeouts and refused connections: Twilio may or may not have acted; callers that
+            # create resources must reconcile before retrying (see messaging's send claim).
+            return cls(code=None, status=None, retryable=True, message=f"{type(exc).__name__}: {exc}")
+        return cls(code=None, status=None, retryable=False, message=str(exc))
+
+
+@contextlib.contextmanager
+def twilio_errors() -> Iterator[None]:
+    """Turn every Twilio SDK or transport failure inside the block into `TwilioError`."""
+    try:
+        yield
+    except (TwilioException, requests.RequestException) as exc:
+        raise TwilioError.from_exception(exc) from exc
+
+
+class BaseUrlHttpClient(TwilioHttpClient):
+    """Sends every request to `base_url`, keeping path and query (Twilio's documented way
+    to point the SDK at a mock server)."""
+
+    def __init__(self, base_url: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        parts = urlsplit(base_url)
+        self._scheme, self._netloc, self._prefix = parts.scheme, parts.netloc, parts.path.rstrip("/")
+
+    def request(
+        self, method, url, params=None, data=None, headers=None, auth=None, timeout=None, allow_redirects=False
+    ):
+        parts = urlsplit(url)
+        url = urlunsplit((self._scheme, self._netloc, self._prefix + parts.path, parts.query, ""))
+        return super().request(method, url, params, data, headers, auth, timeout, allow_redirects)
+
+
+def _http_client() -> TwilioHttpClient:
+    if settings.TWILIO_API_BASE_URL:
+        return BaseUrlHttpClient(settings.TWILIO_API_BASE_URL, timeout=settings.TWILIO_HTTP_TIMEOUT)
+    return TwilioHttpClient(timeout=settings.TWILIO_HTTP_TIMEOUT)
+
+
+def tenant_client(tenant) -> Client:
+    """A client acting as the tenant's subaccount: its API key when set, else its auth token."""
+    if tenant.api_key_sid and tenant.api_key_secret:
+        return Client(
+            tenant.api_key_sid,
+            tenant.api_key_secret.reveal(),
+            account_sid=tenant.account_sid,
+            http_client=_http_client(),
+        )
+    return Client(tenant.account_sid, tenant.auth_token.reveal(), http_client=_http_client())
+
+
+def parent_client() -> Client:
+    """The platform's parent account, which creates and manages subaccounts."""
+    if not (settings.TWILIO_ACCOUNT_SID and settings.TWILIO_AUTH_TOKEN):
+        raise TwilioError(
+            code=None,
+            status=None,
+            retryable=False,
+            message="TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (the parent account) are not configured",
+        )
+    return Client(settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN, http_client=_http_client())

@@ -1,0 +1,177 @@
+"""The signed-webhook gateway every Twilio-facing view goes through.
+
+Checks run in a fixed order, like Sentry's webhook handlers: method (405), body size and
+shape (400), tenant by `AccountSid` (403), signature with THAT tenant's credentials (403).
+Only then does the view run. A rejection writes nothing of the payload: it logs one
+structured line without secrets and bumps a per-tenant counter support staff can see.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from functools import wraps
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseNotAllowed, QueryDict
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from twilio.request_validator import HMAC_SHA1, HMAC_SHA256, RequestValidator, get_signature_algorithm
+
+from .models import Tenant, WebhookRejection
+from .phones import phone_mask
+
+logger = logging.getLogger("commsportal.webhooks")
+
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+
+
+class WebhookRequest:
+    """What a gateway-approved view receives: the tenant and the signed parameters."""
+
+    __slots__ = ("tenant", "params", "raw_body")
+
+    def __init__(self, tenant: Tenant, params: QueryDict | dict, raw_body: bytes) -> None:
+        self.tenant = tenant
+        self.params = params
+        self.raw_body = raw_body
+
+
+def public_url(request: HttpRequest) -> str:
+    """The URL Twilio called: the configured public origin + path + query.
+
+    Behind a TLS-terminating proxy Django sees http:// and an internal host; Twilio signed the
+    public https:// URL, so the URL is rebuilt from PUBLIC_BASE_URL, never from the request.
+    """
+    return settings.PUBLIC_BASE_URL + request.get_full_path()
+
+
+def webhook_rejection_count(*, tenant: Tenant | None, reason: str) -> None:
+    """Bump today's rejection counter for this tenant and reason (race-safe upsert)."""
+    now = timezone.now()
+    bucket = WebhookRejection.objects.filter(tenant=tenant, reason=reason, day=now.date())
+    if bucket.update(count=F("count") + 1, last_seen_at=now):
+        return
+    try:
+        with transaction.atomic():
+            WebhookRejection.objects.create(tenant=tenant, reason=reason, day=now.date(), count=1, last_seen_at=now)
+    except IntegrityError:  # another request created the bucket first
+        bucket.update(count=F("count") + 1, last_seen_at=now)
+
+
+def _reject(request: HttpRequest, status: int, event: str, *, tenant: Tenant | None = None, **fields) -> HttpResponse:
+    logger.warning(
+        event,
+        extra={
+            "event": event,
+            "path": request.path,
+            "tenant": tenant.slug if tenant else None,
+            "remote_addr": request.META.get("REMOTE_ADDR"),
+            **fields,
+        },
+    )
+    if status == 403:
+        webhook_rejection_count(tenant=tenant, reason=event.rsplit(".", 1)[-1])
+        return HttpResponse(
+            "Forbidden: webhook signature could not be verified.\n", status=403, content_type="text/plain"
+        )
+    return HttpResponseBadRequest(
+        f"Bad request: {fields.get('why', 'malformed webhook body')}.\n", content_type="text/plain"
+    )
+
+
+def _parse_body(request: HttpRequest) -> tuple[QueryDict | dict, bytes]:
+    """Return (params, raw body). Raises ValueError with a reason for a malformed body."""
+    length = int(request.META.get("CONTENT_LENGTH") or 0)
+    if length > settings.WEBHOOK_MAX_BODY_BYTES:
+        raise ValueError("body too large")
+    raw = request.body
+    if len(raw) > settings.WEBHOOK_MAX_BODY_BYTES:
+        raise ValueError("body too large")
+    content_type = request.content_type or ""
+    if content_type == "application/json":
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError("body is not valid JSON") from exc
+        if not isinstance(data, dict):
+            raise ValueError("JSON body must be an object")
+        return data, raw
+    if content_type != FORM_CONTENT_TYPE:
+        raise ValueError(f"unsupported content type {content_type or '(none)'}")
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError("body is not UTF-8") from exc
+    return request.POST, raw
+
+
+def signature_is_valid(*, tenant: Tenant, request: HttpRequest, params, raw_body: bytes) -> bool:
+    """Check X-Twilio-Signature with the tenant's auth token(s), or its signing key for HMAC-SHA256."""
+    signature = request.headers.get("X-Twilio-Signature", "")
+    url = public_url(request)
+    algorithm = get_signature_algorithm(request.headers.get("X-Twilio-Webhooks-Signature-Settings", ""))
+    # JSON bodies are signed through bodySHA256 in the URL: validate against the raw body.
+    payload = params if isinstance(params, QueryDict) else raw_body.decode("utf-8")
+    if algorithm.upper() == HMAC_SHA256:
+        key = tenant.webhook_signing_key.reveal()
+        if not key:
+            return False  # announced HMAC-SHA256 but this tenant has no shared key configured
+        return RequestValidator(key).validate(url, payload, signature, algorithm=HMAC_SHA256)
+    return any(
+        RequestValidator(token).validate(url, payload, signature, algorithm=HMAC_SHA1)
+        for token in tenant.signing_tokens()
+    )
+
+
+def twilio_webhook(view):
+    """Decorate a Twilio-facing view: `view(request, hook: WebhookRequest) -> HttpResponse`."""
+
+    @csrf_exempt
+    @login_not_required
+    @wraps(view)
+    def gateway(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        try:
+            params, raw_body = _parse_body(request)
+        except (ValueError, RequestDataTooBig, SuspiciousOperation) as exc:
+            return _reject(request, 400, "twilio.webhook.malformed_body", why=str(exc) or "malformed body")
+        account_sid = str(params.get("AccountSid") or "")
+        if not account_sid:
+            return _reject(request, 403, "twilio.webhook.missing_account_sid")
+        tenant = Tenant.objects.filter(account_sid=account_sid).first()
+        if tenant is None:
+            return _reject(request, 403, "twilio.webhook.unknown_account_sid", account_sid=account_sid[:34])
+        if not request.headers.get("X-Twilio-Signature"):
+            return _reject(request, 403, "twilio.webhook.missing_signature", tenant=tenant)
+        if not signature_is_valid(tenant=tenant, request=request, params=params, raw_body=raw_body):
+            return _reject(
+                request,
+                403,
+                "twilio.webhook.invalid_signature",
+                tenant=tenant,
+                sender=phone_mask(str(params.get("From", ""))),
+            )
+        # Suspended and closed tenants' signed callbacks are still recorded: late status
+        # callbacks matter. Only sending stops.
+        return view(request, WebhookRequest(tenant, params, raw_body), *args, **kwargs)
+
+    return gateway
+
+
+def require_fields(hook: WebhookRequest, *names: str) -> HttpResponse | None:
+    """400 naming the missing fields of a signed payload, or None when all are present."""
+    missing = [n for n in names if not str(hook.params.get(n) or "").strip()]
+    if missing:
+        logger.warning("twilio.webhook.missing_fields", extra={"tenant": hook.tenant.slug, "fields": missing})
+        return HttpResponseBadRequest(f"Bad request: missing {', '.join(missing)}.\n", content_type="text/plain")
+    return None
+
+
+def twiml(body: str = "") -> HttpResponse:
+    return HttpResponse(f'<?xml version="1.0" encoding="UTF-8"?><Response>{body}</Response>', content_type="text/xml")
