@@ -1,0 +1,259 @@
+"""The message log, its status timeline, and the opt-out and consent ledgers.
+
+Ledgers are append-only: a row is never updated or deleted; a correction is a new event.
+The current opt-out or consent state of a number is derived from its latest event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from tenants.scoping import TenantOwned
+
+from . import statuses
+
+
+class AppendOnly(models.Model):
+    """Evidence rows: saved once, never edited or deleted through the ORM."""
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and not kwargs.pop("_allow_update", False):
+            raise ValueError(f"{type(self).__name__} rows are append-only; record a new event instead")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError(f"{type(self).__name__} rows are append-only")
+
+
+class Purpose(models.TextChoices):
+    MARKETING = "marketing", "Marketing"
+    TRANSACTIONAL = "transactional", "Transactional"
+    OTP = "otp", "One-time passcode"
+    INFORMATIONAL = "informational", "Informational"
+
+
+class Message(TenantOwned):
+    """One SMS/MMS, inbound or outbound, as Twilio and the portal know it."""
+
+    class Direction(models.TextChoices):
+        INBOUND = "inbound", "Inbound"
+        OUTBOUND = "outbound", "Outbound"
+
+    direction = models.CharField(max_length=8, choices=Direction.choices)
+    sid = models.CharField("Message SID", max_length=34, null=True, blank=True, unique=True)
+    messaging_service_sid = models.CharField(max_length=34, blank=True, default="")
+    from_number = models.CharField(max_length=32, db_index=True)
+    to_number = models.CharField(max_length=32, db_index=True)
+    body = models.TextField(blank=True, default="")
+    media = models.JSONField(default=list, blank=True, help_text="[{url, content_type}] for MMS")
+    num_segments = models.PositiveSmallIntegerField(null=True, blank=True)
+    num_media = models.PositiveSmallIntegerField(default=0)
+    status = models.CharField(max_length=24, choices=statuses.STATUS_CHOICES)
+    error_code = models.PositiveIntegerField(null=True, blank=True, db_index=True)
+    purpose = models.CharField(max_length=16, choices=Purpose.choices, blank=True, default="")
+    keyword = models.CharField(
+        max_length=8, blank=True, default="", help_text="opt_out, opt_in or help when an inbound body was a keyword"
+    )
+    is_evidence = models.BooleanField(
+        default=False, help_text="Changed an opt-out or consent state: its body is kept as evidence."
+    )
+    body_purged_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    status_updated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["tenant", "-created_at", "-id"], name="message_tenant_recent"),
+            models.Index(fields=["tenant", "to_number", "-created_at"], name="message_tenant_to"),
+            models.Index(fields=["tenant", "from_number", "-created_at"], name="message_tenant_from"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(direction__in=["inbound", "outbound"]), name="message_direction_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_direction_display()} {self.sid or f'#{self.pk}'} ({self.status})"
+
+    @property
+    def counterpart(self) -> str:
+        """The customer's number: who sent an inbound message, who receives an outbound one."""
+        return self.from_number if self.direction == self.Direction.INBOUND else self.to_number
+
+
+class MessageEvent(TenantOwned):
+    """One distinct status of a message, with when it happened: the status timeline."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="events")
+    status = models.CharField(max_length=24, choices=statuses.STATUS_CHOICES)
+    error_code = models.PositiveIntegerField(null=True, blank=True)
+    occurred_at = models.DateTimeField(help_text="When the callback arrived (or the carrier's done date).")
+    payload = models.JSONField(default=dict, blank=True, help_text="The callback's fields, for support.")
+
+    class Meta:
+        ordering = ["occurred_at", "id"]
+        constraints = [
+            # Idempotency of status callbacks: one event per (MessageSid, MessageStatus).
+            models.UniqueConstraint(fields=["message", "status"], name="message_event_unique_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.message_id}: {self.status} at {self.occurred_at:%Y-%m-%d %H:%M:%S}"
+
+
+class TenantKeyword(TenantOwned):
+    """A tenant's own keyword on top of Twilio's defaults (e.g. BAJA, ARRET)."""
+
+    class Kind(models.TextChoices):
+        OPT_OUT = "opt_out", "Opt-out"
+        OPT_IN = "opt_in", "Opt-in"
+        HELP = "help", "Help"
+
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    word = models.CharField(max_length=40)
+
+    class Meta:
+        ordering = ["kind", "word"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "word"], name="tenant_keyword_unique_word")]
+
+    def __str__(self) -> str:
+        return f"{self.word} ({self.kind})"
+
+
+class OptOutEvent(TenantOwned, AppendOnly):
+    """One opt-out or opt-in of a number. The number's state is its latest event."""
+
+    class Action(models.TextChoices):
+        OPT_OUT = "opt_out", "Opted out"
+        OPT_IN = "opt_in", "Opted in"
+
+    class Source(models.TextChoices):
+        KEYWORD = "keyword", "Keyword"
+        OPT_OUT_TYPE = "opt_out_type", "Twilio Advanced Opt-Out"
+        ERROR_21610 = "error_21610", "Twilio error 21610"
+        ADMIN = "admin", "Admin"
+        IMPORT = "import", "Import"
+        VOICE_KEYPRESS = "voice_keypress", "Voice key press"
+        REVOCATION_REVIEW = "revocation_review", "Revocation review"
+
+    phone = models.CharField(max_length=32)
+    action = models.CharField(max_length=8, choices=Action.choices)
+    sender = models.CharField(
+        max_length=34, blank=True, default="", help_text="Our number or Messaging Service it arrived on."
+    )
+    keyword = models.CharField(max_length=40, blank=True, default="")
+    reason = models.TextField(blank=True, default="")
+    source = models.CharField(max_length=20, choices=Source.choices)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["tenant", "phone", "-created_at", "-id"], name="optout_tenant_phone_latest")]
+        constraints = [
+            # The same inbound message never records twice (webhook retries).
+            models.UniqueConstraint(
+                fields=["message", "action"], condition=Q(message__isnull=False), name="optout_once_per_message"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.phone} {self.action} via {self.source}"
+
+
+def disclosure_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class ConsentDisclosure(TenantOwned, AppendOnly):
+    """The exact text a person was shown when consenting, stored once, referenced by hash."""
+
+    text = models.TextField()
+    sha256 = models.CharField(max_length=64)
+    version = models.CharField(max_length=40, blank=True, default="")
+    purpose = models.CharField(max_length=16, choices=Purpose.choices, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "sha256"], name="disclosure_unique_text")]
+
+    def __str__(self) -> str:
+        return f"{self.version or 'disclosure'} {self.sha256[:12]}"
+
+
+class ConsentEvent(TenantOwned, AppendOnly):
+    """Consent granted or revoked for one (number, purpose): TCPA/GDPR evidence."""
+
+    class Action(models.TextChoices):
+        GRANTED = "granted", "Granted"
+        REVOKED = "revoked", "Revoked"
+
+    class Method(models.TextChoices):
+        WEB_FORM = "web_form", "Web form"
+        KEYWORD = "keyword", "Keyword"
+        VERBAL = "verbal", "Verbal"
+        PAPER = "paper", "Paper"
+        API = "api", "API"
+        DOUBLE_OPT_IN = "double_opt_in", "Double opt-in"
+        IMPORT = "import", "Import"
+
+    phone = models.CharField(max_length=32)
+    purpose = models.CharField(max_length=16, choices=Purpose.choices)
+    action = models.CharField(max_length=8, choices=Action.choices)
+    method = models.CharField(max_length=16, choices=Method.choices)
+    source = models.CharField(max_length=255, blank=True, default="", help_text="Form URL, campaign, …")
+    disclosure = models.ForeignKey(ConsentDisclosure, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.TextField(blank=True, default="")
+    captured_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    captured_at = models.DateTimeField(help_text="When the person consented or revoked (UTC).")
+    opt_out_event = models.ForeignKey(OptOutEvent, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    note = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-captured_at", "-id"]
+        indexes = [models.Index(fields=["tenant", "phone", "purpose", "-captured_at"], name="consent_tenant_phone")]
+
+    def __str__(self) -> str:
+        return f"{self.phone} {self.purpose} {self.action}"
+
+
+class RevocationReview(TenantOwned):
+    """Free text that reads like "stop" without being a keyword: an admin must decide within
+    10 business days (FCC 24-24)."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        CONFIRMED = "confirmed", "Confirmed (opted out)"
+        DISMISSED = "dismissed", "Dismissed"
+
+    message = models.OneToOneField(Message, on_delete=models.PROTECT, related_name="revocation_review")
+    phone = models.CharField(max_length=32)
+    received_at = models.DateTimeField()
+    deadline_at = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(blank=True, default="")
+    opt_out_event = models.ForeignKey(OptOutEvent, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["deadline_at", "id"]
+        indexes = [models.Index(fields=["tenant", "status", "deadline_at"], name="revocation_open_deadline")]
+
+    def __str__(self) -> str:
+        return f"{self.phone} review due {self.deadline_at:%Y-%m-%d}"
