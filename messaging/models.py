@@ -151,7 +151,9 @@ class OptOutEvent(TenantOwned, AppendOnly):
     keyword = models.CharField(max_length=40, blank=True, default="")
     reason = models.TextField(blank=True, default="")
     source = models.CharField(max_length=20, choices=Source.choices)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(db_index=True)
 

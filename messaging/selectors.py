@@ -27,7 +27,10 @@ def opted_out_phones(*, tenant: Tenant, phones: Iterable[str]) -> set[str]:
     if not phones:
         return set()
     latest = (
-        OptOutEvent.objects.for_tenant(tenant).filter(phone=OuterRef("phone")).order_by("-created_at", "-id").values("id")[:1]
+        OptOutEvent.objects.for_tenant(tenant)
+        .filter(phone=OuterRef("phone"))
+        .order_by("-created_at", "-id")
+        .values("id")[:1]
     )
     return set(
         OptOutEvent.objects.for_tenant(tenant)
@@ -39,7 +42,10 @@ def opted_out_phones(*, tenant: Tenant, phones: Iterable[str]) -> set[str]:
 def opt_out_current_list(*, tenant: Tenant, search: str = "", state: str = ""):
     """One row per number: its latest opt-out event, newest first (the derived current state)."""
     latest = (
-        OptOutEvent.objects.for_tenant(tenant).filter(phone=OuterRef("phone")).order_by("-created_at", "-id").values("id")[:1]
+        OptOutEvent.objects.for_tenant(tenant)
+        .filter(phone=OuterRef("phone"))
+        .order_by("-created_at", "-id")
+        .values("id")[:1]
     )
     qs = OptOutEvent.objects.for_tenant(tenant).filter(id=Subquery(latest))
     if search:

@@ -17,11 +17,15 @@ class TenantSettingsForm(forms.ModelForm):
             "keyword_replies",
             "help_text",
             "stop_text",
+            "start_text",
+            "marketing_disclosure",
             "sender_email",
         ]
         widgets = {
             "help_text": forms.Textarea(attrs={"rows": 3}),
             "stop_text": forms.Textarea(attrs={"rows": 3}),
+            "start_text": forms.Textarea(attrs={"rows": 3}),
+            "marketing_disclosure": forms.Textarea(attrs={"rows": 3}),
         }
 
 

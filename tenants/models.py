@@ -27,6 +27,14 @@ DEFAULT_HELP_TEXT = (
     "Msg & data rates may apply. Reply STOP to cancel."
 )
 DEFAULT_STOP_TEXT = "{brand}: You are unsubscribed and will receive no further messages. Reply START to resubscribe."
+DEFAULT_START_TEXT = "{brand}: You are resubscribed. Msg frequency varies. Msg & data rates may apply. Reply HELP for help, STOP to cancel."
+
+
+class _KeepUnknown(dict):
+    """format_map helper: an admin's stray {placeholder} stays as typed instead of raising."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
 
 
 class TenantQuerySet(models.QuerySet):
@@ -79,6 +87,14 @@ class Tenant(models.Model):
     )
     help_text = models.TextField("HELP reply", blank=True, default="")
     stop_text = models.TextField("STOP confirmation", blank=True, default="")
+    start_text = models.TextField("START confirmation", blank=True, default="")
+    marketing_disclosure = models.TextField(
+        "marketing consent disclosure",
+        blank=True,
+        default="",
+        help_text="When set, the START confirmation offers marketing messages with this exact text; a YES "
+        "reply records marketing consent referencing it.",
+    )
     keyword_replies = models.CharField(
         "who answers keywords", max_length=10, choices=KeywordReplies.choices, default=KeywordReplies.TWILIO
     )
@@ -105,6 +121,16 @@ class Tenant(models.Model):
     @property
     def can_send(self) -> bool:
         return self.status == self.Status.ACTIVE
+
+    def keyword_reply(self, kind: str) -> str:
+        """The tenant's HELP/STOP/START reply, defaults filled in with its brand and contact."""
+        template = {
+            "help": self.help_text or DEFAULT_HELP_TEXT,
+            "opt_out": self.stop_text or DEFAULT_STOP_TEXT,
+            "opt_in": self.start_text or DEFAULT_START_TEXT,
+        }[kind]
+        values = {"brand": self.name, "contact": self.sender_email or "reply HELP"}
+        return template.format_map(_KeepUnknown(values))
 
     def signing_tokens(self) -> list[str]:
         """Auth tokens a webhook signature may have been made with (rotation adds more)."""
