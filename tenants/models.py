@@ -27,7 +27,10 @@ DEFAULT_HELP_TEXT = (
     "Msg & data rates may apply. Reply STOP to cancel."
 )
 DEFAULT_STOP_TEXT = "{brand}: You are unsubscribed and will receive no further messages. Reply START to resubscribe."
-DEFAULT_START_TEXT = "{brand}: You are resubscribed. Msg frequency varies. Msg & data rates may apply. Reply HELP for help, STOP to cancel."
+DEFAULT_START_TEXT = (
+    "{brand}: You are resubscribed. Msg frequency varies. Msg & data rates may apply. "
+    "Reply HELP for help, STOP to cancel."
+)
 
 
 class _KeepUnknown(dict):
