@@ -64,6 +64,14 @@ class Message(TenantOwned):
     is_evidence = models.BooleanField(
         default=False, help_text="Changed an opt-out or consent state: its body is kept as evidence."
     )
+    offered_disclosure = models.ForeignKey(
+        "ConsentDisclosure",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Marketing disclosure the portal's reply to this inbound START offered (a YES next records consent).",
+    )
     body_purged_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     status_updated_at = models.DateTimeField(null=True, blank=True)

@@ -123,3 +123,27 @@ class TwilioWebhookClient:
 @pytest.fixture
 def twilio_webhook(client):
     return TwilioWebhookClient(client)
+
+
+@pytest.fixture
+def sandbox():
+    """A running local Twilio stand-in (tenants/sandbox.py); its parent credentials are on it as
+    `parent_auth_token` so tests can act as the platform."""
+    from tenants.sandbox import TwilioSandbox
+
+    parent_token = secrets.token_hex(16)
+    running = TwilioSandbox(
+        parent_account_sid=random_sid("AC"), parent_auth_token=parent_token, callback_delay=0.05
+    ).start()
+    running.parent_auth_token = parent_token
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def sandbox_settings(settings, sandbox):
+    """Point the client factory (every Twilio domain) and the parent account at the sandbox."""
+    settings.TWILIO_API_BASE_URL = sandbox.base_url
+    settings.TWILIO_ACCOUNT_SID = sandbox.parent_account_sid
+    settings.TWILIO_AUTH_TOKEN = sandbox.parent_auth_token
+    return settings
