@@ -39,6 +39,22 @@ class Purpose(models.TextChoices):
     INFORMATIONAL = "informational", "Informational"
 
 
+class GateDecision(models.TextChoices):
+    SEND = "send", "Send now"
+    DEFER = "defer", "Deferred"
+    BLOCK = "block", "Blocked"
+
+
+class GateReason(models.TextChoices):
+    OPTED_OUT = "opted_out", "Opted out"
+    NO_CONSENT = "no_consent", "No marketing consent"
+    QUIET_HOURS = "quiet_hours", "Quiet hours"
+    FREQUENCY_CAP = "frequency_cap", "Frequency cap"
+    INVALID_NUMBER = "invalid_number", "Invalid number"
+    TENANT_SUSPENDED = "tenant_suspended", "Tenant suspended"
+    REVOCATION_PENDING = "revocation_pending", "Revocation pending review"
+
+
 class Message(TenantOwned):
     """One SMS/MMS, inbound or outbound, as Twilio and the portal know it."""
 
@@ -76,12 +92,36 @@ class Message(TenantOwned):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     status_updated_at = models.DateTimeField(null=True, blank=True)
 
+    # Outbound only: the compliance gate's decision and the send bookkeeping. These live in
+    # their own fields, never in `status` (see DOMAIN.md).
+    gate_decision = models.CharField(max_length=8, choices=GateDecision.choices, blank=True, default="")
+    gate_reason = models.CharField(max_length=24, choices=GateReason.choices, blank=True, default="")
+    send_after = models.DateTimeField(
+        null=True, blank=True, help_text="Deferred: when the gate allows it (a periodic task picks it up)."
+    )
+    send_claim = models.CharField(
+        max_length=36, blank=True, default="", help_text="Token of the worker holding the send lease."
+    )
+    send_claimed_until = models.DateTimeField(null=True, blank=True)
+    send_attempts = models.PositiveSmallIntegerField(default=0)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    failure_reason = models.TextField(blank=True, default="")
+    accepted_at = models.DateTimeField(null=True, blank=True, help_text="When Twilio accepted it (SID saved).")
+    bulk_send = models.ForeignKey("BulkSend", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["tenant", "-created_at", "-id"], name="message_tenant_recent"),
             models.Index(fields=["tenant", "to_number", "-created_at"], name="message_tenant_to"),
             models.Index(fields=["tenant", "from_number", "-created_at"], name="message_tenant_from"),
+            models.Index(
+                fields=["send_after"], name="message_deferred_due", condition=Q(status="pending", gate_decision="defer")
+            ),
+            models.Index(fields=["bulk_send", "status"], name="message_bulk_status"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(direction__in=["inbound", "outbound"]), name="message_direction_valid"),
@@ -267,3 +307,74 @@ class RevocationReview(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.phone} review due {self.deadline_at:%Y-%m-%d}"
+
+
+class SendingPolicy(models.Model):
+    """A tenant's sending rules: quiet hours, frequency caps, pacing. One row per tenant."""
+
+    tenant = models.OneToOneField("tenants.Tenant", on_delete=models.CASCADE, related_name="sending_policy")
+    quiet_start = models.TimeField(default="08:00", help_text="Earliest local time for marketing messages.")
+    quiet_end = models.TimeField(default="21:00", help_text="Latest local time for marketing messages.")
+    region_windows = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Stricter windows by region, e.g. {"US-FL": ["08:00", "20:00"], "US-OK": ["08:00", "20:00"]}.',
+    )
+    frequency_cap = models.PositiveSmallIntegerField(
+        default=3, help_text="Most marketing messages per number per 24 hours (0 = no cap)."
+    )
+    informational_follows_marketing_rules = models.BooleanField(
+        default=False, help_text="Apply quiet hours and frequency caps to informational messages too."
+    )
+    messages_per_second = models.FloatField(default=1.0, help_text="Per sender; US long codes take about 1/s.")
+
+    class Meta:
+        verbose_name_plural = "sending policies"
+
+    def __str__(self) -> str:
+        return f"Sending policy of {self.tenant}"
+
+
+class MessageTemplate(TenantOwned):
+    """A reusable body with {{variable}} placeholders."""
+
+    name = models.CharField(max_length=80)
+    purpose = models.CharField(max_length=16, choices=Purpose.choices)
+    body = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="template_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class BulkSend(TenantOwned):
+    """One campaign: a CSV of recipients rendered through a template and paced out."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        RUNNING = "running", "Running"
+        PAUSED = "paused", "Paused"
+        CANCELLED = "cancelled", "Cancelled"
+        COMPLETED = "completed", "Completed"
+
+    name = models.CharField(max_length=120)
+    template = models.ForeignKey(MessageTemplate, on_delete=models.PROTECT, related_name="+")
+    purpose = models.CharField(max_length=16, choices=Purpose.choices)
+    sender = models.CharField(max_length=34, blank=True, default="", help_text="From number when no Messaging Service.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    total_recipients = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    launched_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
