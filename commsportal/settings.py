@@ -18,8 +18,10 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"  # embedded-mode state: SQLite file, broker folders (gitignored)
 
 env = environ.Env()
-if (BASE_DIR / ".env").is_file():
-    env.read_env(str(BASE_DIR / ".env"))
+# Values already in the environment win over the file; ENV_FILE="" reads no file at all.
+ENV_FILE = env.str("ENV_FILE", default=str(BASE_DIR / ".env"))
+if ENV_FILE and Path(ENV_FILE).is_file():
+    env.read_env(ENV_FILE)
 
 DEBUG = env.bool("DEBUG", default=True)
 
@@ -98,6 +100,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "tenants.context_processors.portal",
+                "tenants.context_processors.alerts",
+                "messaging.context_processors.revocations",
             ],
         },
     },
@@ -160,6 +164,13 @@ TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
 TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="").rstrip("/")
 TWILIO_HTTP_TIMEOUT = env.float("TWILIO_HTTP_TIMEOUT", default=15.0)
 
+# Sending: how long a worker's claim on an outbound message lasts (keep it above the task's
+# hard time limit, 90 s), and a test-only fault-injection hook (messaging.sending._fault_point):
+# a file path whose content names the point where the process SIGKILLs itself. Never set it
+# in production.
+MESSAGING_SEND_LEASE_SECONDS = env.int("MESSAGING_SEND_LEASE_SECONDS", default=120)
+MESSAGING_FAULT_KILL_FILE = env.str("MESSAGING_FAULT_KILL_FILE", default="")
+
 SENDGRID_API_KEY = env.str("SENDGRID_API_KEY", default="")
 SENDGRID_WEBHOOK_PUBLIC_KEY = env.str("SENDGRID_WEBHOOK_PUBLIC_KEY", default="")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="portal@commsportal.localhost")
@@ -169,13 +180,17 @@ EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.cons
 # real worker and beat with no broker installed.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    _queue_dir = VAR_DIR / "broker"
+    _queue_dir = Path(env.str("CELERY_FILESYSTEM_BROKER_DIR", default=str(VAR_DIR / "broker")))
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue_dir / "queue"),
         "data_folder_out": str(_queue_dir / "queue"),
         "processed_folder": str(_queue_dir / "processed"),
+        "control_folder": str(_queue_dir / "control"),  # kombu's default is relative to the cwd
         "store_processed": False,
     }
+    # kombu's filesystem transport fails on missing folders instead of creating them.
+    for _folder in ("queue", "processed", "control"):
+        (_queue_dir / _folder).mkdir(parents=True, exist_ok=True)
 else:
     # Redis redelivers an unacked task after the visibility timeout: keep it well above the
     # longest task and never use ETAs anywhere near it (deferred sends live in the database).

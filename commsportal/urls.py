@@ -22,13 +22,16 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("support/", tenant_views.support_overview, name="support_overview"),
+    path("operator/", include("tenants.operator_urls")),
     path("webhooks/", include(webhook_urlpatterns)),
     path(
         "t/<slug:tenant_slug>/",
         include(
             tenant_urlpatterns
             + [
+                path("", include("tenants.number_urls")),
                 path("", include("messaging.urls")),
+                path("", include("messaging.bulk_urls")),
                 path("", include("voice.urls")),
                 path("", include("verify.urls")),
             ]

@@ -279,7 +279,8 @@ def _marketing_offer_accept(*, tenant: Tenant, message: Message, extras: dict[st
         return None
     previous = (
         Message.objects.for_tenant(tenant)
-        .filter(direction=Message.Direction.INBOUND, from_number=message.from_number, created_at__lte=message.created_at)
+        .filter(direction=Message.Direction.INBOUND, from_number=message.from_number)
+        .filter(created_at__lte=message.created_at)
         .exclude(pk=message.pk)
         .select_related("offered_disclosure")
         .order_by("-created_at", "-id")
@@ -359,9 +360,7 @@ def _review_copy(source: RevocationReview, target: RevocationReview) -> None:
 
 
 @transaction.atomic
-def revocation_confirm(
-    *, tenant: Tenant, review: RevocationReview, actor, note: str = "", request=None
-) -> OptOutEvent:
+def revocation_confirm(*, tenant: Tenant, review: RevocationReview, actor, note: str = "", request=None) -> OptOutEvent:
     """An admin confirms a free-text revocation: the number is opted out (source
     `revocation_review`, every granted consent revoked) and the message becomes evidence.
 
@@ -460,6 +459,9 @@ def status_callback_apply(*, tenant: Tenant, params: Mapping, message_id: str | 
         if found is None:
             return None
         message, created = found
+        events = MessageEvent.objects.for_tenant(tenant).filter(message=message, status=new_status)
+        if not created and events.exists():
+            return message  # this (MessageSid, MessageStatus) was applied before
         try:
             with transaction.atomic():
                 MessageEvent.objects.create(
@@ -471,7 +473,7 @@ def status_callback_apply(*, tenant: Tenant, params: Mapping, message_id: str | 
                     payload=_params_dict(params),
                 )
         except IntegrityError:
-            return message  # this (MessageSid, MessageStatus) was applied before
+            return message  # the row lock makes this unreachable on PostgreSQL; kept as a backstop
         if not created and statuses.status_should_advance(message.status, new_status):
             message.status = new_status
             message.status_updated_at = now
@@ -500,6 +502,9 @@ def _callback_message(
         if message is not None:
             message.sid = sid
             update = ["sid"]
+            if message.accepted_at is None:  # a callback proves Twilio accepted it
+                message.accepted_at = timezone.now()
+                update.append("accepted_at")
             if not message.messaging_service_sid and _text(params, "MessagingServiceSid"):
                 message.messaging_service_sid = _text(params, "MessagingServiceSid")[:34]
                 update.append("messaging_service_sid")

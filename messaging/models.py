@@ -368,6 +368,12 @@ class BulkSend(TenantOwned):
     sender = models.CharField(max_length=34, blank=True, default="", help_text="From number when no Messaging Service.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
     total_recipients = models.PositiveIntegerField(default=0)
+    upload = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The validated CSV from upload until its messages are queued (the template body as previewed, "
+        "variables, rows); only the counts remain afterwards.",
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     launched_at = models.DateTimeField(null=True, blank=True)

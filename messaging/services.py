@@ -6,15 +6,17 @@ Inbound/status webhook processing and the revocation review queue live in
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
 
 from tenants.models import Tenant
+from tenants.services import audit_record
 
-from .models import ConsentDisclosure, ConsentEvent, Message, OptOutEvent, disclosure_hash
-from .selectors import consent_granted_purposes
+from .models import ConsentDisclosure, ConsentEvent, Message, OptOutEvent, TenantKeyword, disclosure_hash
+from .selectors import consent_granted_purposes, consent_latest_for_phones
 
 
 @transaction.atomic
@@ -141,3 +143,142 @@ def consent_record(
         captured_at=captured_at or timezone.now(),
         note=note,
     )
+
+
+# --- Admin actions (portal views): each one audited -------------------------------------------
+
+
+@transaction.atomic
+def opt_out_admin_change(*, tenant: Tenant, phone: str, action: str, reason: str, request) -> OptOutEvent:
+    """An admin opts `phone` out (action 'opt_out') or back in ('opt_in'), with a reason.
+
+    Opting back in lifts only the portal's own block: if the person had texted STOP, Twilio
+    keeps refusing sends (21610) until they text START to that sender.
+    """
+    record = opt_out_record if action == OptOutEvent.Action.OPT_OUT else opt_in_record
+    event = record(tenant=tenant, phone=phone, source=OptOutEvent.Source.ADMIN, reason=reason, actor=request.user)
+    audit_record(
+        action="opt_out.add" if action == OptOutEvent.Action.OPT_OUT else "opt_out.remove",
+        tenant=tenant,
+        request=request,
+        target=phone,
+        reason=reason,
+        details={"opt_out_event": event.pk},
+    )
+    return event
+
+
+@dataclass(frozen=True)
+class OptOutRow:
+    phone: str
+    at: datetime
+    reason: str = ""
+
+
+@transaction.atomic
+def opt_out_bulk_record(*, tenant: Tenant, rows: list[OptOutRow], source: str, actor=None) -> list[OptOutEvent]:
+    """`opt_out_record` for many numbers at once, with a fixed number of queries.
+
+    Same ledger effect per row: one opt-out event, and a `revoked` consent event for every
+    purpose whose latest consent is `granted`. The caller decides which rows are worth
+    recording (e.g. skips numbers already opted out).
+    """
+    if not rows:
+        return []
+    events = OptOutEvent.objects.bulk_create(
+        [
+            OptOutEvent(
+                tenant=tenant,
+                phone=row.phone,
+                action=OptOutEvent.Action.OPT_OUT,
+                reason=row.reason,
+                source=source,
+                actor=actor,
+                created_at=row.at,
+            )
+            for row in rows
+        ],
+        batch_size=500,
+    )
+    granted: dict[str, list[str]] = {}
+    for (phone, purpose), latest in consent_latest_for_phones(tenant=tenant, phones=[r.phone for r in rows]).items():
+        if latest.action == ConsentEvent.Action.GRANTED:
+            granted.setdefault(phone, []).append(purpose)
+    method = ConsentEvent.Method.IMPORT if source == OptOutEvent.Source.IMPORT else ConsentEvent.Method.API
+    revocations = [
+        ConsentEvent(
+            tenant=tenant,
+            phone=event.phone,
+            purpose=purpose,
+            action=ConsentEvent.Action.REVOKED,
+            method=method,
+            source=f"opt-out ({source})",
+            captured_by=actor,
+            captured_at=event.created_at,
+            opt_out_event=event,
+            note=event.reason,
+        )
+        for event in events
+        for purpose in granted.get(event.phone, ())
+    ]
+    ConsentEvent.objects.bulk_create(revocations, batch_size=500)
+    return events
+
+
+@transaction.atomic
+def consent_capture(
+    *,
+    tenant: Tenant,
+    phone: str,
+    purpose: str,
+    action: str,
+    method: str,
+    request,
+    source: str = "",
+    disclosure_text: str = "",
+    disclosure_version: str = "",
+    ip_address: str | None = None,
+    user_agent: str = "",
+    captured_at: datetime | None = None,
+    note: str = "",
+) -> ConsentEvent:
+    """Staff record a consent they collected themselves (paper form, phone call…); audited."""
+    event = consent_record(
+        tenant=tenant,
+        phone=phone,
+        purpose=purpose,
+        action=action,
+        method=method,
+        source=source,
+        disclosure_text=disclosure_text,
+        disclosure_version=disclosure_version,
+        ip_address=ip_address,
+        user_agent=user_agent,
+        captured_by=request.user,
+        captured_at=captured_at,
+        note=note,
+    )
+    audit_record(
+        action="consent.capture",
+        tenant=tenant,
+        request=request,
+        target=phone,
+        details={"consent_event": event.pk, "purpose": purpose, "action": action, "method": method},
+    )
+    return event
+
+
+@transaction.atomic
+def tenant_keyword_add(*, tenant: Tenant, kind: str, word: str, request) -> TenantKeyword:
+    """Add a tenant keyword; `word` must already be normalised and free (see the form)."""
+    keyword = TenantKeyword.objects.create(tenant=tenant, kind=kind, word=word)
+    audit_record(action="keyword.add", tenant=tenant, request=request, target=word, details={"kind": kind})
+    return keyword
+
+
+@transaction.atomic
+def tenant_keyword_remove(*, tenant: Tenant, keyword: TenantKeyword, request) -> None:
+    audit_record(
+        action="keyword.remove", tenant=tenant, request=request, target=keyword.word, details={"kind": keyword.kind}
+    )
+    TenantKeyword.objects.for_tenant(tenant).filter(pk=keyword.pk).delete()

@@ -1,3 +1,4 @@
+from .alerts import alert_open_list
 from .models import Tenant, is_support
 
 
@@ -12,3 +13,12 @@ def portal(request):
         "tenant_access": getattr(request, "tenant_access", None),
         "user_is_support": is_support(user),
     }
+
+
+def alerts(request):
+    """Open monitoring alerts of the current tenant, for the banner every role sees."""
+    tenant = getattr(request, "tenant", None)
+    user = getattr(request, "user", None)
+    if tenant is None or user is None or not user.is_authenticated:
+        return {}
+    return {"open_alerts": alert_open_list(tenant=tenant)}

@@ -5,11 +5,12 @@ from __future__ import annotations
 import zoneinfo
 
 from django.conf import settings
-from django.core.validators import RegexValidator
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 
 from .crypto import EncryptedTextField
+from .scoping import TenantOwned
 
 account_sid_validator = RegexValidator(r"^AC[0-9a-f]{32}$", "An Account SID is AC followed by 32 hex digits.")
 api_key_sid_validator = RegexValidator(r"^SK[0-9a-f]{32}$", "An API key SID is SK followed by 32 hex digits.")
@@ -102,6 +103,27 @@ class Tenant(models.Model):
         "who answers keywords", max_length=10, choices=KeywordReplies.choices, default=KeywordReplies.TWILIO
     )
     sender_email = models.EmailField(blank=True, default="")
+    # Credential rotation (tenants/lifecycle.py). Both are set only while a rotation is under
+    # way: the secondary auth token between "create secondary" and "promote" (webhooks signed
+    # with it validate too), the pending API key between its creation and its verification.
+    secondary_auth_token = EncryptedTextField("secondary auth token", blank=True, default="")
+    pending_api_key_sid = models.CharField(
+        "pending API key SID", max_length=34, blank=True, default="", validators=[api_key_sid_validator]
+    )
+    pending_api_key_secret = EncryptedTextField("pending API key secret", blank=True, default="")
+    # Retention (tenants/retention.py): message bodies and media go after `retention_days`;
+    # metadata and consent/opt-out evidence stay.
+    retention_days = models.PositiveIntegerField(
+        default=400,
+        validators=[MinValueValidator(1)],
+        help_text="Message bodies and media URLs older than this are purged (metadata is kept).",
+    )
+    legal_hold = models.BooleanField(default=False, help_text="While set, nothing of this tenant is purged.")
+    redact_at_twilio = models.BooleanField(
+        "redact at Twilio",
+        default=False,
+        help_text="Also redact purged bodies in Twilio's message log (POST Messages/{sid} Body='').",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -116,6 +138,7 @@ class Tenant(models.Model):
             models.CheckConstraint(
                 condition=Q(status__in=["active", "suspended", "closed"]), name="tenant_status_valid"
             ),
+            models.CheckConstraint(condition=Q(retention_days__gte=1), name="tenant_retention_days_positive"),
         ]
 
     def __str__(self) -> str:
@@ -136,8 +159,11 @@ class Tenant(models.Model):
         return template.format_map(_KeepUnknown(values))
 
     def signing_tokens(self) -> list[str]:
-        """Auth tokens a webhook signature may have been made with (rotation adds more)."""
-        return [t for t in [self.auth_token.reveal()] if t]
+        """Auth tokens a webhook signature may have been made with: the primary, and during an
+        auth token rotation the secondary too (Twilio switches to it the moment it is promoted,
+        possibly before the portal has stored the promotion)."""
+        tokens = [self.auth_token.reveal(), self.secondary_auth_token.reveal()]
+        return [t for i, t in enumerate(tokens) if t and t not in tokens[:i]]
 
 
 class Membership(models.Model):
@@ -230,3 +256,157 @@ class WebhookRejection(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.tenant or 'unknown'} {self.reason}: {self.count}"
+
+
+class Alert(TenantOwned):
+    """A monitoring alert about one tenant, open until the condition recovers.
+
+    At most one open alert per (tenant, kind) — a database constraint, so the five-minute
+    check (and two of them racing) can never raise or email the same alert twice.
+    """
+
+    class Kind(models.TextChoices):
+        FAILURE_RATE = "failure_rate", "Delivery failure rate"
+        SIGNATURE_FAILURES = "signature_failures", "Webhook signature failures"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="alerts")
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    raised_at = models.DateTimeField()
+    cleared_at = models.DateTimeField(null=True, blank=True)
+    details = models.JSONField(default=dict, blank=True, help_text="The numbers that raised (and cleared) it.")
+
+    class Meta:
+        ordering = ["-raised_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "kind"], condition=Q(cleared_at__isnull=True), name="alert_one_open_per_kind"
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=["failure_rate", "signature_failures"]), name="alert_kind_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        state = "open" if self.cleared_at is None else "cleared"
+        return f"{self.tenant_id}: {self.get_kind_display()} ({state})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.cleared_at is None
+
+    @property
+    def summary(self) -> str:
+        """One sentence for the banner and the emails, from the numbers that raised it."""
+        d = self.details or {}
+        if self.kind == self.Kind.FAILURE_RATE:
+            return (
+                f"{d.get('failed', '?')} of {d.get('finished', '?')} outbound messages failed or were undelivered "
+                f"in the last {d.get('window_minutes', 15)} minutes ({d.get('rate', 0):.0%})."
+            )
+        return (
+            f"{d.get('today', '?')} webhooks with an invalid Twilio signature today "
+            f"(previous 7-day average {d.get('baseline_average', 0):.1f} a day)."
+        )
+
+
+class SuppressionKey(models.Model):
+    """The tenant's secret key for hashing erased phone numbers (HMAC-SHA256).
+
+    Random per tenant and stored encrypted under FIELD_ENCRYPTION_KEY, rather than derived from
+    SECRET_KEY or FIELD_ENCRYPTION_KEY: both of those are meant to be rotated, and an erased
+    number can never be re-hashed (it is no longer stored anywhere), so a derived key would
+    silently lift every suppression on the next rotation. `rotate_encryption_keys` re-encrypts
+    this row like any other secret. Per tenant, so one person's hashes can't be linked across
+    tenants. Never deleted.
+    """
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.PROTECT, related_name="+")
+    key = EncryptedTextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "suppression key"
+
+    def __str__(self) -> str:
+        return f"Suppression key of tenant {self.tenant_id}"
+
+
+class SuppressionHash(TenantOwned):
+    """A number erased under GDPR, kept only as a keyed hash so it is never messaged again.
+
+    `messaging.selectors.number_is_suppressed` checks it before every send. Append-only.
+    """
+
+    phone_hash = models.CharField(max_length=64, help_text="HMAC-SHA256 of the E.164 number (hex).")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "phone_hash"], name="suppression_hash_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"suppressed {self.phone_hash[:16]}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValueError("Suppression hashes are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("Suppression hashes are append-only")
+
+
+phone_number_sid_validator = RegexValidator(r"^PN[0-9a-f]{32}$", "A phone number SID is PN followed by 32 hex digits.")
+
+
+class PhoneNumber(TenantOwned):
+    """A number of the tenant's Twilio subaccount, as last synced (tenants/numbers.py).
+
+    Twilio is the source of truth; this row is a snapshot for listing, filtering and drift
+    checks. A number released at Twilio (or gone from the account) keeps its row with
+    `released_at` set, so old messages still name a known number.
+    """
+
+    sid = models.CharField("SID", max_length=34, unique=True, validators=[phone_number_sid_validator])
+    phone_number = models.CharField("number", max_length=20, help_text="E.164.")
+    friendly_name = models.CharField(max_length=64, blank=True, default="")
+    sms = models.BooleanField("SMS", default=False)
+    mms = models.BooleanField("MMS", default=False)
+    voice = models.BooleanField(default=False)
+    sms_url = models.URLField("SMS URL", max_length=500, blank=True, default="")
+    sms_method = models.CharField("SMS method", max_length=4, blank=True, default="POST")
+    voice_url = models.URLField("voice URL", max_length=500, blank=True, default="")
+    voice_method = models.CharField(max_length=4, blank=True, default="POST")
+    status_callback = models.URLField(max_length=500, blank=True, default="")
+    messaging_service_sid = models.CharField("Messaging Service SID", max_length=34, blank=True, default="")
+    service_uses_own_inbound = models.BooleanField(
+        "service overrides inbound",
+        default=False,
+        help_text="In a Messaging Service whose own inbound settings win over the number's SMS URL "
+        "(use_inbound_webhook_on_number is false).",
+    )
+    service_inbound_url = models.URLField("service inbound URL", max_length=500, blank=True, default="")
+    synced_at = models.DateTimeField()
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "phone number"
+        ordering = ["phone_number"]
+        indexes = [models.Index(fields=["tenant", "phone_number"])]
+        constraints = [
+            models.CheckConstraint(condition=Q(sid__regex=r"^PN[0-9a-f]{32}$"), name="phone_number_sid_format"),
+        ]
+
+    def __str__(self) -> str:
+        return self.phone_number
+
+    @property
+    def is_released(self) -> bool:
+        return self.released_at is not None
+
+    @property
+    def inbound_url(self) -> str:
+        """The URL Twilio actually posts inbound SMS to for this number."""
+        return self.service_inbound_url if self.service_uses_own_inbound else self.sms_url

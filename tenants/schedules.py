@@ -16,6 +16,26 @@ PERIODIC_TASKS = [
         "task": "tenants.tasks.webhook_rejections_purge",
         "every": timedelta(days=1),
     },
+    {
+        "name": "Delivery alerts: failure rate and webhook signature spikes",
+        "task": "tenants.tasks.delivery_alerts_check",
+        "every": timedelta(minutes=5),
+    },
+    {
+        "name": "Twilio reachability per tenant (for /healthz)",
+        "task": "tenants.tasks.twilio_reachability_check",
+        "every": timedelta(minutes=5),
+    },
+    {
+        "name": "Retention: purge message bodies past each tenant's retention period",
+        "task": "tenants.tasks.retention_purge",
+        "every": timedelta(days=1),
+    },
+    {
+        "name": "Numbers: sync each tenant's numbers and webhook drift from Twilio",
+        "task": "tenants.tasks.numbers_sync_all",
+        "every": timedelta(hours=6),
+    },
 ]
 
 APPS = ("tenants", "messaging", "voice", "verify")

@@ -15,7 +15,9 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 from django.conf import settings
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
+from twilio.base.version import Version
 from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response
 from twilio.rest import Client
 
 from .twilio_errors import explain, is_retryable
@@ -38,6 +40,11 @@ class TwilioError(Exception):
 
     @classmethod
     def from_exception(cls, exc: BaseException) -> TwilioError:
+        if type(exc) is TwilioException and len(exc.args) == 2 and isinstance(exc.args[1], Response):
+            # List/page fetches raise a bare TwilioException("Unable to fetch page", response):
+            # read its error body as the SDK does for every other call, or 429/5xx on a list
+            # would look like a non-retryable unknown failure.
+            exc = Version.exception("GET", "", exc.args[1], str(exc.args[0]))
         if isinstance(exc, TwilioRestException | TwilioServiceException):
             status = getattr(exc, "status", None)
             raw_code = getattr(exc, "code", None) or status
@@ -108,3 +115,18 @@ def parent_client() -> Client:
             message="TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (the parent account) are not configured",
         )
     return Client(settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN, http_client=_http_client())
+
+
+def credentials_client(*, account_sid: str, username: str, password: str) -> Client:
+    """A client for explicit credentials of `account_sid`: its auth token (username = the
+    account SID) or an API key (username = SK…). Credential rotation uses it to manage keys and
+    auth tokens (a standard API key may not) and to prove a new credential works before the
+    portal switches to it."""
+    return Client(username, password, account_sid=account_sid, http_client=_http_client())
+
+
+def tenant_auth_token_client(tenant) -> Client:
+    """A client authenticated with the tenant's primary auth token, never its API key."""
+    return credentials_client(
+        account_sid=tenant.account_sid, username=tenant.account_sid, password=tenant.auth_token.reveal()
+    )

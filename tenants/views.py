@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import messages
@@ -9,11 +10,16 @@ from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from messaging.monitoring import DEFAULT_RANGE, RANGES, Outcomes, delivery_stats, outcomes_by_tenant, status_chart
+
+from .alerts import alerts_open_by_tenant
 from .forms import MembershipForm, TenantSettingsForm
 from .models import Membership, Tenant, is_support
+from .monitoring import reachability_snapshot, reachability_summary
 from .selectors import (
     audit_event_list,
     membership_list,
@@ -40,7 +46,14 @@ def home(request):
 
 @require_GET
 def tenant_dashboard(request):
-    return render(request, "tenants/dashboard.html", {"tenant": request.tenant})
+    """Delivery statistics for one tenant over ?range=24h|7d|30d (messaging/monitoring.py)."""
+    range_key = request.GET.get("range", DEFAULT_RANGE)
+    stats = delivery_stats(tenant=request.tenant, range_key=range_key if range_key in RANGES else DEFAULT_RANGE)
+    return render(
+        request,
+        "tenants/dashboard.html",
+        {"tenant": request.tenant, "stats": stats, "chart": status_chart(stats), "ranges": RANGES.values()},
+    )
 
 
 def tenant_settings(request):
@@ -95,17 +108,36 @@ def tenant_audit_log(request):
 
 @require_GET
 def support_overview(request):
-    """Every tenant at a glance for support staff and operators, with webhook rejections."""
+    """Every tenant at a glance for support staff and operators, worst failure rate (24 h) first,
+    with webhook rejections (7 d), open alerts and Twilio reachability (last cached check)."""
     if not (request.user.is_superuser or is_support(request.user)):
         raise PermissionDenied("Support staff only.")
     rejections = webhook_rejections_by_tenant(days=7)
+    outcomes = outcomes_by_tenant(since=timezone.now() - timedelta(hours=24))
+    open_alerts = alerts_open_by_tenant()
+    snapshot = reachability_snapshot()
+    reachability = (snapshot or {}).get("tenants", {})
     rows = [
-        (t, rejections.get(t.id, 0)) for t in tenant_list_for(request.user, search=request.GET.get("q", "").strip())
+        {
+            "tenant": t,
+            "outcomes": outcomes.get(t.id, Outcomes()),
+            "rejected": rejections.get(t.id, 0),
+            "alerts": open_alerts.get(t.id, []),
+            "twilio": reachability.get(t.slug),
+        }
+        for t in tenant_list_for(request.user, search=request.GET.get("q", "").strip())
     ]
+    # Worst first; tenants with nothing finished (no rate) last, then by name.
+    rows.sort(key=lambda r: (r["outcomes"].failure_rate is None, -(r["outcomes"].failure_rate or 0), r["tenant"].name))
     return render(
         request,
         "tenants/support_overview.html",
-        {"rows": rows, "unknown_rejections": rejections.get(None, 0), "q": request.GET.get("q", "")},
+        {
+            "rows": rows,
+            "unknown_rejections": rejections.get(None, 0),
+            "q": request.GET.get("q", ""),
+            "twilio_summary": reachability_summary(snapshot),
+        },
     )
 
 
@@ -137,9 +169,20 @@ def _check_broker() -> dict:
 @never_cache
 @require_GET
 def healthz(request):
+    """503 only when the portal itself is down (database or broker). Twilio's reachability per
+    tenant is reported — `twilio_summary.status` down/degraded shows an outage at a glance — but
+    never turns this into a 503: the portal is up and keeps recording and queueing. Reachability
+    comes from the cache the beat task fills (tenants/monitoring.py), keyed by tenant slug only."""
     checks = {"database": _check_database(), "broker": _check_broker()}
     healthy = all(c["ok"] for c in checks.values())
+    snapshot = reachability_snapshot()
     return JsonResponse(
-        {"status": "ok" if healthy else "unavailable", "checks": checks, "debug": settings.DEBUG},
+        {
+            "status": "ok" if healthy else "unavailable",
+            "checks": checks,
+            "twilio_summary": reachability_summary(snapshot),
+            "twilio": (snapshot or {}).get("tenants", {}),
+            "debug": settings.DEBUG,
+        },
         status=200 if healthy else 503,
     )

@@ -147,3 +147,9 @@ def sandbox_settings(settings, sandbox):
     settings.TWILIO_ACCOUNT_SID = sandbox.parent_account_sid
     settings.TWILIO_AUTH_TOKEN = sandbox.parent_auth_token
     return settings
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Real hashers cost seconds per test user on a loaded 2-core machine; tests don't test them."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -6,9 +6,12 @@ A new portal URL must be added to PAGES/WRITES below, or test_every_tenant_url_i
 """
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from tests.conftest import PASSWORD
+
+CUSTOMER = "+14155550100"
 
 ROLES = ["anonymous", "admin_a", "viewer_a", "admin_b", "support"]
 
@@ -26,10 +29,34 @@ PAGES = {
     "number_list": ({}, READ_OK),
     "call_list": ({}, READ_OK),
     "verification_list": ({}, READ_OK),
+    # messaging admin pages (kwargs may be a factory of ctx for objects of tenant A)
+    "message_detail": (lambda ctx: {"message_id": ctx["message"].id}, READ_OK),
+    "message_status": (lambda ctx: {"message_id": ctx["message"].id}, READ_OK),
+    "message_send": ({}, ADMIN_ONLY_READ),
+    "message_send_preview": ({}, ADMIN_ONLY_READ),
+    "opt_out_change": ({}, ADMIN_ONLY_READ),
+    "opt_out_import": ({}, ADMIN_ONLY_READ),
+    "consent_detail": (lambda ctx: {"event_id": ctx["consent"].id}, READ_OK),
+    "consent_capture": ({}, ADMIN_ONLY_READ),
+    "consent_import": ({}, ADMIN_ONLY_READ),
+    "number_history": ({"number": CUSTOMER}, READ_OK),
+    "revocation_list": ({}, READ_OK),
+    "keyword_list": ({}, READ_OK),
 }
 WRITE_OK = {"admin_a": 302, "viewer_a": 403, "admin_b": 404, "support": 403}
-# url name -> (kwargs factory, POST data factory)
+# Support staff's own audited actions (support_action): nobody else needs them.
+SUPPORT_ONLY_WRITE = {"admin_a": 403, "viewer_a": 403, "admin_b": 404, "support": 200}
+# url name -> (kwargs factory, POST data factory[, expected status per role; WRITE_OK if absent])
 WRITES = {
+    "message_send": (
+        lambda ctx: {},
+        lambda ctx: {
+            "to": "+14155550188",
+            "purpose": "transactional",
+            "sender": "+14155550101",
+            "body": "Your order shipped.",
+        },
+    ),
     "tenant_settings": (
         lambda ctx: {},
         lambda ctx: {
@@ -45,18 +72,146 @@ WRITES = {
     ),
     "tenant_members": (lambda ctx: {}, lambda ctx: {"username": ctx["extra_user"].username, "role": "viewer"}),
     "tenant_member_remove": (lambda ctx: {"membership_id": ctx["viewer_membership"].id}, lambda ctx: {}),
+    "opt_out_change": (
+        lambda ctx: {},
+        lambda ctx: {"phone": CUSTOMER, "action": "opt_out", "reason": "Asked by phone"},
+    ),
+    "opt_out_import": (
+        lambda ctx: {},
+        lambda ctx: {"file": SimpleUploadedFile("o.csv", b"phone,reason\n+14155550102,old system\n")},
+    ),
+    "consent_capture": (
+        lambda ctx: {},
+        lambda ctx: {
+            "phone": CUSTOMER,
+            "purpose": "transactional",
+            "action": "granted",
+            "method": "paper",
+            "captured_at": "2025-05-01T10:00",
+        },
+    ),
+    "consent_import": (
+        lambda ctx: {},
+        lambda ctx: {
+            "file": SimpleUploadedFile(
+                "c.csv", b"phone,purpose,action,method,captured_at\n+14155550102,otp,granted,api,2025-01-01\n"
+            )
+        },
+    ),
+    "revocation_confirm": (lambda ctx: {"review_id": ctx["review"].id}, lambda ctx: {"note": ""}),
+    "revocation_dismiss": (lambda ctx: {"review_id": ctx["review"].id}, lambda ctx: {"note": "Not about texts"}),
+    "keyword_list": (lambda ctx: {}, lambda ctx: {"kind": "opt_out", "word": "BAJA"}),
+    "keyword_remove": (lambda ctx: {"keyword_id": ctx["keyword"].id}, lambda ctx: {}),
+    "number_unmask": (
+        lambda ctx: {"number": CUSTOMER},
+        lambda ctx: {"reason": "Ticket 4411: caller verification"},
+        SUPPORT_ONLY_WRITE,
+    ),
 }
+
+
+# --- Message templates and bulk sends (messaging/bulk_urls.py) ----------------------------------
+
+
+def _bulk_template(ctx):
+    from messaging.models import MessageTemplate
+
+    if "bulk_template" not in ctx:
+        ctx["bulk_template"] = MessageTemplate.objects.create(
+            tenant=ctx["tenant"], name="Reminder", purpose="transactional", body="Hi {{first_name}}, see you soon."
+        )
+    return ctx["bulk_template"]
+
+
+def _bulk(ctx, status="draft"):
+    """A bulk send of tenant A in `status`; a draft holds one uploaded recipient."""
+    from messaging.models import BulkSend
+
+    if f"bulk_{status}" not in ctx:
+        upload = {
+            "body": "Hi {{first_name}}, see you soon.",
+            "variables": ["first_name"],
+            "recipients": [["+14155550123", ["Ana"]]],
+            "errors": [],
+            "error_count": 0,
+            "duplicates": 0,
+            "rows_read": 1,
+        }
+        ctx[f"bulk_{status}"] = BulkSend.objects.create(
+            tenant=ctx["tenant"],
+            name=f"Bulk {status}",
+            template=_bulk_template(ctx),
+            purpose="transactional",
+            sender="+14155550100",
+            status=status,
+            total_recipients=1,
+            upload=upload if status == "draft" else {},
+        )
+    return ctx[f"bulk_{status}"]
+
+
+def _bulk_csv(ctx):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return SimpleUploadedFile("r.csv", b"phone,first_name\n+14155550123,Ana\n", content_type="text/csv")
+
+
+PAGES.update(
+    {
+        "template_list": ({}, READ_OK),
+        "template_create": ({}, ADMIN_ONLY_READ),
+        "template_edit": (lambda ctx: {"template_id": _bulk_template(ctx).id}, READ_OK),
+        "bulk_list": ({}, READ_OK),
+        "bulk_create": ({}, ADMIN_ONLY_READ),
+        "bulk_preview": (lambda ctx: {"bulk_id": _bulk(ctx).id}, ADMIN_ONLY_READ),
+        "bulk_detail": (lambda ctx: {"bulk_id": _bulk(ctx, "running").id}, READ_OK),
+        "bulk_progress": (lambda ctx: {"bulk_id": _bulk(ctx, "running").id}, READ_OK),
+    }
+)
+WRITES.update(
+    {
+        "template_create": (
+            lambda ctx: {},
+            lambda ctx: {"name": "Welcome", "purpose": "marketing", "body": "Hi {{first_name}}"},
+        ),
+        "template_edit": (
+            lambda ctx: {"template_id": _bulk_template(ctx).id},
+            lambda ctx: {"name": "Reminder", "purpose": "transactional", "body": "Bye {{first_name}}"},
+        ),
+        "template_delete": (lambda ctx: {"template_id": _bulk_template(ctx).id}, lambda ctx: {}),
+        "bulk_create": (
+            lambda ctx: {},
+            lambda ctx: {
+                "name": "Spring",
+                "template": _bulk_template(ctx).id,
+                "purpose": "transactional",
+                "sender": "+14155550100",
+                "csv_file": _bulk_csv(ctx),
+            },
+        ),
+        "bulk_launch": (lambda ctx: {"bulk_id": _bulk(ctx).id}, lambda ctx: {}),
+        "bulk_pause": (lambda ctx: {"bulk_id": _bulk(ctx, "running").id}, lambda ctx: {}),
+        "bulk_resume": (lambda ctx: {"bulk_id": _bulk(ctx, "paused").id}, lambda ctx: {}),
+        "bulk_cancel": (lambda ctx: {"bulk_id": _bulk(ctx, "running").id}, lambda ctx: {}),
+    }
+)
 
 
 @pytest.fixture
 def ctx(client, tenant, other_tenant, tenant_admin, viewer, other_admin, support_user, django_user_model):
+    from messaging.models import TenantKeyword
     from tenants.models import Membership
+    from tests.messaging.builders import make_consent, make_message, make_review
 
     return {
         "tenant": tenant,
         "users": {"admin_a": tenant_admin, "viewer_a": viewer, "admin_b": other_admin, "support": support_user},
         "extra_user": django_user_model.objects.create_user("newcomer", password=PASSWORD),
         "viewer_membership": Membership.objects.get(user=viewer, tenant=tenant),
+        "message": make_message(tenant, customer=CUSTOMER),
+        "consent": make_consent(tenant, CUSTOMER),
+        "review": make_review(tenant, CUSTOMER),
+        "keyword": TenantKeyword.objects.create(tenant=tenant, kind="help", word="AYUDA"),
     }
 
 
@@ -75,6 +230,7 @@ def tenant_url(name, tenant, **kwargs):
 @pytest.mark.parametrize("name", sorted(PAGES))
 def test_page_access(client, ctx, name, role):
     kwargs, expected = PAGES[name]
+    kwargs = kwargs(ctx) if callable(kwargs) else kwargs
     url = tenant_url(name, ctx["tenant"], **kwargs)
     login_as(client, ctx, role)
     response = client.get(url)
@@ -90,7 +246,8 @@ def test_page_access(client, ctx, name, role):
 def test_write_access(client, ctx, name, role):
     from tenants.models import AuditEvent
 
-    kwargs_f, data_f = WRITES[name]
+    kwargs_f, data_f, *custom = WRITES[name]
+    expected = custom[0] if custom else WRITE_OK
     url = tenant_url(name, ctx["tenant"], **kwargs_f(ctx))
     login_as(client, ctx, role)
     before = AuditEvent.objects.count()
@@ -98,9 +255,9 @@ def test_write_access(client, ctx, name, role):
     if role == "anonymous":
         assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
     else:
-        assert response.status_code == WRITE_OK[role], (name, role, response.content[:300])
-    if role == "admin_a":
-        assert AuditEvent.objects.count() > before  # every admin change is audited
+        assert response.status_code == expected[role], (name, role, response.content[:300])
+    if role != "anonymous" and expected[role] < 400:
+        assert AuditEvent.objects.count() > before  # every admin change (and support action) is audited
     else:
         assert AuditEvent.objects.count() == before  # and a refused one writes nothing
 
@@ -159,3 +316,45 @@ def _tenant_url_names():
 def test_every_tenant_url_is_covered():
     uncovered = _tenant_url_names() - set(PAGES) - set(WRITES)
     assert not uncovered, f"add these portal URLs to the isolation matrix: {sorted(uncovered)}"
+
+
+# --- Numbers (tenants/number_urls.py): Twilio calls go to a sandbox ------------------------------
+
+NUMBER_URLS = {"number_sync", "number_buy", "number_fix_webhooks", "number_release"}
+
+
+def _number(ctx):
+    """A drifted number of tenant A, at the sandbox and synced."""
+    from tenants.models import PhoneNumber
+    from tenants.numbers import numbers_sync
+
+    if "number" not in ctx:
+        tenant = ctx["tenant"]
+        ctx["sandbox"].register_account(tenant.account_sid, tenant.auth_token.reveal())
+        ctx["sandbox"].seed_number(tenant.account_sid, "+14155550150", SmsUrl="https://old.example.com/sms")
+        numbers_sync(tenant=tenant)
+        ctx["number"] = PhoneNumber.objects.for_tenant(tenant).get()
+    return ctx["number"]
+
+
+@pytest.fixture(autouse=True)
+def _numbers_sandbox(request):
+    """Only the numbers URLs talk to Twilio: give them a sandbox (and tenant A's account)."""
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is None or callspec.params.get("name") not in NUMBER_URLS:
+        return
+    request.getfixturevalue("sandbox_settings")
+    ctx = request.getfixturevalue("ctx")
+    ctx["sandbox"] = request.getfixturevalue("sandbox")
+    ctx["sandbox"].register_account(ctx["tenant"].account_sid, ctx["tenant"].auth_token.reveal())
+
+
+PAGES.update({"number_buy": ({}, ADMIN_ONLY_READ)})
+WRITES.update(
+    {
+        "number_sync": (lambda ctx: {}, lambda ctx: {}),
+        "number_buy": (lambda ctx: {}, lambda ctx: {"phone_number": "+14155550151"}),
+        "number_fix_webhooks": (lambda ctx: {"sid": _number(ctx).sid}, lambda ctx: {}),
+        "number_release": (lambda ctx: {"sid": _number(ctx).sid}, lambda ctx: {"confirm": "+14155550150"}),
+    }
+)

@@ -4,11 +4,29 @@ Idempotent: re-running updates the password when given, and each `--tenant SLUG 
 pair adds or changes that membership.
 """
 
+import argparse
+
 from django.core.management.base import BaseCommand, CommandError
 
 from tenants.management.secrets import read_secret
 from tenants.models import Membership, Tenant
 from tenants.services import membership_set, portal_user_upsert, support_grant
+
+
+class _MembershipAction(argparse.Action):
+    """Collects `--tenant SLUG [--role ROLE]` pairs in command-line order, so a role always
+    belongs to the tenant written just before it (`--tenant a --tenant b --role admin` makes
+    the user admin of b, not of a)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        pairs = [list(p) for p in getattr(namespace, self.dest) or []]
+        if option_string == "--tenant":
+            pairs.append([values, Membership.Role.VIEWER, False])
+        elif not pairs or pairs[-1][2]:
+            parser.error("Each --role must follow its --tenant.")
+        else:
+            pairs[-1][1:] = [values, True]
+        setattr(namespace, self.dest, pairs)
 
 
 class Command(BaseCommand):
@@ -17,20 +35,22 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("username")
         parser.add_argument("--password", help="'-' reads it from stdin, 'env:NAME' from the environment.")
-        parser.add_argument("--tenant", action="append", default=[], metavar="SLUG")
-        parser.add_argument("--role", action="append", default=[], choices=[c for c, _ in Membership.Role.choices])
+        parser.add_argument("--tenant", dest="memberships", action=_MembershipAction, default=[], metavar="SLUG")
+        parser.add_argument(
+            "--role",
+            dest="memberships",
+            action=_MembershipAction,
+            choices=[c for c, _ in Membership.Role.choices],
+            help="The role in the --tenant just before it (default viewer).",
+        )
         parser.add_argument(
             "--support", action="store_true", help="Make the user support staff (all tenants, read-only)."
         )
         parser.add_argument("--superuser", action="store_true", help="Platform operator with Django admin access.")
 
     def handle(self, *args, username, **opts):
-        tenants, roles = opts["tenant"], opts["role"]
-        if len(roles) > len(tenants):
-            raise CommandError("Each --role must follow a --tenant.")
-        roles = roles + [Membership.Role.VIEWER] * (len(tenants) - len(roles))
         resolved = []
-        for slug, role in zip(tenants, roles, strict=True):
+        for slug, role, _ in opts["memberships"]:
             tenant = Tenant.objects.filter(slug=slug).first()
             if tenant is None:
                 raise CommandError(f"No tenant with slug {slug!r}.")

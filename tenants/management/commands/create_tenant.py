@@ -8,10 +8,12 @@ re-run after a half-finished attempt never creates a second one.
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from tenants.crypto import Secret
+from tenants.lifecycle import subaccount_find_or_create
 from tenants.management.secrets import read_secret
 from tenants.models import Tenant
 from tenants.services import tenant_upsert
-from tenants.twilio import TwilioError, parent_client, twilio_errors
+from tenants.twilio import TwilioError
 
 
 class Command(BaseCommand):
@@ -53,7 +55,7 @@ class Command(BaseCommand):
         if opts["create_subaccount"]:
             if opts["account_sid"] or token_arg:
                 raise CommandError("Use either --create-subaccount or --account-sid/--auth-token, not both.")
-            fields.update(self._subaccount(fields.get("name") or existing.name))
+            fields.update(self._subaccount(fields.get("name") or existing.name, existing=existing))
         else:
             if opts["account_sid"]:
                 fields["account_sid"] = opts["account_sid"]
@@ -76,6 +78,12 @@ class Command(BaseCommand):
                 fields[field] = opts[option]
         if secret:
             fields["api_key_secret"] = secret
+        if existing is not None:
+            # Only what really changes is written (and audited): a re-run is a no-op.
+            fields = {k: v for k, v in fields.items() if _plain(getattr(existing, k)) != _plain(v)}
+            if not fields:
+                self.stdout.write(f"Tenant {slug} ({existing.account_sid}) unchanged.")
+                return
         try:
             tenant, created = tenant_upsert(slug=slug, fields=fields)
         except ValidationError as exc:
@@ -84,17 +92,21 @@ class Command(BaseCommand):
         changed = ", ".join(sorted(fields)) or "nothing"
         self.stdout.write(self.style.SUCCESS(f"{verb} tenant {tenant.slug} ({tenant.account_sid}); fields: {changed}."))
 
-    def _subaccount(self, friendly_name: str) -> dict:
+    def _subaccount(self, friendly_name: str, *, existing: Tenant | None) -> dict:
+        # The find-or-create rules live in tenants/lifecycle.py, shared with the operator pages.
         try:
-            with twilio_errors():
-                client = parent_client()
-                found = [a for a in client.api.v2010.accounts.list(friendly_name=friendly_name) if a.status != "closed"]
-                if found:
-                    account = found[0]
-                    self.stdout.write(f"Found existing subaccount {account.sid} named {friendly_name!r}; reusing it.")
-                else:
-                    account = client.api.v2010.accounts.create(friendly_name=friendly_name)
-                    self.stdout.write(f"Created subaccount {account.sid} named {friendly_name!r}.")
+            sub = subaccount_find_or_create(
+                friendly_name=friendly_name, account_sid=existing.account_sid if existing is not None else ""
+            )
         except TwilioError as exc:
             raise CommandError(str(exc)) from exc
-        return {"account_sid": account.sid, "auth_token": account.auth_token, "status": account.status}
+        if sub.created:
+            self.stdout.write(f"Created subaccount {sub.sid} named {friendly_name!r}.")
+        else:
+            self.stdout.write(f"Found existing subaccount {sub.sid} named {sub.friendly_name!r}; reusing it.")
+        return {"account_sid": sub.sid, "auth_token": sub.auth_token, "status": sub.status}
+
+
+def _plain(value):
+    """Compare secrets by value: a `Secret` never equals the string it wraps."""
+    return value.reveal() if isinstance(value, Secret) else value

@@ -28,7 +28,12 @@ from tenants.services import membership_set, portal_user_upsert, support_grant, 
 
 DEMO_PASSWORD = "commsportal-demo"
 DEMO_TENANTS = [
-    {"slug": "acme", "name": "Acme Health", "timezone": "America/New_York", "numbers": ["+14155550101", "+14155550102"]},
+    {
+        "slug": "acme",
+        "name": "Acme Health",
+        "timezone": "America/New_York",
+        "numbers": ["+14155550101", "+14155550102"],
+    },
     {"slug": "globex", "name": "Globex Retail", "timezone": "America/Chicago", "numbers": ["+13125550111"]},
 ]
 DEMO_USERS = [
@@ -83,7 +88,9 @@ class Command(BaseCommand):
                 env=env,
             ),
             subprocess.Popen(
-                [sys.executable, "manage.py", "runserver", opts["addrport"], "--noreload"], env=env, cwd=settings.BASE_DIR
+                [sys.executable, "manage.py", "runserver", opts["addrport"], "--noreload"],
+                env=env,
+                cwd=settings.BASE_DIR,
             ),
         ]
         if sandbox is not None:
@@ -148,7 +155,7 @@ class Command(BaseCommand):
     def _print_logins(self, addrport: str) -> None:
         self.stdout.write(self.style.SUCCESS(f"\ncommsportal demo on http://{addrport}/  (Ctrl-C stops everything)"))
         self.stdout.write(f"Demo logins (password for all: {DEMO_PASSWORD}):")
-        for username, memberships, support, superuser in DEMO_USERS:
+        for username, memberships, support, _superuser in DEMO_USERS:
             role = ", ".join(f"{r} of {s}" for s, r in memberships) or (
                 "support staff, all tenants read-only" if support else "platform operator (Django admin)"
             )

@@ -1,0 +1,514 @@
+"""The compliance gate: may this message go to this number now, later, or never?
+
+Every outbound message passes the gate twice: when it is queued (`messaging.sending`) and again
+at send time in the worker, because an opt-out or a revocation can arrive while it waits.
+
+Checks, in this order; the first that applies names the reason:
+
+1. ``invalid_number``  (block)  not a valid E.164 number according to phonenumbers.
+2. ``tenant_suspended`` (block) the tenant is not active.
+3. ``opted_out``       (block)  the number's latest opt-out event is an opt-out. EVERY purpose,
+   OTP included: an opted-out person gets nothing.
+4. ``no_consent``      (block)  marketing only: the number's latest marketing `ConsentEvent` is
+   not ``granted``.
+5. ``revocation_pending`` (defer) an open `RevocationReview` for the number: an admin must decide
+   whether "please stop texting me" was a revocation. Deferred, re-checked every
+   `REVOCATION_RECHECK` (not until the review deadline: a dismissal should not hold messages
+   for ten business days, and a confirmation turns the next check into ``opted_out``).
+6. ``quiet_hours``     (defer)  outside the allowed window in the recipient's local time.
+7. ``frequency_cap``   (defer)  the number already had `frequency_cap` capped messages in 24 h.
+
+5-7 apply to the *restricted* purposes only: marketing, and informational when the tenant's
+policy says `informational_follows_marketing_rules`. OTP and transactional messages skip them:
+an OTP at 23:00 goes at once. When several deferrals apply, the reason is the first one and
+`send_after` the earliest moment all of them are over (a cap that ends at 22:00 waits for the
+next morning's window).
+
+Quiet hours. The recipient's local time comes from the number (`phonenumbers.timezone`). A
+number with several candidate zones (Idaho's 208 is Mountain or Pacific) must be inside the
+window in ALL of them, and `send_after` is the first moment it is. When the zones are more
+than `MAX_ZONE_SPREAD` apart (non-geographic numbers list every zone of the country, Guam to
+Adak) or can never be inside together, or the zone is unknown, the tenant's own time zone
+decides. The window is the policy's
+`quiet_start`-`quiet_end` (default 08:00-21:00, end exclusive), narrowed by
+`STATUTORY_WINDOWS` (Florida and Oklahoma: 08:00-20:00, always applied: state law is not a
+preference) and by the policy's `region_windows` (keys: a country, ``"FR"``, or a subdivision,
+``"US-FL"``). Region windows only ever narrow the window. US and Canadian subdivisions come from
+the area code (phonenumbers' geocoder names the state: "Florida", "Miami, FL").
+
+Frequency cap. Counted per number: the tenant's restricted-purpose outbound messages accepted by
+Twilio in the last 24 h, plus those already queued to go (pending with decision ``send``), plus
+earlier rows of the same batch. The deferral lasts until enough of them are 24 h old.
+
+Batched: `gate_check_many` makes a constant number of queries whatever the number of
+recipients (policy, opt-outs, and for restricted purposes consent, open reviews and the 24 h
+counts). Small batches filter by the numbers (`IN`); large ones read the tenant's whole current
+state and intersect in memory, which keeps the query count constant without huge `IN` lists.
+Parsing is the hot spot: each number is parsed once, and time zones, subdivisions and window
+answers are cached by number prefix.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+from django.db.models import Q
+from django.utils import timezone
+from phonenumbers import geocoder
+from phonenumbers import timezone as phone_timezone
+from phonenumbers.tzdata import TIMEZONE_DATA
+
+from tenants.models import Tenant
+
+from . import statuses
+from .models import (
+    ConsentEvent,
+    GateDecision,
+    GateReason,
+    Message,
+    OptOutEvent,
+    Purpose,
+    RevocationReview,
+    SendingPolicy,
+)
+from .selectors import numbers_suppressed
+
+__all__ = [
+    "FREQUENCY_WINDOW",
+    "REVOCATION_RECHECK",
+    "STATUTORY_WINDOWS",
+    "GateVerdict",
+    "gate_check",
+    "gate_check_many",
+    "gate_evaluate",
+    "phone_e164",
+    "restricted_purposes",
+    "sending_policy_get",
+]
+
+#: How long a message to a number under revocation review waits before the gate looks again.
+REVOCATION_RECHECK = timedelta(hours=1)
+#: The frequency cap's window.
+FREQUENCY_WINDOW = timedelta(hours=24)
+#: Local-time windows the law imposes, whatever the tenant configured (DOMAIN.md: Florida and
+#: Oklahoma allow 8:00-20:00). Applied on top of the policy's own window and region windows.
+STATUTORY_WINDOWS: dict[str, tuple[str, str]] = {
+    "US-FL": ("08:00", "20:00"),
+    "US-OK": ("08:00", "20:00"),
+}
+#: Candidate zones further apart than this say nothing useful about where a number's owner is
+#: (a toll-free or non-geographic NANP number lists every zone from Guam to Adak): the tenant's
+#: own time zone decides instead. Idaho's Mountain/Pacific or Spain's Madrid/Canary stay.
+MAX_ZONE_SPREAD = timedelta(hours=3)
+#: Up to this many distinct numbers the ledgers are read with `phone IN (...)`; above it, the
+#: tenant's whole current state is read once and intersected in memory.
+IN_LIST_LIMIT = 2000
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    """The gate's answer for one number: `decision` is send, defer or block; `reason` a
+    `GateReason` value ('' when sending); `send_after` is set for deferrals only."""
+
+    decision: str
+    reason: str = ""
+    send_after: datetime | None = None
+
+    @property
+    def sends(self) -> bool:
+        return self.decision == GateDecision.SEND
+
+
+_SEND = GateVerdict(GateDecision.SEND)
+_INVALID = GateVerdict(GateDecision.BLOCK, GateReason.INVALID_NUMBER)
+_SUSPENDED = GateVerdict(GateDecision.BLOCK, GateReason.TENANT_SUSPENDED)
+_OPTED_OUT = GateVerdict(GateDecision.BLOCK, GateReason.OPTED_OUT)
+_NO_CONSENT = GateVerdict(GateDecision.BLOCK, GateReason.NO_CONSENT)
+
+
+# --- Public API ---------------------------------------------------------------------------------
+
+
+def gate_check(*, tenant: Tenant, to: str, purpose: str, now: datetime | None = None) -> GateVerdict:
+    """The gate's verdict for one message (see the module docstring for the rules)."""
+    return gate_check_many(tenant=tenant, recipients=[to], purpose=purpose, now=now)[to]
+
+
+def gate_check_many(
+    *, tenant: Tenant, recipients: Sequence[str], purpose: str, now: datetime | None = None
+) -> dict[str, GateVerdict]:
+    """Verdicts for many numbers at once, keyed by the recipient string as given.
+
+    A constant number of queries whatever `len(recipients)`. Each distinct number is judged as
+    if it were the only message (a number listed twice is not counted twice against the cap;
+    `gate_evaluate` does that, for queuing rows).
+    """
+    unique = list(dict.fromkeys(recipients))
+    results = gate_evaluate(tenant=tenant, recipients=unique, purpose=purpose, now=now)
+    return {raw: verdict for raw, (_, verdict) in zip(unique, results, strict=True)}
+
+
+def gate_evaluate(
+    *,
+    tenant: Tenant,
+    recipients: Sequence[str],
+    purpose: str,
+    now: datetime | None = None,
+    ahead_of: int | None = None,
+) -> list[tuple[str | None, GateVerdict]]:
+    """One (E.164 number or None when invalid, verdict) per recipient, in order.
+
+    Unlike `gate_check_many`, rows are judged in sequence: a number's earlier rows that were
+    allowed count against the frequency cap of its later ones. Queued messages (pending,
+    decision send) count against the cap; with `ahead_of` only those queued before that
+    message id do, so the worker re-checking a message neither counts itself nor defers it
+    because of messages queued after it (two queued messages never defer each other).
+    """
+    if purpose not in Purpose.values:
+        raise ValueError(f"Unknown purpose {purpose!r}; expected one of {', '.join(Purpose.values)}")
+    now = now or timezone.now()
+    parsed = [_parse(raw) for raw in recipients]
+    phones = {p.e164 for p in parsed if p is not None}
+    if not phones:
+        return [(None, _INVALID)] * len(recipients)
+    if tenant.status != Tenant.Status.ACTIVE:
+        return [(p.e164, _SUSPENDED) if p else (None, _INVALID) for p in parsed]
+
+    policy = sending_policy_get(tenant=tenant)
+    restricted = purpose in restricted_purposes(policy)
+    opted_out = _opted_out(tenant, phones)
+    consented = _marketing_consented(tenant, phones) if purpose == Purpose.MARKETING else set()
+    if restricted:
+        reviewing = _revocations_open(tenant, phones)
+        cap = policy.frequency_cap
+        counted = _recent_counted(tenant, phones, restricted_purposes(policy), now, ahead_of) if cap else {}
+        windows = _Windows(policy, tenant, now)
+
+    results: list[tuple[str | None, GateVerdict]] = []
+    batch_sends: Counter[str] = Counter()
+    for number in parsed:
+        if number is None:
+            results.append((None, _INVALID))
+            continue
+        phone = number.e164
+        if phone in opted_out:
+            verdict = _OPTED_OUT
+        elif purpose == Purpose.MARKETING and phone not in consented:
+            verdict = _NO_CONSENT
+        elif not restricted:
+            verdict = _SEND
+        else:
+            cap_until = None
+            if cap:
+                sent = counted.get(phone, [])
+                n = len(sent) + batch_sends[phone]
+                if n >= cap:
+                    stamps = sorted(sent + [now] * batch_sends[phone])
+                    cap_until = stamps[n - cap] + FREQUENCY_WINDOW
+            verdict = windows.verdict(number, revocation=phone in reviewing, cap_until=cap_until)
+        if verdict.sends and restricted:
+            batch_sends[phone] += 1
+        results.append((phone, verdict))
+    return results
+
+
+def restricted_purposes(policy: SendingPolicy) -> frozenset[str]:
+    """Purposes that quiet hours, frequency caps and pending revocations apply to."""
+    if policy.informational_follows_marketing_rules:
+        return frozenset({Purpose.MARKETING, Purpose.INFORMATIONAL})
+    return frozenset({Purpose.MARKETING})
+
+
+def sending_policy_get(*, tenant: Tenant) -> SendingPolicy:
+    """The tenant's sending policy, created with the defaults the first time it is needed."""
+    policy, _ = SendingPolicy.objects.get_or_create(tenant=tenant)
+    return policy
+
+
+def phone_e164(raw: str) -> str | None:
+    """`raw` as E.164 when it is a valid international number, else None."""
+    number = _parse(raw)
+    return number.e164 if number else None
+
+
+# --- Numbers ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Number:
+    e164: str
+    parsed: phonenumbers.PhoneNumber
+
+
+_NANP_E164 = re.compile(r"\+1[2-9]\d{9}")
+
+
+def _parse(raw: str) -> _Number | None:
+    """Parse once: a number must be international (+country code) and valid."""
+    text = raw.strip() if isinstance(raw, str) else ""
+    if not text.startswith("+"):
+        return None  # no national formats guessed: E.164 is the contract
+    if _NANP_E164.fullmatch(text):
+        # Already E.164 in the +1 plan (most of the traffic): building the number directly is
+        # exactly what parse() would produce, and a number valid for the US is valid (that is
+        # what is_valid_number finds first, at twice the cost).
+        number = phonenumbers.PhoneNumber(country_code=1, national_number=int(text[2:]))
+        if phonenumbers.is_valid_number_for_region(number, "US"):
+            return _Number(text, number)
+    else:
+        try:
+            number = phonenumbers.parse(text, None)
+        except phonenumbers.NumberParseException:
+            return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return _Number(f"+{number.country_code}{phonenumbers.national_significant_number(number)}", number)
+
+
+@lru_cache(maxsize=512)
+def _tz_prefix_length(country_code: int) -> int:
+    """Longest time-zone data prefix for a country code: numbers sharing that many leading
+    digits share their zones, so zone lookups are cached by it."""
+    code = str(country_code)
+    return max((len(k) for k in TIMEZONE_DATA if k.startswith(code)), default=len(code))
+
+
+#: Number prefix -> (zones, country, subdivision); bounded, cleared when full.
+_PLACE_CACHE: dict[str, tuple[tuple[str, ...], str, str]] = {}
+_PLACE_CACHE_MAX = 200_000
+_SUBDIVISION_CACHE: dict[str, str] = {}
+
+
+def _place(number: _Number) -> tuple[tuple[str, ...], str, str]:
+    """(time zones, ISO country, ISO subdivision or '') of a number, cached by the prefix that
+    decides them: numbers sharing their longest time-zone prefix share all three."""
+    key = number.e164[1 : 1 + _tz_prefix_length(number.parsed.country_code)]
+    place = _PLACE_CACHE.get(key)
+    if place is None:
+        zones = tuple(sorted({z for z in phone_timezone.time_zones_for_number(number.parsed) if z != "Etc/Unknown"}))
+        country = phonenumbers.region_code_for_number(number.parsed) or ""
+        if len(_PLACE_CACHE) >= _PLACE_CACHE_MAX:
+            _PLACE_CACHE.clear()
+        place = _PLACE_CACHE[key] = (zones, country, _subdivision(number, country))
+    return place
+
+
+_US_STATES = {
+    "Alabama": "AL", "Alaska": "AK", "Arizona": "AZ", "Arkansas": "AR", "California": "CA",
+    "Colorado": "CO", "Connecticut": "CT", "Delaware": "DE", "Florida": "FL", "Georgia": "GA",
+    "Hawaii": "HI", "Idaho": "ID", "Illinois": "IL", "Indiana": "IN", "Iowa": "IA", "Kansas": "KS",
+    "Kentucky": "KY", "Louisiana": "LA", "Maine": "ME", "Maryland": "MD", "Massachusetts": "MA",
+    "Michigan": "MI", "Minnesota": "MN", "Mississippi": "MS", "Missouri": "MO", "Montana": "MT",
+    "Nebraska": "NE", "Nevada": "NV", "New Hampshire": "NH", "New Jersey": "NJ", "New Mexico": "NM",
+    "New York": "NY", "North Carolina": "NC", "North Dakota": "ND", "Ohio": "OH", "Oklahoma": "OK",
+    "Oregon": "OR", "Pennsylvania": "PA", "Rhode Island": "RI", "South Carolina": "SC",
+    "South Dakota": "SD", "Tennessee": "TN", "Texas": "TX", "Utah": "UT", "Vermont": "VT",
+    "Virginia": "VA", "Washington": "WA", "West Virginia": "WV", "Wisconsin": "WI", "Wyoming": "WY",
+    "Washington D.C.": "DC", "District of Columbia": "DC",
+}  # fmt: skip
+_CA_PROVINCES = {
+    "Alberta": "AB", "British Columbia": "BC", "Manitoba": "MB", "New Brunswick": "NB",
+    "Newfoundland and Labrador": "NL", "Nova Scotia": "NS", "Ontario": "ON",
+    "Prince Edward Island": "PE", "Quebec": "QC", "Saskatchewan": "SK",
+    "Northwest Territories": "NT", "Nunavut": "NU", "Yukon": "YT",
+}  # fmt: skip
+_STATE_SUFFIX = re.compile(r",\s*([A-Z]{2})$")
+
+
+def _subdivision(number: _Number, country: str) -> str:
+    """ISO 3166-2 subdivision ("US-FL") of a US or Canadian number, from its area code; ''
+    elsewhere or when the area code isn't tied to one state (toll-free, non-geographic)."""
+    if country not in ("US", "CA"):
+        return ""
+    key = number.e164[:5]  # +1 and the area code: area codes never cross state lines
+    found = _SUBDIVISION_CACHE.get(key)
+    if found is None:
+        text = geocoder.description_for_number(number.parsed, "en").strip()
+        codes = _US_STATES if country == "US" else _CA_PROVINCES
+        code = ""
+        if match := _STATE_SUFFIX.search(text):
+            code = match.group(1)
+        elif text in codes:
+            code = codes[text]
+        found = _SUBDIVISION_CACHE[key] = f"{country}-{code}" if code else ""
+    return found
+
+
+# --- Quiet hours --------------------------------------------------------------------------------
+
+
+def _as_time(value) -> time:
+    return value if isinstance(value, time) else time.fromisoformat(str(value))
+
+
+class _Windows:
+    """Quiet-hours answers for one gate run (one tenant, one `now`), cached per region."""
+
+    def __init__(self, policy: SendingPolicy, tenant: Tenant, now: datetime) -> None:
+        self.now = now
+        self.default = (_as_time(policy.quiet_start), _as_time(policy.quiet_end))
+        self.region_windows = {
+            str(k).upper(): v for k, v in (policy.region_windows or {}).items() if isinstance(v, list | tuple)
+        }
+        try:
+            self.tenant_zone = tenant.timezone and ZoneInfo(tenant.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            self.tenant_zone = None
+        self.tenant_zone = self.tenant_zone or ZoneInfo("UTC")
+        self._window_cache: dict[tuple[str, str], tuple[time, time]] = {}
+        self._allowed_cache: dict[tuple, datetime] = {}
+
+    def verdict(self, number: _Number, *, revocation: bool, cap_until: datetime | None) -> GateVerdict:
+        now = self.now
+        zones, country, subdivision = _place(number)
+        window = self._window(country, subdivision)
+        in_window_now = self._next_allowed(zones, window, now) == now
+        if not (revocation or cap_until or not in_window_now):
+            return _SEND
+        reason = (
+            GateReason.REVOCATION_PENDING
+            if revocation
+            else GateReason.QUIET_HOURS
+            if not in_window_now
+            else GateReason.FREQUENCY_CAP
+        )
+        at = now
+        if revocation:
+            at = now + REVOCATION_RECHECK
+        if cap_until and cap_until > at:
+            at = cap_until
+        return GateVerdict(GateDecision.DEFER, reason, self._next_allowed(zones, window, at))
+
+    def _window(self, country: str, subdivision: str) -> tuple[time, time]:
+        key = (country, subdivision)
+        window = self._window_cache.get(key)
+        if window is None:
+            start, end = self.default
+            for region in filter(None, (country, subdivision)):
+                for source in (STATUTORY_WINDOWS, self.region_windows):
+                    bounds = source.get(region)
+                    try:
+                        low, high = (_as_time(b) for b in bounds) if bounds else (None, None)
+                    except (TypeError, ValueError):
+                        low = high = None  # a malformed region entry never loosens the window
+                    if low is not None and high is not None and low < high:
+                        start, end = max(start, low), min(end, high)
+            if start >= end:  # disjoint windows: fall back to the policy's own
+                start, end = self.default
+            window = self._window_cache[key] = (start, end)
+        return window
+
+    def _next_allowed(self, zones: tuple[str, ...], window: tuple[time, time], at: datetime) -> datetime:
+        """The first moment at or after `at` when every zone is inside `window`."""
+        key = (zones, window, at)
+        found = self._allowed_cache.get(key)
+        if found is None:
+            infos = [ZoneInfo(z) for z in zones]
+            offsets = [at.astimezone(z).utcoffset() for z in infos]
+            if not infos or max(offsets) - min(offsets) > MAX_ZONE_SPREAD:
+                infos = [self.tenant_zone]  # the number doesn't say where its owner is
+            found = _first_inside(infos, window, at)
+            if found is None:  # the zones never share a window (non-geographic numbers)
+                found = _first_inside([self.tenant_zone], window, at)
+            self._allowed_cache[key] = found
+        return found
+
+
+def _inside(moment: datetime, zone: ZoneInfo, window: tuple[time, time]) -> bool:
+    local = moment.astimezone(zone).time()
+    return window[0] <= local < window[1]
+
+
+def _first_inside(zones: list[ZoneInfo], window: tuple[time, time], at: datetime) -> datetime | None:
+    """`at` if every zone is inside the window then; else the earliest window opening in any
+    zone (over the next three days) at which all are; None when they never are together."""
+    if all(_inside(at, z, window) for z in zones):
+        return at
+    openings: set[datetime] = set()
+    for zone in zones:
+        local_day = at.astimezone(zone).date()
+        for offset in range(-1, 4):
+            day = local_day + timedelta(days=offset)
+            openings.add(_local_moment(day, window[0], zone))
+    for candidate in sorted(c for c in openings if c > at):
+        if all(_inside(candidate, z, window) for z in zones):
+            return candidate
+    return None
+
+
+def _local_moment(day: date, at: time, zone: ZoneInfo) -> datetime:
+    """`day` at wall time `at` in `zone`, as UTC (a wall time in a DST gap moves forward)."""
+    local = datetime.combine(day, at, tzinfo=zone)
+    moment = local.astimezone(ZoneInfo("UTC"))
+    if moment.astimezone(zone).time() < at:  # in a spring-forward gap
+        moment += timedelta(hours=1)
+    return moment
+
+
+# --- Ledgers ------------------------------------------------------------------------------------
+
+
+def _by_phone(queryset, phones: set[str]):
+    """Filter by the numbers for small batches; read the tenant's whole table for large ones."""
+    return queryset.filter(phone__in=phones) if len(phones) <= IN_LIST_LIMIT else queryset
+
+
+def _latest_actions(rows) -> dict[str, str]:
+    """phone -> action of its latest event, from rows ordered oldest first."""
+    latest: dict[str, str] = {}
+    for phone, action in rows:
+        latest[phone] = action
+    return latest
+
+
+def _opted_out(tenant: Tenant, phones: set[str]) -> set[str]:
+    rows = (
+        _by_phone(OptOutEvent.objects.for_tenant(tenant), phones)
+        .order_by("phone", "created_at", "id")
+        .values_list("phone", "action")
+    )
+    opted_out = {p for p, a in _latest_actions(rows).items() if a == OptOutEvent.Action.OPT_OUT and p in phones}
+    # A GDPR-erased number's ledger rows no longer carry it: only its keyed hash blocks it now.
+    return opted_out | numbers_suppressed(tenant=tenant, phones=phones)
+
+
+def _marketing_consented(tenant: Tenant, phones: set[str]) -> set[str]:
+    rows = (
+        _by_phone(ConsentEvent.objects.for_tenant(tenant).filter(purpose=Purpose.MARKETING), phones)
+        .order_by("phone", "captured_at", "id")
+        .values_list("phone", "action")
+    )
+    return {p for p, a in _latest_actions(rows).items() if a == ConsentEvent.Action.GRANTED and p in phones}
+
+
+def _revocations_open(tenant: Tenant, phones: set[str]) -> set[str]:
+    open_reviews = RevocationReview.objects.for_tenant(tenant).filter(status=RevocationReview.Status.OPEN)
+    return set(_by_phone(open_reviews, phones).values_list("phone", flat=True)) & phones
+
+
+def _recent_counted(
+    tenant: Tenant, phones: set[str], purposes: frozenset[str], now: datetime, ahead_of: int | None
+) -> dict[str, list[datetime]]:
+    """phone -> when each message counting against its cap went (queued ones: now)."""
+    queued = Q(status=statuses.PENDING, gate_decision=GateDecision.SEND, sid__isnull=True)
+    if ahead_of is not None:
+        queued &= Q(pk__lt=ahead_of)
+    qs = Message.objects.for_tenant(tenant).filter(
+        Q(accepted_at__gt=now - FREQUENCY_WINDOW) | queued,
+        direction=Message.Direction.OUTBOUND,
+        purpose__in=purposes,
+    )
+    if len(phones) <= IN_LIST_LIMIT:
+        qs = qs.filter(to_number__in=phones)
+    found: dict[str, list[datetime]] = defaultdict(list)
+    for phone, accepted_at in qs.values_list("to_number", "accepted_at"):
+        if phone in phones:
+            found[phone].append(accepted_at or now)
+    return found

@@ -1,0 +1,16 @@
+"""Messaging's periodic jobs (installed by `tenants.schedules.schedules_install`)."""
+
+from datetime import timedelta
+
+PERIODIC_TASKS = [
+    {
+        "name": "Release deferred outbound messages and re-enqueue lost ones",
+        "task": "messaging.tasks.deferred_messages_release_task",
+        "every": timedelta(seconds=60),
+    },
+    {
+        "name": "Dispatch running bulk sends (restart lost dispatchers, pick up released deferrals)",
+        "task": "messaging.bulk_tasks.bulk_dispatch_kick",
+        "every": timedelta(seconds=15),
+    },
+]

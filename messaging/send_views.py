@@ -1,0 +1,177 @@
+"""One-off sends from the portal: a form with live E.164 validation and a gate preview, and a
+status endpoint the message page polls so an admin watches callbacks arrive."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages as flash
+from django.core.exceptions import ValidationError
+from django.http import JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from tenants.phones import phone_mask, phone_normalize
+from tenants.scoping import get_scoped_or_404
+from tenants.services import audit_record
+from tenants.views import require_admin
+
+from .forms import PhoneField
+from .gate import gate_check
+from .models import GateReason, Message, Purpose
+from .segments import sms_encoding, sms_segments
+from .sending import message_send
+from .statuses import FINAL_STATUSES
+
+GATE_EXPLANATIONS = {
+    "": "Passes the compliance gate: it will be sent now.",
+    GateReason.OPTED_OUT: "Blocked: this number opted out (or was erased). Nothing is sent, for any purpose.",
+    GateReason.NO_CONSENT: "Blocked: marketing needs an active marketing consent for this number.",
+    GateReason.QUIET_HOURS: "Deferred: it is outside the recipient's allowed local hours.",
+    GateReason.FREQUENCY_CAP: "Deferred: this number reached the marketing frequency cap for 24 hours.",
+    GateReason.INVALID_NUMBER: "Blocked: not a valid phone number.",
+    GateReason.TENANT_SUSPENDED: "Blocked: this tenant is not active, so nothing is sent.",
+    GateReason.REVOCATION_PENDING: "Deferred: a possible revocation from this number awaits review.",
+}
+
+
+class MessageSendForm(forms.Form):
+    to = PhoneField(label="To")
+    purpose = forms.ChoiceField(choices=Purpose.choices, initial=Purpose.TRANSACTIONAL)
+    sender = forms.CharField(
+        label="From number",
+        required=False,
+        max_length=40,
+        help_text="One of this tenant's Twilio numbers (not needed when the tenant has a Messaging Service).",
+    )
+    body = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4, "data-sms-counter": "send-counter"}), max_length=1600
+    )
+
+    def __init__(self, *args, tenant, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.tenant = tenant
+        if tenant.messaging_service_sid:
+            self.fields["sender"].help_text = f"Sent through Messaging Service {tenant.messaging_service_sid}."
+
+    def clean_sender(self):
+        sender = self.cleaned_data["sender"].strip()
+        if sender:
+            return phone_normalize(sender)
+        if not self.tenant.messaging_service_sid:
+            raise ValidationError("Choose the From number: this tenant has no Messaging Service.")
+        return ""
+
+
+def _our_numbers(tenant) -> list[str]:
+    """Numbers this tenant receives on or has sent from: suggestions for the From field."""
+    inbound = Message.objects.for_tenant(tenant).filter(direction="inbound").values_list("to_number", flat=True)
+    outbound = Message.objects.for_tenant(tenant).filter(direction="outbound").values_list("from_number", flat=True)
+    found = {n for n in list(inbound.distinct()[:20]) + list(outbound.distinct()[:20]) if n and n.startswith("+")}
+    try:
+        from tenants.models import PhoneNumber
+
+        found |= set(
+            PhoneNumber.objects.for_tenant(tenant)
+            .filter(released_at__isnull=True)
+            .values_list("phone_number", flat=True)
+        )
+    except ImportError:  # numbers sync not installed
+        pass
+    return sorted(found)
+
+
+def message_send_view(request):
+    require_admin(request)
+    tenant = request.tenant
+    form = MessageSendForm(request.POST or None, tenant=tenant)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            message = message_send(
+                tenant=tenant,
+                to=data["to"],
+                body=data["body"],
+                purpose=data["purpose"],
+                sender=data["sender"],
+                created_by=request.user,
+            )
+        except ValueError as exc:
+            form.add_error(None, str(exc))
+        else:
+            audit_record(
+                action="message.send",
+                tenant=tenant,
+                request=request,
+                target=phone_mask(message.to_number),
+                details={"message_id": message.pk, "purpose": message.purpose, "decision": message.gate_decision},
+            )
+            if message.status == "blocked":
+                flash.error(request, GATE_EXPLANATIONS.get(message.gate_reason, "Blocked by the compliance gate."))
+            elif message.gate_decision == "defer":
+                flash.warning(
+                    request,
+                    f"Deferred until {message.send_after:%Y-%m-%d %H:%M} UTC ({message.get_gate_reason_display()}).",
+                )
+            else:
+                flash.success(request, "Queued: watch its status change below as Twilio's callbacks arrive.")
+            return redirect("message_detail", tenant_slug=tenant.slug, message_id=message.pk)
+    return render(
+        request,
+        "messaging/message_send.html",
+        {"tenant": tenant, "form": form, "our_numbers": _our_numbers(tenant)},
+    )
+
+
+@never_cache
+@require_GET
+def message_send_preview(request):
+    """What the gate would decide for this number and purpose right now (no write)."""
+    require_admin(request)
+    tenant = request.tenant
+    raw, purpose, body = request.GET.get("to", ""), request.GET.get("purpose", ""), request.GET.get("body", "")
+    result = {
+        "valid": False,
+        "e164": "",
+        "error": "",
+        "decision": "",
+        "reason": "",
+        "explanation": "",
+        "send_after": None,
+    }
+    if body:
+        result.update(encoding=sms_encoding(body), segments=sms_segments(body))
+    try:
+        result["e164"] = phone_normalize(raw)
+        result["valid"] = True
+    except ValidationError as exc:
+        result["error"] = " ".join(exc.messages)
+        return JsonResponse(result)
+    if purpose not in Purpose.values:
+        result["error"] = "Choose a purpose."
+        return JsonResponse(result)
+    verdict = gate_check(tenant=tenant, to=result["e164"], purpose=purpose)
+    result.update(
+        decision=verdict.decision,
+        reason=verdict.reason,
+        explanation=GATE_EXPLANATIONS.get(verdict.reason, verdict.reason),
+        send_after=verdict.send_after.isoformat() if verdict.send_after else None,
+    )
+    return JsonResponse(result)
+
+
+@never_cache
+@require_GET
+def message_status(request, message_id: int):
+    """The message's current status, for the detail page's live refresh."""
+    message = get_scoped_or_404(Message, tenant=request.tenant, pk=message_id)
+    return JsonResponse(
+        {
+            "id": message.pk,
+            "status": message.status,
+            "status_label": message.get_status_display(),
+            "final": message.status in FINAL_STATUSES,
+            "error_code": message.error_code,
+            "updated": message.status_updated_at.isoformat() if message.status_updated_at else None,
+        }
+    )

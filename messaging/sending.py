@@ -1,0 +1,918 @@
+"""Sending outbound SMS: queue through the compliance gate, then deliver each message once.
+
+Queueing (`message_send`, `messages_queue_many`) runs inside the user's request. It stores the
+log row with the gate's decision and never talks to Twilio:
+
+* ``block``: status ``blocked``, `gate_reason` says why; final, never reaches Twilio.
+* ``defer``: status ``pending``, `send_after` = when the gate allows it. Nothing is enqueued:
+  `deferred_messages_release` (periodic, every minute) re-checks due rows. Long delays live in
+  the database, never in Celery countdowns (Redis redelivers ETA tasks after its visibility
+  timeout, which would send twice).
+* ``send``: status ``pending``, `send_after` = now. Enqueued with `transaction.on_commit`
+  (`messaging.tasks.message_deliver_task`), except rows of a bulk send, which the bulk
+  dispatcher paces itself.
+
+Delivery (`message_deliver`, run by the worker) must survive retries, duplicated tasks and a
+worker killed at any instant, and still never send a message twice. How:
+
+1. Lease. The row is locked (`select_for_update`) and claimed with a compare-and-swap update:
+   `send_claim` = this run's token, `send_claimed_until` = now + lease. The claim is COMMITTED
+   before Twilio is called, so a second worker (a duplicated or redelivered task) sees it and
+   backs off (outcome ``leased``) until it expires. The lease outlives the task's hard time
+   limit, so a live worker never loses it mid-call.
+2. Idempotence. A row that has a SID or is no longer ``pending`` is done; running again does
+   nothing.
+3. Gate again at send time: an opt-out, consent revocation or review that arrived while the
+   message waited stops it (``blocked``) or defers it again.
+4. Reconcile before any resend. `send_attempts` is incremented (and committed) before each
+   Twilio call. A row with attempts but no SID may have reached Twilio: the worker died after
+   Twilio accepted it, or the connection dropped before the answer. Before sending again, the
+   worker lists the messages Twilio holds for that recipient since the row became due
+   (`messages.list(to=, date_sent_after=)`, then the newest page unfiltered, since a message
+   still queued at Twilio has no DateSent yet) and matches one with the same body and sender
+   whose SID no other row of ours holds. Found: its SID is attached and nothing is sent
+   (outcome ``reconciled``). Twilio's Message resource does not show the StatusCallback URL,
+   so the ``?m=<id>`` it carries cannot be matched here; instead, Twilio's status callbacks
+   for that message carry it, and `messaging.inbound.status_callback_apply` attaches the SID
+   to this row as soon as the first callback arrives, which makes step 2 stop any resend.
+5. Save the SID at once after Twilio answers, without moving a status a callback may already
+   have advanced (`statuses.status_should_advance`).
+
+Errors: a retryable `TwilioError` (429/20429, 5xx, connection failures, timeouts) releases the
+lease and raises `DeliveryRetry`; the task retries with backoff (`messaging.tasks`). Any other
+error is terminal: status ``failed``, `error_code`, `failure_reason` = the explanation support
+staff read; never retried. 21610 (recipient opted out at Twilio) also records an opt-out.
+
+SQLite (development) has no row locks; the compare-and-swap claim keeps the lease exclusive
+there too.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sqlite3
+import unicodedata
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+from tenants.models import Tenant
+from tenants.twilio import TwilioError, tenant_client, twilio_errors
+
+from . import statuses
+from .gate import GateVerdict, gate_evaluate
+from .models import BulkSend, GateDecision, Message, MessageEvent, OptOutEvent, Purpose
+from .selectors import is_opted_out
+from .services import opt_out_record
+
+logger = logging.getLogger("commsportal.messaging")
+
+__all__ = [
+    "MAX_BODY_LENGTH",
+    "DeliveryRetry",
+    "Outcome",
+    "deferred_messages_release",
+    "message_deliver",
+    "message_delivery_abandon",
+    "message_send",
+    "messages_queue_many",
+    "send_lease",
+    "status_callback_url",
+]
+
+#: Twilio's limit for one message body (error 21617 beyond it).
+MAX_BODY_LENGTH = 1600
+#: Rows per INSERT when queueing many messages.
+BULK_BATCH_SIZE = 1000
+#: Twilio's clock and ours may differ: the reconcile window starts this much earlier.
+RECONCILE_SKEW = timedelta(minutes=5)
+#: Messages per reconcile listing (one recipient, a short window: a page is plenty).
+RECONCILE_LIMIT = 50
+#: A pending message nobody has touched for this long (no lease, or a lease expired this long
+#: ago) is enqueued again by the periodic release: its task was lost (broker down at enqueue,
+#: worker died). Longer than the longest retry countdown, so a task waiting to retry is not
+#: duplicated; duplicates would be harmless anyway (lease + idempotence).
+STALE_AFTER = timedelta(minutes=5)
+#: After a retryable failure, pollers (the bulk dispatcher) leave the row alone this long; the
+#: task's own retry comes after its backoff regardless.
+RETRY_HOLD = timedelta(seconds=10)
+#: Why a 21610 answer becomes an opt-out in the ledger.
+ERROR_21610_REASON = "Twilio answered 21610 when sending: recipient had opted out at Twilio"
+ERROR_OPTED_OUT = 21610
+
+
+class Outcome:
+    """What `message_deliver` did (the task's return value)."""
+
+    MISSING = "missing"  # no such outbound message
+    DONE = "done"  # already has a SID, or is no longer pending: nothing to do
+    LEASED = "leased"  # another worker holds an unexpired lease on it
+    BLOCKED = "blocked"  # the gate said never, at send time
+    DEFERRED = "deferred"  # the gate said later, at send time (send_after set)
+    RECONCILED = "reconciled"  # an earlier attempt had reached Twilio: its SID was attached
+    SENT = "sent"  # Twilio accepted it now
+    FAILED = "failed"  # Twilio refused it for good (terminal error)
+
+
+class DeliveryRetry(Exception):
+    """A retryable failure: the lease is released; try again later (the task backs off).
+
+    `ambiguous` is True when Twilio may have acted (connection dropped, timeout): the next
+    attempt reconciles first, and waiting a little first gives Twilio's list time to show it.
+    """
+
+    def __init__(self, *, message_id: int, error: TwilioError) -> None:
+        self.message_id = message_id
+        self.error = error
+        self.ambiguous = error.code is None and error.status is None
+        super().__init__(f"Message #{message_id}: {error}")
+
+
+def send_lease() -> timedelta:
+    """How long a worker's claim on a message lasts (longer than the task's hard time limit)."""
+    return timedelta(seconds=getattr(settings, "MESSAGING_SEND_LEASE_SECONDS", 120))
+
+
+def status_callback_url(message_id: int) -> str:
+    """The StatusCallback of an outbound message: `?m=` lets the status webhook attach the SID
+    to this row even when the worker never saved it."""
+    return f"{settings.PUBLIC_BASE_URL}{reverse('webhook_messaging_status')}?m={message_id}"
+
+
+# --- Queueing -----------------------------------------------------------------------------------
+
+
+def message_send(
+    *,
+    tenant: Tenant,
+    to: str,
+    body: str,
+    purpose: str,
+    sender: str = "",
+    created_by=None,
+    bulk_send=None,
+    now: datetime | None = None,
+) -> Message:
+    """Store one outbound message with the gate's decision and, when it may go now, enqueue its
+    delivery once the surrounding transaction commits.
+
+    Returns the row: status ``blocked`` (gate_decision block, gate_reason), or ``pending`` with
+    gate_decision ``defer`` (send_after) or ``send``. Never calls Twilio. `sender` is the From
+    number; it may be empty when the tenant has a Messaging Service. Raises ValueError for an
+    unknown purpose, an empty or over-long body, or no sender at all.
+    """
+    now = now or timezone.now()
+    _check_sender(tenant, sender)
+    _check_body(body)
+    [(phone, verdict)] = gate_evaluate(tenant=tenant, recipients=[to], purpose=purpose, now=now)
+    with transaction.atomic():
+        message = Message.objects.create(
+            **_row_fields(
+                tenant=tenant,
+                to=to,
+                phone=phone,
+                verdict=verdict,
+                body=body,
+                purpose=purpose,
+                sender=sender,
+                created_by=created_by,
+                bulk_send=bulk_send,
+                now=now,
+            )
+        )
+        if verdict.sends and bulk_send is None:
+            _enqueue_on_commit([message.pk])
+    logger.info(
+        "message.queued",
+        extra={"tenant": tenant.slug, "message_id": message.pk, "decision": verdict.decision, "reason": verdict.reason},
+    )
+    return message
+
+
+def messages_queue_many(
+    *,
+    tenant: Tenant,
+    rows: Sequence[tuple[str, str]],
+    purpose: str,
+    sender: str = "",
+    created_by=None,
+    bulk_send=None,
+    now: datetime | None = None,
+) -> dict[str, int]:
+    """Gate and store many messages at once: `rows` are (to, body) pairs, in order.
+
+    A constant number of gate queries plus one INSERT per `BULK_BATCH_SIZE` rows, in one
+    transaction. Returns counts: ``total``, one per decision (``send``, ``defer``, ``block``)
+    and one per reason (``opted_out``, ``quiet_hours``, ...). A number listed twice counts
+    against its own frequency cap.
+
+    Without `bulk_send`, messages the gate lets through are enqueued on commit like
+    `message_send`'s. With `bulk_send`, nothing is enqueued: the rows wait as status
+    ``pending``, gate_decision ``send``, send_after = now, for the bulk dispatcher, which
+    picks them in id order (`Message.objects.for_tenant(t).filter(bulk_send=b,
+    status="pending", gate_decision="send", sid=None, send_after__lte=now)`) at its pace and
+    for each either calls `message_deliver(message_id=...)` (catching `DeliveryRetry`: the
+    row stays pending, try it again later) or enqueues `message_deliver_task.delay(id)`.
+    `message_deliver` re-checks the gate, holds the lease and never sends twice, so picking
+    a row twice is harmless. Deferred bulk rows come back to the dispatcher the same way:
+    the periodic release turns them into pending/send rows again without enqueueing them,
+    so a bulk send is only finished when it has no pending rows left.
+    """
+    now = now or timezone.now()
+    _check_sender(tenant, sender)
+    for _, body in rows:
+        _check_body(body)
+    verdicts = gate_evaluate(tenant=tenant, recipients=[to for to, _ in rows], purpose=purpose, now=now)
+    counts: Counter[str] = Counter(total=len(rows))
+    varying = []
+    for (to, body), (phone, verdict) in zip(rows, verdicts, strict=True):
+        counts[verdict.decision] += 1
+        if verdict.reason:
+            counts[verdict.reason] += 1
+        fields = _row_fields(
+            tenant=tenant,
+            to=to,
+            phone=phone,
+            verdict=verdict,
+            body=body,
+            purpose=purpose,
+            sender=sender,
+            created_by=created_by,
+            bulk_send=bulk_send,
+            now=now,
+        )
+        varying.append(tuple(fields[name] for name in _VARYING_FIELDS))
+    template = Message(
+        **_row_fields(
+            tenant=tenant,
+            to="",
+            phone="",
+            verdict=GateVerdict(GateDecision.SEND),
+            body="",
+            purpose=purpose,
+            sender=sender,
+            created_by=created_by,
+            bulk_send=bulk_send,
+            now=now,
+        )
+    )
+    with transaction.atomic():
+        ids = _messages_insert(template=template, varying=varying)
+        if bulk_send is None and counts[GateDecision.SEND]:
+            decision_at = _VARYING_FIELDS.index("gate_decision")
+            _enqueue_on_commit(
+                [pk for pk, values in zip(ids, varying, strict=True) if values[decision_at] == GateDecision.SEND]
+            )
+    logger.info("message.queued_many", extra={"tenant": tenant.slug, "counts": dict(counts)})
+    return dict(counts)
+
+
+def _check_sender(tenant: Tenant, sender: str) -> None:
+    if not sender and not tenant.messaging_service_sid:
+        raise ValueError("No sender: give a From number or set the tenant's Messaging Service.")
+
+
+def _check_body(body: str) -> None:
+    if not body or not body.strip():
+        raise ValueError("The message body is empty.")
+    if len(body) > MAX_BODY_LENGTH:
+        raise ValueError(f"The message body is longer than Twilio's {MAX_BODY_LENGTH}-character limit.")
+
+
+def _row_fields(*, tenant, to, phone, verdict, body, purpose, sender, created_by, bulk_send, now) -> dict:
+    blocked = verdict.decision == GateDecision.BLOCK
+    return {
+        "tenant": tenant,
+        "direction": Message.Direction.OUTBOUND,
+        "to_number": phone or (to or "").strip()[:32],
+        "from_number": sender,
+        "messaging_service_sid": tenant.messaging_service_sid,
+        "body": body,
+        "purpose": purpose,
+        "status": statuses.BLOCKED if blocked else statuses.PENDING,
+        "status_updated_at": now,
+        "gate_decision": verdict.decision,
+        "gate_reason": verdict.reason,
+        "send_after": None if blocked else (verdict.send_after or now),
+        "created_by": created_by,
+        "bulk_send": bulk_send,
+    }
+
+
+#: The fields that differ between the rows of one `messages_queue_many` call.
+_VARYING_FIELDS = ("to_number", "body", "status", "gate_decision", "gate_reason", "send_after")
+
+
+def _messages_insert(*, template: Message, varying: list[tuple]) -> list[int]:
+    """Insert one message per `varying` tuple (values of `_VARYING_FIELDS`; every other column
+    as on `template`) and return their ids, in order.
+
+    Why not `bulk_create`: it prepares every field of every row through the ORM (about 30
+    fields, ~0.5 ms a row) and on SQLite caps a statement at 999 parameters (33 rows), so
+    100,000 rows took over a minute. Here the constant columns are prepared once, by the same
+    field methods `bulk_create` uses, and rows go in multi-row INSERT ... RETURNING statements
+    (PostgreSQL, and SQLite >= 3.35; both return the ids in VALUES order, as `bulk_create`
+    itself relies on).
+    """
+    if not varying:
+        return []
+    if connection.vendor == "postgresql":
+        return _messages_insert_postgresql(template=template, varying=varying)
+    if not connection.features.can_return_rows_from_bulk_insert:  # pragma: no cover - old SQLite
+        objects = [
+            Message(**{**_model_fields(template), **dict(zip(_VARYING_FIELDS, v, strict=True))}) for v in varying
+        ]
+        return [m.pk for m in Message.objects.bulk_create(objects, batch_size=BULK_BATCH_SIZE)]
+    fields = [f for f in Message._meta.concrete_fields if not f.primary_key]
+    base = [f.get_db_prep_save(f.pre_save(template, add=True), connection) for f in fields]
+    position = {f.attname: i for i, f in enumerate(fields)}
+    slots = [(position[name], Message._meta.get_field(name)) for name in _VARYING_FIELDS]
+    prepared: dict[tuple[str, object], object] = {}
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in fields)
+    placeholders = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    per_statement = max(1, min(BULK_BATCH_SIZE, _max_query_params() // len(fields)))
+    ids: list[int] = []
+    with connection.cursor() as cursor:
+        for start in range(0, len(varying), per_statement):
+            chunk = varying[start : start + per_statement]
+            params: list = []
+            for values in chunk:
+                row = base.copy()
+                for (index, field), value in zip(slots, values, strict=True):
+                    if value is None or isinstance(value, str):
+                        row[index] = value
+                    else:  # datetimes: adapt once per distinct value
+                        key = (field.attname, value)
+                        if key not in prepared:
+                            prepared[key] = field.get_db_prep_save(value, connection)
+                        row[index] = prepared[key]
+                params.extend(row)
+            cursor.execute(
+                f"INSERT INTO {quote(Message._meta.db_table)} ({columns}) "
+                f"VALUES {', '.join([placeholders] * len(chunk))} RETURNING {quote(Message._meta.pk.column)}",
+                params,
+            )
+            ids.extend(row[0] for row in cursor.fetchall())
+    return ids
+
+
+def _messages_insert_postgresql(*, template: Message, varying: list[tuple]) -> list[int]:
+    """PostgreSQL: reserve the ids from the table's sequence (ascending, in row order), then
+    INSERT ... SELECT FROM unnest(one array per varying column): a handful of parameters per
+    statement however many rows, which psycopg adapts in C (thousands of scalar placeholders
+    would be parsed one by one)."""
+    meta = Message._meta
+    quote = connection.ops.quote_name
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    slots = {name: meta.get_field(name) for name in _VARYING_FIELDS}
+    ids: list[int] = []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [meta.db_table, meta.pk.column, len(varying)],
+        )
+        ids = sorted(row[0] for row in cursor.fetchall())
+        select, constants = [], []
+        for field in fields:
+            if field.attname in slots:
+                select.append(f"v.{quote(field.column)}")
+            else:
+                select.append(f"%s::{field.cast_db_type(connection)}")
+                constants.append(field.get_db_prep_save(field.pre_save(template, add=True), connection))
+        arrays = ", ".join(
+            [f"%s::{meta.pk.cast_db_type(connection)}[]"]
+            + [f"%s::{slots[name].cast_db_type(connection)}[]" for name in _VARYING_FIELDS]
+        )
+        aliases = ", ".join(quote(c) for c in [meta.pk.column] + [slots[n].column for n in _VARYING_FIELDS])
+        targets = ", ".join(quote(c) for c in [meta.pk.column] + [f.column for f in fields])
+        sql = (
+            f"INSERT INTO {quote(meta.db_table)} ({targets}) "
+            f"SELECT v.{quote(meta.pk.column)}, {', '.join(select)} FROM unnest({arrays}) AS v({aliases})"
+        )
+        per_statement = 5000
+        for start in range(0, len(varying), per_statement):
+            chunk = varying[start : start + per_statement]
+            columns = [list(column) for column in zip(*chunk, strict=True)]
+            cursor.execute(sql, [*constants, ids[start : start + per_statement], *columns])
+    return ids
+
+
+def _model_fields(instance: Message) -> dict:
+    return {f.attname: getattr(instance, f.attname) for f in Message._meta.concrete_fields if not f.primary_key}
+
+
+def _max_query_params() -> int:
+    if connection.vendor == "sqlite":
+        try:
+            return connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        except AttributeError:  # Python < 3.11 or no open connection
+            return connection.features.max_query_params
+    return connection.features.max_query_params or 65535
+
+
+def _enqueue_on_commit(message_ids: list[int]) -> None:
+    """Publish one delivery task per message after the transaction commits. A failed publish
+    (broker down) is logged, not raised: the periodic release re-enqueues stale rows."""
+    if not message_ids:
+        return
+
+    def publish() -> None:
+        from .tasks import message_deliver_task
+
+        for pk in message_ids:
+            message_deliver_task.delay(pk)
+
+    transaction.on_commit(publish, robust=True)
+
+
+# --- Delivery -----------------------------------------------------------------------------------
+
+
+def message_deliver(*, message_id: int, worker_token: str | None = None) -> str:
+    """Send one pending outbound message through Twilio, at most once (module docstring).
+
+    Returns an `Outcome` value. Raises `DeliveryRetry` when it should be tried again later.
+    `worker_token` identifies this run's lease; by default a fresh one. Never pass the same
+    token to two runs that may overlap.
+    """
+    token = worker_token or uuid.uuid4().hex
+    step = _attempt_begin(message_id, token, reconciled=False)
+    if isinstance(step, str):
+        return step
+    message, must_reconcile = step
+    try:
+        with twilio_errors():
+            client = tenant_client(message.tenant)
+        if must_reconcile:
+            found = _twilio_find(client=client, message=message)
+            if found is not None:
+                _attempt_succeeded(message, token, sid=found.sid, status=found.status)
+                logger.info("message.send.reconciled", extra={"message_id": message.pk, "sid": found.sid})
+                return Outcome.RECONCILED
+            step = _attempt_begin(message_id, token, reconciled=True)
+            if isinstance(step, str):
+                return step
+            message, _ = step
+        with twilio_errors():
+            created = client.messages.create(**_create_params(message))
+    except TwilioError as exc:
+        return _attempt_failed(message, token, exc)
+    _fault_point("after_twilio_create")
+    _attempt_succeeded(message, token, sid=created.sid, status=created.status)
+    logger.info("message.send.accepted", extra={"message_id": message.pk, "sid": created.sid})
+    return Outcome.SENT
+
+
+def message_delivery_abandon(*, message_id: int, reason: str) -> str:
+    """Give up on a message after its retries ran out: mark it failed with `reason`.
+
+    An earlier attempt may have reached Twilio, so it looks there once more first (outcome
+    ``reconciled`` when found). A message another worker holds, or that is no longer pending,
+    is left alone.
+    """
+    now = timezone.now()
+    message = Message.all_tenants.select_related("tenant").filter(pk=message_id).first()
+    if message is None:
+        return Outcome.MISSING
+    if message.sid or message.status != statuses.PENDING:
+        return Outcome.DONE
+    if _lease_held_by_other(message, token="", now=now):
+        return Outcome.LEASED
+    if message.send_attempts:
+        try:
+            with twilio_errors():
+                found = _twilio_find(client=tenant_client(message.tenant), message=message)
+        except TwilioError:
+            found = None
+        if found is not None:
+            _attempt_succeeded(message, "", sid=found.sid, status=found.status)
+            return Outcome.RECONCILED
+    with transaction.atomic():
+        changed = (
+            _claimable(message_id, token="", now=now)
+            .filter(status=statuses.PENDING, sid__isnull=True)
+            .update(
+                status=statuses.FAILED,
+                status_updated_at=now,
+                failure_reason=f"Gave up after {message.send_attempts} attempt(s): {reason}"[:2000],
+                send_claim="",
+                send_claimed_until=None,
+            )
+        )
+        if changed:
+            MessageEvent.objects.for_tenant(message.tenant).get_or_create(
+                tenant=message.tenant, message_id=message_id, status=statuses.FAILED, defaults={"occurred_at": now}
+            )
+    logger.warning("message.send.abandoned", extra={"message_id": message_id, "reason": reason[:200]})
+    return Outcome.FAILED if changed else Outcome.DONE
+
+
+def _lease_held_by_other(message: Message, *, token: str, now: datetime) -> bool:
+    return bool(
+        message.send_claim
+        and message.send_claim != token
+        and message.send_claimed_until
+        and message.send_claimed_until > now
+    )
+
+
+def _claimable(message_id: int, *, token: str, now: datetime):
+    """The row, if no other worker holds a live lease on it: the compare-and-swap guard."""
+    free = Q(send_claim="") | Q(send_claimed_until__isnull=True) | Q(send_claimed_until__lte=now)
+    if token:
+        free |= Q(send_claim=token)
+    return Message.all_tenants.filter(pk=message_id).filter(free)
+
+
+def _attempt_begin(message_id: int, token: str, *, reconciled: bool) -> tuple[Message, bool] | str:
+    """Lock the row, check it still needs sending, claim the lease; unless a reconcile must
+    come first, re-check the gate and count the attempt. Commits before returning."""
+    now = timezone.now()
+    lease_until = now + send_lease()
+    with transaction.atomic():
+        # By id across tenants on purpose: the task knows only the id; the row names its tenant,
+        # and everything after this is scoped to it.
+        message = (
+            Message.all_tenants.select_for_update(of=("self",))
+            .select_related("tenant")
+            .filter(pk=message_id, direction=Message.Direction.OUTBOUND)
+            .first()
+        )
+        if message is None:
+            return Outcome.MISSING
+        if message.sid or message.status != statuses.PENDING:
+            if message.sid and message.accepted_at is None:
+                # A status callback attached the SID (`?m=`): record when we learnt it went.
+                Message.all_tenants.filter(pk=message_id, accepted_at__isnull=True).update(accepted_at=now)
+            return Outcome.DONE
+        if _lease_held_by_other(message, token=token, now=now):
+            return Outcome.LEASED
+        claim = _claimable(message_id, token=token, now=now).filter(status=statuses.PENDING, sid__isnull=True)
+
+        if message.send_attempts and not reconciled:
+            if not claim.update(send_claim=token, send_claimed_until=lease_until):
+                return Outcome.LEASED
+            message.send_claim, message.send_claimed_until = token, lease_until
+            return message, True
+
+        [(_, verdict)] = gate_evaluate(
+            tenant=message.tenant,
+            recipients=[message.to_number],
+            purpose=message.purpose or Purpose.TRANSACTIONAL,
+            now=now,
+            ahead_of=message.pk,
+        )
+        if verdict.decision == GateDecision.BLOCK:
+            if not claim.update(
+                status=statuses.BLOCKED,
+                status_updated_at=now,
+                gate_decision=verdict.decision,
+                gate_reason=verdict.reason,
+                send_after=None,
+                send_claim="",
+                send_claimed_until=None,
+            ):
+                return Outcome.LEASED
+            logger.info("message.send.blocked", extra={"message_id": message_id, "reason": verdict.reason})
+            return Outcome.BLOCKED
+        if verdict.decision == GateDecision.DEFER:
+            if not claim.update(
+                gate_decision=verdict.decision,
+                gate_reason=verdict.reason,
+                send_after=verdict.send_after,
+                send_claim="",
+                send_claimed_until=None,
+            ):
+                return Outcome.LEASED
+            logger.info("message.send.deferred", extra={"message_id": message_id, "reason": verdict.reason})
+            return Outcome.DEFERRED
+        attempts = message.send_attempts + 1
+        if not claim.update(
+            gate_decision=GateDecision.SEND,
+            gate_reason="",
+            send_attempts=attempts,
+            last_attempt_at=now,
+            send_claim=token,
+            send_claimed_until=lease_until,
+        ):
+            return Outcome.LEASED
+        message.send_attempts, message.last_attempt_at = attempts, now
+        message.send_claim, message.send_claimed_until = token, lease_until
+        return message, False
+
+
+def _create_params(message: Message) -> dict:
+    params = {"to": message.to_number, "body": message.body, "status_callback": status_callback_url(message.pk)}
+    if message.messaging_service_sid:
+        params["messaging_service_sid"] = message.messaging_service_sid
+    if message.from_number:
+        params["from_"] = message.from_number
+    return params
+
+
+def _attempt_succeeded(message: Message, token: str, *, sid: str, status: str | None) -> None:
+    """Attach the SID Twilio gave (or reconciliation found) and release the lease."""
+    now = timezone.now()
+    new_status = status if status in statuses.OUTBOUND_STATUSES - {statuses.PENDING, statuses.BLOCKED} else None
+    new_status = new_status or statuses.ACCEPTED
+    with transaction.atomic():
+        row = Message.all_tenants.select_for_update().filter(pk=message.pk).first()
+        if row is None:
+            return
+        update = ["failure_reason"]
+        row.failure_reason = ""
+        if row.send_claim == token or not row.send_claim:
+            row.send_claim, row.send_claimed_until = "", None
+            update += ["send_claim", "send_claimed_until"]
+        if row.accepted_at is None:
+            row.accepted_at = now
+            update.append("accepted_at")
+        if row.sid and row.sid != sid:
+            logger.error("message.send.sid_conflict", extra={"message_id": row.pk, "sid": row.sid, "twilio_sid": sid})
+        elif not row.sid:
+            row.sid = sid
+            update.append("sid")
+        advanced = statuses.status_should_advance(row.status, new_status)
+        if advanced:
+            row.status, row.status_updated_at = new_status, now
+            update += ["status", "status_updated_at"]
+        try:
+            with transaction.atomic():
+                row.save(update_fields=update)
+        except IntegrityError:
+            # Another row already holds this SID (a status callback without `?m=` created it):
+            # the message went. Never leave this row pending, or it would be sent again.
+            holder = Message.all_tenants.filter(sid=sid).values_list("pk", flat=True).first()
+            Message.all_tenants.filter(pk=row.pk).update(
+                status=statuses.ACCEPTED,
+                status_updated_at=now,
+                accepted_at=now,
+                send_claim="",
+                send_claimed_until=None,
+                failure_reason=f"Twilio accepted it as {sid}; its status is on message #{holder}.",
+            )
+            logger.error("message.send.sid_held_elsewhere", extra={"message_id": row.pk, "sid": sid, "holder": holder})
+            return
+        if advanced:
+            MessageEvent.objects.for_tenant(message.tenant).get_or_create(
+                tenant=message.tenant, message=row, status=new_status, defaults={"occurred_at": now}
+            )
+
+
+def _attempt_failed(message: Message, token: str, exc: TwilioError) -> str:
+    """Retryable: release the lease and raise `DeliveryRetry`. Terminal: mark failed."""
+    now = timezone.now()
+    if exc.retryable:
+        _claimable(message.pk, token=token, now=now).filter(status=statuses.PENDING).update(
+            # No holder, so any run may take it; the time says "not before": the bulk dispatcher
+            # skips rows whose send_claimed_until is ahead, and the periodic release counts
+            # STALE_AFTER from it.
+            send_claim="",
+            send_claimed_until=now + RETRY_HOLD,
+            failure_reason=f"Attempt {message.send_attempts} failed, will retry: {exc}"[:2000],
+        )
+        logger.warning(
+            "message.send.retry", extra={"message_id": message.pk, "code": exc.code, "attempt": message.send_attempts}
+        )
+        raise DeliveryRetry(message_id=message.pk, error=exc)
+    code = exc.code if exc.code and exc.code > 599 else None  # an HTTP status is not a Twilio code
+    with transaction.atomic():
+        changed = (
+            _claimable(message.pk, token=token, now=now)
+            .filter(status=statuses.PENDING, sid__isnull=True)
+            .update(
+                status=statuses.FAILED,
+                status_updated_at=now,
+                error_code=code,
+                failure_reason=exc.explanation or str(exc),
+                send_claim="",
+                send_claimed_until=None,
+            )
+        )
+        if not changed:
+            return Outcome.DONE
+        MessageEvent.objects.for_tenant(message.tenant).get_or_create(
+            tenant=message.tenant,
+            message_id=message.pk,
+            status=statuses.FAILED,
+            defaults={"occurred_at": now, "error_code": code, "payload": {"error": str(exc)[:500]}},
+        )
+        if code == ERROR_OPTED_OUT and not is_opted_out(tenant=message.tenant, phone=message.to_number):
+            # Twilio's opt-out list knew what ours did not: record it so the gate blocks next time.
+            opt_out_record(
+                tenant=message.tenant,
+                phone=message.to_number,
+                source=OptOutEvent.Source.ERROR_21610,
+                sender=message.messaging_service_sid or message.from_number,
+                reason=ERROR_21610_REASON,
+                message=message,
+                at=now,
+            )
+    logger.warning("message.send.failed", extra={"message_id": message.pk, "code": code})
+    return Outcome.FAILED
+
+
+# --- Reconciliation -----------------------------------------------------------------------------
+
+_BODY_EQUIVALENTS = str.maketrans(
+    {
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u00a0": " ",
+        "\u2026": "...",
+    }
+)
+
+
+def _body_key(body: str | None) -> str:
+    """Bodies compared as Twilio may have re-encoded them (Messaging Service Smart Encoding
+    turns curly quotes, dashes and ellipses into GSM characters)."""
+    return unicodedata.normalize("NFKC", (body or "").translate(_BODY_EQUIVALENTS)).strip()
+
+
+def _twilio_find(*, client, message: Message):
+    """The Twilio message an earlier attempt of `message` created, or None.
+
+    Matches recipient, body and sender (the Messaging Service, or the From number) since the row
+    became due, skipping SIDs another of our rows already holds; the oldest match wins.
+    Raises TwilioError when Twilio can't be asked.
+    """
+    # Every attempt happened after the row was created and after it became due; the earlier of
+    # the two is the safe bound (a wider window only costs a longer listing).
+    since = min(filter(None, (message.created_at, message.send_after)))
+    window_start = (since - RECONCILE_SKEW).astimezone(UTC)
+    body = _body_key(message.body)
+
+    def matching(instances) -> list:
+        found = []
+        for item in instances:
+            if not str(item.direction or "").startswith("outbound"):
+                continue
+            if item.date_created and item.date_created < window_start:
+                continue
+            if _body_key(item.body) != body:
+                continue
+            if message.messaging_service_sid:
+                if item.messaging_service_sid != message.messaging_service_sid:
+                    continue
+            elif item.from_ != message.from_number:
+                continue
+            found.append(item)
+        return found
+
+    with twilio_errors():
+        candidates = matching(
+            client.messages.list(to=message.to_number, date_sent_after=window_start, limit=RECONCILE_LIMIT)
+        )
+        if not candidates:
+            # Twilio filters DateSent on the send time, which a message still queued there lacks.
+            candidates = matching(client.messages.list(to=message.to_number, limit=RECONCILE_LIMIT))
+    if not candidates:
+        return None
+    known = set(
+        Message.objects.for_tenant(message.tenant)
+        .filter(sid__in=[c.sid for c in candidates])
+        .exclude(pk=message.pk)
+        .values_list("sid", flat=True)
+    )
+    unclaimed = [c for c in candidates if c.sid not in known]
+    if not unclaimed:
+        return None
+    return min(unclaimed, key=lambda c: c.date_created or datetime.max.replace(tzinfo=UTC))
+
+
+# --- Fault injection ----------------------------------------------------------------------------
+
+
+def _fault_point(name: str) -> None:
+    """Test-only fault injection: kill this process (SIGKILL) at a named point.
+
+    Inert unless `settings.MESSAGING_FAULT_KILL_FILE` names a file that exists and contains
+    `name`. The file is deleted first, so the fault fires once across processes (the
+    redelivered task then runs normally). `tests/messaging/test_delivery_kill.py` uses
+    "after_twilio_create": Twilio has accepted the message, the SID is not saved yet.
+    """
+    path = getattr(settings, "MESSAGING_FAULT_KILL_FILE", "")
+    if not path:
+        return
+    try:
+        with open(path) as handle:
+            wanted = handle.read().strip()
+    except OSError:
+        return
+    if wanted != name:
+        return
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return  # another process took it
+    logger.warning("message.send.fault_injected", extra={"point": name, "pid": os.getpid()})
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+# --- Periodic pickup ----------------------------------------------------------------------------
+
+
+def deferred_messages_release(*, now: datetime | None = None, limit: int = 1000) -> int:
+    """Periodic: re-gate deferred messages whose time has come, and re-enqueue lost ones.
+
+    Cross-tenant on purpose (`all_tenants`). Due deferred rows (pending, decision defer,
+    send_after <= now, oldest first, at most `limit`) are gated again in one batch per tenant
+    and purpose: blocked, deferred anew, or released (decision send, send_after = now) and
+    enqueued, except bulk-send rows, which go back to the bulk dispatcher. Then pending
+    ``send`` rows nobody touched for `STALE_AFTER` (their task was lost, or their worker died
+    and its lease ran out) are enqueued again; reconciliation prevents a second send. Bulk rows
+    never attempted are the dispatcher's and are left alone.
+
+    Returns how many messages were released or re-enqueued.
+    """
+    now = now or timezone.now()
+    to_enqueue: list[int] = []
+    released = _deferred_release(now=now, limit=limit, to_enqueue=to_enqueue)
+    stale_before = now - STALE_AFTER
+    stale = (
+        Q(send_claimed_until__lt=stale_before)
+        | Q(send_claimed_until__isnull=True, send_after__lt=stale_before)
+        | Q(send_claimed_until__isnull=True, send_after__isnull=True, created_at__lt=stale_before)
+    )
+    lost = Message.all_tenants.filter(
+        stale,
+        # Bulk rows only while their bulk send runs: a paused or cancelled send stays put.
+        Q(bulk_send__isnull=True) | Q(send_attempts__gt=0, bulk_send__status=BulkSend.Status.RUNNING),
+        direction=Message.Direction.OUTBOUND,
+        status=statuses.PENDING,
+        gate_decision=GateDecision.SEND,
+        sid__isnull=True,
+    )
+    with transaction.atomic():
+        lost_ids = list(lost.order_by("id").values_list("pk", flat=True)[:limit])
+        if lost_ids:
+            # Mark them touched so the next run doesn't enqueue them again before they run.
+            lost.filter(pk__in=lost_ids).update(send_claim="", send_claimed_until=now)
+            logger.warning("message.send.requeued", extra={"count": len(lost_ids)})
+        _enqueue_on_commit(to_enqueue + lost_ids)
+    return released + len(lost_ids)
+
+
+def _deferred_release(*, now: datetime, limit: int, to_enqueue: list[int]) -> int:
+    due = list(
+        Message.all_tenants.filter(
+            direction=Message.Direction.OUTBOUND,
+            status=statuses.PENDING,
+            gate_decision=GateDecision.DEFER,
+            send_after__lte=now,
+            sid__isnull=True,
+        )
+        .order_by("send_after", "id")
+        .values_list("pk", "tenant_id", "purpose", "to_number", "bulk_send_id")[:limit]
+    )
+    if not due:
+        return 0
+    groups: dict[tuple[int, str], list[tuple]] = defaultdict(list)
+    for row in due:
+        groups[(row[1], row[2] or Purpose.TRANSACTIONAL)].append(row)
+    tenants = Tenant.objects.in_bulk({tenant_id for tenant_id, _ in groups})
+    released = 0
+    for (tenant_id, purpose), rows in groups.items():
+        verdicts = gate_evaluate(tenant=tenants[tenant_id], recipients=[r[3] for r in rows], purpose=purpose, now=now)
+        updates: dict[tuple, list[int]] = defaultdict(list)
+        bulk_ids = {r[0] for r in rows if r[4] is not None}
+        for row, (_, verdict) in zip(rows, verdicts, strict=True):
+            updates[(verdict.decision, verdict.reason, verdict.send_after)].append(row[0])
+        with transaction.atomic():
+            for (decision, reason, send_after), ids in updates.items():
+                still_deferred = Message.all_tenants.filter(
+                    pk__in=ids, status=statuses.PENDING, gate_decision=GateDecision.DEFER, sid__isnull=True
+                )
+                if decision == GateDecision.SEND:
+                    changed = list(still_deferred.values_list("pk", flat=True))
+                    Message.all_tenants.filter(pk__in=changed).update(
+                        gate_decision=decision, gate_reason="", send_after=now, send_claim="", send_claimed_until=None
+                    )
+                    released += len(changed)
+                    to_enqueue.extend(pk for pk in changed if pk not in bulk_ids)
+                elif decision == GateDecision.BLOCK:
+                    still_deferred.update(
+                        status=statuses.BLOCKED,
+                        status_updated_at=now,
+                        gate_decision=decision,
+                        gate_reason=reason,
+                        send_after=None,
+                    )
+                else:
+                    still_deferred.update(gate_reason=reason, send_after=send_after)
+    return released

@@ -1,0 +1,41 @@
+"""Template helpers of the messaging pages: links to a number's history, status badges."""
+
+from django import template
+from django.urls import reverse
+
+from messaging.number_refs import number_ref
+from tenants.twilio_errors import explain
+
+register = template.Library()
+
+_STATUS_BADGES = {
+    "delivered": "success",
+    "read": "success",
+    "received": "success",
+    "sent": "primary",
+    "partially_delivered": "warning",
+    "undelivered": "danger",
+    "failed": "danger",
+    "blocked": "dark",
+    "canceled": "secondary",
+    "pending": "light",
+}
+
+
+@register.simple_tag(takes_context=True)
+def number_url(context, phone, name="number_history"):
+    """URL of a number page (history, unmask) that never puts a masked number in the HTML."""
+    tenant = context.get("current_tenant") or context.get("tenant")
+    ref = number_ref(phone, tenant=tenant, access=context.get("tenant_access"))
+    return reverse(name, kwargs={"tenant_slug": tenant.slug, "number": ref})
+
+
+@register.filter
+def status_badge(status: str) -> str:
+    """Bootstrap colour of a message status badge."""
+    return _STATUS_BADGES.get(status, "info")
+
+
+@register.filter
+def twilio_error(code) -> str:
+    return explain(code)

@@ -1,0 +1,126 @@
+"""Production settings: with DEBUG=False every required variable must be set, and a missing one
+stops the process with a message naming it. Each case runs Django in a fresh interpreter with
+a clean environment (no inherited variables, no .env file)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from cryptography.fernet import Fernet
+from django.conf import settings
+
+REQUIRED = (
+    "SECRET_KEY",
+    "DATABASE_URL",
+    "CELERY_BROKER_URL",
+    "FIELD_ENCRYPTION_KEY",
+    "PUBLIC_BASE_URL",
+    "ALLOWED_HOSTS",
+)
+PROBE = (
+    "import json, django; django.setup(); from django.conf import settings as s; "
+    "print(json.dumps({'debug': s.DEBUG, 'db': s.DATABASES['default']['NAME'], "
+    "'conn_max_age': s.DATABASES['default']['CONN_MAX_AGE'], 'hosts': s.ALLOWED_HOSTS, "
+    "'secret_key': s.SECRET_KEY, 'broker': s.CELERY_BROKER_URL, 'public': s.PUBLIC_BASE_URL}))"
+)
+
+
+@pytest.fixture
+def production_env(tmp_path) -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "DJANGO_SETTINGS_MODULE": "commsportal.settings",
+        "ENV_FILE": "",  # never pick up a developer's .env
+        "DEBUG": "False",
+        "SECRET_KEY": "prod-" + "k" * 50,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'prod.sqlite3'}",
+        "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
+        "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        "PUBLIC_BASE_URL": "https://portal.example.com",
+        "ALLOWED_HOSTS": "portal.example.com",
+    }
+
+
+def start(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", PROBE],
+        env=env,
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_starts_with_every_required_variable(production_env, tmp_path):
+    result = start(production_env)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["debug"] is False
+    assert seen["db"] == str(tmp_path / "prod.sqlite3")
+    assert seen["hosts"] == ["portal.example.com"]
+    assert seen["secret_key"] == production_env["SECRET_KEY"]
+    assert seen["broker"] == "redis://127.0.0.1:6379/0"
+    assert seen["public"] == "https://portal.example.com"
+    assert seen["conn_max_age"] > 0
+
+
+@pytest.mark.parametrize("name", REQUIRED)
+def test_refuses_to_start_without(production_env, name):
+    del production_env[name]
+    result = start(production_env)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    message = result.stderr.strip().splitlines()[-1]
+    assert name in message
+    assert [other for other in REQUIRED if other != name and other in message] == []
+
+
+@pytest.mark.parametrize("value", [None, "  "], ids=["unset", "blank"])
+def test_names_every_missing_variable_at_once(production_env, value):
+    for name in REQUIRED:
+        if value is None:
+            del production_env[name]
+        else:
+            production_env[name] = value  # whitespace is as good as missing
+    result = start(production_env)
+    assert result.returncode != 0
+    message = result.stderr.strip().splitlines()[-1]
+    assert all(name in message for name in REQUIRED)
+
+
+def test_env_file_fills_in_but_never_overrides(production_env, tmp_path):
+    env_file = tmp_path / "prod.env"
+    env_file.write_text(f"SECRET_KEY=from-the-file-{'x' * 40}\nALLOWED_HOSTS=file.example.com\n")
+    del production_env["SECRET_KEY"]
+    production_env["ENV_FILE"] = str(env_file)
+    result = start(production_env)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["secret_key"].startswith("from-the-file-")
+    assert seen["hosts"] == ["portal.example.com"]  # the process environment wins
+
+
+def test_debug_mode_needs_nothing(tmp_path):
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "DJANGO_SETTINGS_MODULE": "commsportal.settings",
+        "ENV_FILE": "",
+        # Keep the probe's embedded state off the repository's var/.
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'dev.sqlite3'}",
+        "CELERY_FILESYSTEM_BROKER_DIR": str(tmp_path / "broker"),
+    }
+    result = start(env)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["debug"] is True and seen["broker"] == "filesystem://"
+
+
+def test_database_connections_are_persistent():
+    database = settings.DATABASES["default"]
+    assert database["CONN_MAX_AGE"] > 0
+    assert database["CONN_HEALTH_CHECKS"] is True  # a reused connection is checked before use
