@@ -12,6 +12,8 @@ import time
 
 from celery import shared_task
 
+from .models import Message, SendingPolicy
+from .pacing import pacing_key, pacing_reserve
 from .sending import (
     DeliveryRetry,
     Outcome,
@@ -31,6 +33,30 @@ BACKOFF_CAP = 240.0
 AMBIGUOUS_MIN_DELAY = 5.0
 #: The periodic release stops looping after this long (beat runs it every minute).
 RELEASE_TIME_BUDGET = 45.0
+#: A one-off send waits this long at most for its sender's pacing slot, then retries later.
+PACING_MAX_WAIT = 10.0
+DEFAULT_RATE = 1.0  # msgs/s: a US long code
+
+
+def pacing_wait(message_id: int) -> float | None:
+    """Reserve a slot in the message's sender bucket (shared with bulk sends and every worker).
+
+    Returns the seconds to sleep before sending, or None when the bucket is booked further
+    ahead than PACING_MAX_WAIT (the task then retries later instead of holding a worker).
+    A message that is no longer waiting to be sent costs no slot.
+    """
+    row = (
+        Message.all_tenants.filter(pk=message_id, status="pending", sid__isnull=True)
+        .values_list("tenant_id", "from_number", "messaging_service_sid", "tenant__messaging_service_sid")
+        .first()
+    )
+    if row is None:
+        return 0.0
+    tenant_id, from_number, service_sid, tenant_service_sid = row
+    rate = SendingPolicy.objects.filter(tenant_id=tenant_id).values_list("messages_per_second", flat=True).first()
+    # The same bucket the bulk dispatcher uses for this sender (bulk.sender, else the service).
+    key = pacing_key(tenant_id=tenant_id, sender=from_number or service_sid or tenant_service_sid)
+    return pacing_reserve(key=key, rate=rate if rate and rate > 0 else DEFAULT_RATE, max_wait=PACING_MAX_WAIT)
 
 
 def backoff_countdown(retries: int, *, ambiguous: bool = False) -> float:
@@ -41,7 +67,15 @@ def backoff_countdown(retries: int, *, ambiguous: bool = False) -> float:
 
 @shared_task(bind=True, name="messaging.tasks.message_deliver_task", acks_late=True, max_retries=MAX_RETRIES)
 def message_deliver_task(self, message_id: int) -> str:
-    """Deliver one outbound message (`message_deliver`); retry transient Twilio failures."""
+    """Deliver one outbound message (`message_deliver`), paced per sender; retry transient
+    Twilio failures."""
+    wait = pacing_wait(message_id)
+    if wait is None:
+        # Busy sender: come back later as a fresh task, so waiting never eats Twilio retries.
+        message_deliver_task.apply_async((message_id,), countdown=PACING_MAX_WAIT + random.uniform(0, PACING_MAX_WAIT))
+        return "paced"
+    if wait > 0:
+        time.sleep(wait)
     try:
         outcome = message_deliver(message_id=message_id)
     except DeliveryRetry as exc:

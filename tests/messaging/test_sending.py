@@ -473,3 +473,42 @@ def test_queueing_100k_recipients_is_fast(twilio_tenant):
     rate = f"{100_000 / wall:.0f} recipients/s wall clock, {100_000 / cpu:.0f}/s of CPU"
     assert 100_000 / cpu >= 5000, rate
     assert 100_000 / wall >= 2500, rate
+
+
+def test_one_off_deliveries_share_the_senders_pacing_bucket(tenant, monkeypatch):
+    """Every send of a sender takes a slot of the same bucket as bulk sends (1 msg/s default);
+    a bucket booked too far ahead re-enqueues the task instead of holding the worker."""
+    from messaging import tasks
+    from messaging.models import Message
+    from messaging.pacing import pacing_key
+
+    rows = [
+        Message.objects.create(
+            tenant=tenant,
+            direction="outbound",
+            from_number="+14155550101",
+            to_number=f"+1415555019{i}",
+            body="hi",
+            status="pending",
+            gate_decision="send",
+            purpose="otp",
+        )
+        for i in range(3)
+    ]
+    keys = []
+
+    def fake_reserve(*, key, rate, max_wait, **_):
+        keys.append((key, rate))
+        return None if len(keys) == 3 else 0.0
+
+    requeued = []
+    monkeypatch.setattr(tasks, "pacing_reserve", fake_reserve)
+    monkeypatch.setattr(tasks, "message_deliver", lambda *, message_id: "sent")
+    monkeypatch.setattr(
+        tasks.message_deliver_task, "apply_async", lambda args, countdown: requeued.append((args, countdown))
+    )
+    outcomes = [tasks.message_deliver_task.run(m.pk) for m in rows]
+    assert outcomes == ["sent", "sent", "paced"]
+    assert {k for k, _ in keys} == {pacing_key(tenant_id=tenant.id, sender="+14155550101")}
+    assert all(rate == 1.0 for _, rate in keys)
+    assert requeued and requeued[0][0] == (rows[2].pk,) and requeued[0][1] >= tasks.PACING_MAX_WAIT
