@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from tenants.models import Tenant
+from tenants.phones import phone_mask
 from tenants.services import audit_record
 
 from .models import ConsentDisclosure, ConsentEvent, Message, OptOutEvent, TenantKeyword, disclosure_hash
@@ -161,7 +162,7 @@ def opt_out_admin_change(*, tenant: Tenant, phone: str, action: str, reason: str
         action="opt_out.add" if action == OptOutEvent.Action.OPT_OUT else "opt_out.remove",
         tenant=tenant,
         request=request,
-        target=phone,
+        target=phone_mask(phone),  # the ledger event it names holds the number
         reason=reason,
         details={"opt_out_event": event.pk},
     )
@@ -262,7 +263,7 @@ def consent_capture(
         action="consent.capture",
         tenant=tenant,
         request=request,
-        target=phone,
+        target=phone_mask(phone),  # the ledger event it names holds the number
         details={"consent_event": event.pk, "purpose": purpose, "action": action, "method": method},
     )
     return event

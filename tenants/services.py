@@ -69,7 +69,8 @@ def tenant_settings_update(*, tenant: Tenant, changes: dict, request) -> list[st
         setattr(tenant, name, changes[name])
     if changed:
         tenant.full_clean()
-        tenant.save()
+        # Only these columns: a whole-row save could undo a credential rotation that ran meanwhile.
+        tenant.save(update_fields=[*changed, "updated_at"])
         audit_record(action="tenant.settings_update", tenant=tenant, request=request, details={"fields": changed})
     return changed
 

@@ -83,7 +83,12 @@ def test_admin_opts_out_with_reason_audited(client, tenant_admin, tenant):
     assert (event.phone, event.source, event.reason, event.actor) == (CUSTOMER, "admin", "Asked by phone", tenant_admin)
     assert consent_granted_purposes(tenant=tenant, phone=CUSTOMER) == []
     audit = audits(tenant, "opt_out.add").get()
-    assert audit.reason == "Asked by phone" and audit.target == CUSTOMER and audit.actor == tenant_admin
+    assert (
+        audit.reason == "Asked by phone"
+        and CUSTOMER not in audit.target
+        and audit.target.endswith(CUSTOMER[-4:])
+        and audit.actor == tenant_admin
+    )
 
 
 def test_reason_is_required_and_numbers_validated(client, tenant_admin, tenant):
