@@ -1,13 +1,23 @@
 from django import forms
 from django.contrib import admin
+from django.core.exceptions import FieldDoesNotExist
+from django.db import models
 
-from .models import AuditEvent, Membership, Tenant, WebhookRejection
+from .models import Alert, AuditEvent, Membership, PhoneNumber, Tenant, WebhookRejection
+from .services import audit_record
 
 SECRET_FIELDS = ("auth_token", "api_key_secret", "webhook_signing_key")
 
 
 class TenantAdminForm(forms.ModelForm):
-    """Secrets are write-only here: the form never renders them; blank keeps the stored one."""
+    """Secrets are write-only here: the form never renders them; blank keeps the stored one.
+
+    Every other field carries the value it was loaded with (a hidden `initial-<name>` input), so
+    `changed_data` means "what the operator edited", not "what differs from the row now". The
+    difference matters because credential rotation and suspension (tenants/lifecycle.py) update
+    `api_key_sid` and `status` while a form may be open: compared with the fresh row, the form's
+    stale values would look like edits and be written back.
+    """
 
     auth_token = forms.CharField(
         required=False,
@@ -47,6 +57,9 @@ class TenantAdminForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         for name in SECRET_FIELDS:
             self.initial[name] = ""
+        for name, field in self.fields.items():
+            # Secrets start blank by design, so only a typed value counts as a change.
+            field.show_hidden_initial = name not in SECRET_FIELDS
 
     def clean(self):
         cleaned = super().clean()
@@ -56,6 +69,20 @@ class TenantAdminForm(forms.ModelForm):
         if not cleaned.get("auth_token") and not self.instance.pk:
             self.add_error("auth_token", "A new tenant needs its subaccount's auth token.")
         return cleaned
+
+
+def changed_model_fields(form) -> list[str]:
+    """The model fields behind `form.changed_data` (form-only fields dropped)."""
+    opts = form._meta.model._meta
+    names = []
+    for name in form.changed_data:
+        try:
+            field = opts.get_field(name)
+        except FieldDoesNotExist:
+            continue
+        if field.concrete and not field.many_to_many:
+            names.append(field.name)
+    return names
 
 
 class MembershipInline(admin.TabularInline):
@@ -72,13 +99,56 @@ class TenantAdmin(admin.ModelAdmin):
     search_fields = ["name", "slug", "account_sid"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]
+    #: Changed only through the operator pages, which act at Twilio too (suspend/reactivate/
+    #: close, API key rotation): editing them here would leave the portal and Twilio disagreeing.
+    LIFECYCLE_FIELDS = ("slug", "account_sid", "status", "api_key_sid")
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.LIFECYCLE_FIELDS if obj is not None else ()
+
+    def get_prepopulated_fields(self, request, obj=None):
+        return self.prepopulated_fields if obj is None else {}
+
+    def save_model(self, request, obj, form, change):
+        """Write only what the operator changed, and audit it by field name (never values).
+
+        Like the portal's settings save (tenants/services.py tenant_settings_update): a
+        whole-row save from a form opened before a credential rotation would undo it.
+        """
+        fields = changed_model_fields(form)
+        if not change:
+            super().save_model(request, obj, form, change)
+            audit_record(
+                action="tenant.admin_create", tenant=obj, request=request, target=obj.slug, details={"fields": fields}
+            )
+            return
+        if not fields:
+            return
+        obj.save(update_fields=[*fields, "updated_at"])
+        audit_record(
+            action="tenant.admin_change", tenant=obj, request=request, target=obj.slug, details={"fields": fields}
+        )
+
+    def save_formset(self, request, form, formset, change):
+        super().save_formset(request, form, formset, change)
+        if formset.model is not Membership:
+            return
+        # The same audit trail as the portal's members page (membership_set / membership_remove).
+        events = [("added", m) for m in formset.new_objects]
+        events += [("changed", m) for m, _ in formset.changed_objects]
+        events += [("removed", m) for m in formset.deleted_objects]
+        for outcome, membership in events:
+            audit_record(
+                action=f"membership.{outcome}",
+                tenant=form.instance,
+                request=request,
+                target=membership.user.get_username(),
+                details={"role": membership.role, "via": "admin"},
+            )
 
 
-@admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "actor_label", "tenant", "action", "target", "ip_address"]
-    list_filter = ["action"]
-    search_fields = ["actor_label", "action", "target", "reason"]
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written by the platform (Twilio syncs, monitoring, the audit log): view only."""
 
     def has_add_permission(self, request):
         return False
@@ -88,6 +158,65 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class TenantOwnedAdmin(ReadOnlyAdmin):
+    """The default manager of tenant-owned models refuses unscoped reads (tenants/scoping.py);
+    the operator's admin crosses tenants on purpose, so it names the unscoped manager."""
+
+    list_select_related = ["tenant"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+    def get_queryset(self, request):
+        qs = self.model.all_tenants.get_queryset()
+        ordering = self.get_ordering(request)
+        return qs.order_by(*ordering) if ordering else qs
+
+
+def status_filter(field: str, unset: tuple[str, str], set_: tuple[str, str]) -> type[admin.SimpleListFilter]:
+    """A "status" list filter on whether the timestamp `field` is set (e.g. released, cleared)."""
+
+    class StatusFilter(admin.SimpleListFilter):
+        title = "status"
+        parameter_name = "status"
+
+        def lookups(self, request, model_admin):
+            return [unset, set_]
+
+        def queryset(self, request, queryset):
+            if self.value() in (unset[0], set_[0]):
+                return queryset.filter(**{f"{field}__isnull": self.value() == unset[0]})
+            return queryset
+
+    return StatusFilter
+
+
+@admin.register(PhoneNumber)
+class PhoneNumberAdmin(TenantOwnedAdmin):
+    list_display = ["phone_number", "tenant", "friendly_name", "sid", "sms", "mms", "voice", "synced_at", "released_at"]
+    list_filter = [
+        "tenant",
+        status_filter("released_at", ("active", "Active"), ("released", "Released")),
+        "sms",
+        "mms",
+        "voice",
+    ]
+    search_fields = ["phone_number", "sid", "friendly_name", "tenant__name", "tenant__slug"]
+
+
+@admin.register(Alert)
+class AlertAdmin(TenantOwnedAdmin):
+    list_display = ["raised_at", "tenant", "kind", "cleared_at", "summary"]
+    list_filter = ["tenant", status_filter("cleared_at", ("open", "Open"), ("cleared", "Cleared")), "kind"]
+    search_fields = ["tenant__name", "tenant__slug"]
+    date_hierarchy = "raised_at"
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "actor_label", "tenant", "action", "target", "ip_address"]
+    list_filter = ["action"]
+    search_fields = ["actor_label", "action", "target", "reason"]
 
 
 @admin.register(WebhookRejection)
