@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from tenants.exports import spreadsheet_safe
 from tenants.middleware import support_action
 from tenants.phones import phone_mask
 from tenants.scoping import get_scoped_or_404
@@ -347,15 +348,15 @@ def _history_export(request, history, export: str):
         }
         for e in history.timeline()
     ]
-    if masked:
-        # Support staff reading a tenant's personal data out of the portal: on the record.
-        audit_record(
-            action="export.number_history",
-            tenant=tenant,
-            request=request,
-            target=phone_mask(history.phone),
-            details={"format": export, "rows": len(rows)},
-        )
+    # Personal data leaving the portal, whoever takes it (a member, or support staff reading
+    # another tenant's data): on the record, the number masked like every audit target.
+    audit_record(
+        action="export.number_history",
+        tenant=tenant,
+        request=request,
+        target=phone_mask(history.phone),
+        details={"format": export, "rows": len(rows), "masked": masked},
+    )
     filename = f"number-history-{tenant.slug}-{history.phone[-4:]}-{timezone.now():%Y%m%d}"
     if export == "json":
         response = JsonResponse(
@@ -374,7 +375,7 @@ def _history_export(request, history, export: str):
     response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
     writer = csv.DictWriter(response, fieldnames=HISTORY_COLUMNS)
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({key: spreadsheet_safe(value) for key, value in row.items()} for row in rows)
     return response
 
 

@@ -110,6 +110,7 @@ def tenant_create(
                 **(fields or {}),
             },
             actor=actor,
+            request=request,
         )
         audit_record(
             action="subaccount.create" if sub.created else "subaccount.reuse",

@@ -41,7 +41,7 @@ def audit_record(
 
 
 @transaction.atomic
-def tenant_upsert(*, slug: str, fields: dict, actor=None) -> tuple[Tenant, bool]:
+def tenant_upsert(*, slug: str, fields: dict, actor=None, request=None) -> tuple[Tenant, bool]:
     """Create the tenant `slug` or update the given fields of an existing one."""
     tenant = Tenant.objects.select_for_update().filter(slug=slug).first()
     created = tenant is None
@@ -55,6 +55,7 @@ def tenant_upsert(*, slug: str, fields: dict, actor=None) -> tuple[Tenant, bool]
         action="tenant.create" if created else "tenant.update",
         tenant=tenant,
         actor=actor,
+        request=request,
         target=slug,
         details={"fields": sorted(fields)},  # names only: values may be secrets
     )
@@ -115,6 +116,17 @@ def support_grant(*, user, actor=None) -> bool:
         return False
     user.groups.add(group)
     audit_record(action="support.granted", tenant=None, actor=actor, target=user.get_username())
+    return True
+
+
+@transaction.atomic
+def superuser_grant(*, user, actor=None) -> bool:
+    """Make `user` a platform operator (superuser and staff); True when that changed anything."""
+    if user.is_superuser and user.is_staff:
+        return False
+    user.is_superuser = user.is_staff = True
+    user.save(update_fields=["is_superuser", "is_staff"])
+    audit_record(action="superuser.granted", tenant=None, actor=actor, target=user.get_username())
     return True
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import csv
 import time
 from datetime import timedelta
 
@@ -8,7 +9,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -17,6 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 from messaging.monitoring import DEFAULT_RANGE, RANGES, Outcomes, delivery_stats, outcomes_by_tenant, status_chart
 
 from .alerts import alerts_open_by_tenant
+from .exports import safe_row
 from .forms import MembershipForm, TenantSettingsForm
 from .models import Membership, Tenant, is_support
 from .monitoring import reachability_snapshot, reachability_summary
@@ -27,7 +29,7 @@ from .selectors import (
     webhook_rejection_list,
     webhook_rejections_by_tenant,
 )
-from .services import membership_remove, membership_set, tenant_settings_update
+from .services import audit_record, membership_remove, membership_set, tenant_settings_update
 
 
 def require_admin(request) -> None:
@@ -109,7 +111,8 @@ def tenant_audit_log(request):
 @require_GET
 def support_overview(request):
     """Every tenant at a glance for support staff and operators, worst failure rate (24 h) first,
-    with webhook rejections (7 d), open alerts and Twilio reachability (last cached check)."""
+    with webhook rejections (7 d), open alerts and Twilio reachability (last cached check).
+    `?format=csv` downloads the same table (audited: a cross-tenant export)."""
     if not (request.user.is_superuser or is_support(request.user)):
         raise PermissionDenied("Support staff only.")
     rejections = webhook_rejections_by_tenant(days=7)
@@ -129,6 +132,8 @@ def support_overview(request):
     ]
     # Worst first; tenants with nothing finished (no rate) last, then by name.
     rows.sort(key=lambda r: (r["outcomes"].failure_rate is None, -(r["outcomes"].failure_rate or 0), r["tenant"].name))
+    if request.GET.get("format") == "csv":
+        return _support_overview_csv(request, rows)
     return render(
         request,
         "tenants/support_overview.html",
@@ -139,6 +144,56 @@ def support_overview(request):
             "twilio_summary": reachability_summary(snapshot),
         },
     )
+
+
+SUPPORT_OVERVIEW_COLUMNS = (
+    "tenant",
+    "name",
+    "account_sid",
+    "status",
+    "failure_rate_24h",
+    "failed_24h",
+    "finished_24h",
+    "rejected_webhooks_7d",
+    "open_alerts",
+    "twilio",
+)
+
+
+def _support_overview_csv(request, rows: list[dict]) -> HttpResponse:
+    """The overview table as CSV: a cross-tenant export, so it is audited. It holds no phone
+    numbers, only per-tenant counts, and never a secret."""
+    audit_record(
+        action="export.support_overview",
+        tenant=None,
+        request=request,
+        target="all tenants",
+        details={"format": "csv", "rows": len(rows), "q": request.GET.get("q", "").strip()},
+    )
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="support-overview-{timezone.now():%Y%m%d-%H%M}.csv"'
+    writer = csv.writer(response)
+    writer.writerow(SUPPORT_OVERVIEW_COLUMNS)
+    for row in rows:
+        tenant, outcomes, twilio = row["tenant"], row["outcomes"], row["twilio"]
+        rate = outcomes.failure_rate
+        writer.writerow(
+            safe_row(
+                [
+                    tenant.slug,
+                    tenant.name,
+                    tenant.account_sid,
+                    tenant.status,
+                    "" if rate is None else f"{rate:.4f}",
+                    outcomes.failed,
+                    outcomes.finished,
+                    row["rejected"],
+                    " ".join(alert.kind for alert in row["alerts"]),
+                    "unknown" if twilio is None else ("ok" if twilio.get("ok") else twilio.get("error") or "error"),
+                ]
+            )
+        )
+    return response
 
 
 def _check_database() -> dict:

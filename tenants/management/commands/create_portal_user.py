@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from tenants.management.secrets import read_secret
 from tenants.models import Membership, Tenant
-from tenants.services import membership_set, portal_user_upsert, support_grant
+from tenants.services import membership_set, portal_user_upsert, superuser_grant, support_grant
 
 
 class _MembershipAction(argparse.Action):
@@ -66,7 +66,5 @@ class Command(BaseCommand):
         if opts["support"]:
             changed = support_grant(user=user)
             self.stdout.write("  support staff" + (" (granted)" if changed else " (already)"))
-        if opts["superuser"] and not (user.is_superuser and user.is_staff):
-            user.is_superuser = user.is_staff = True
-            user.save(update_fields=["is_superuser", "is_staff"])
+        if opts["superuser"] and superuser_grant(user=user):
             self.stdout.write("  superuser (granted)")

@@ -1,0 +1,615 @@
+"""The audit log's contract, action by action: every admin action (opt-out and consent changes,
+imports, exports, number and credential changes, role changes, a tenant's lifecycle) and every
+support-staff unmask or cross-tenant export leaves exactly the expected AuditEvent rows — who,
+when, tenant, what, from which IP — through the real view. A refused or invalid action leaves
+none. The log is append-only and readable by superusers and by a tenant's own admins.
+
+Which roles may reach each URL at all is tests/tenants/test_isolation.py's matrix; the per-page
+behaviour of each action is in the page's own tests. This file checks the audit rows only.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pytest
+from django.contrib.messages import get_messages
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+from django.db.models import Max
+from django.urls import reverse
+from django.utils import timezone
+
+from messaging.number_refs import number_ref
+from tenants import lifecycle
+from tenants.models import AuditEvent, Membership, PhoneNumber, Tenant
+from tenants.numbers import numbers_sync
+from tenants.scoping import TenantAccess
+from tests.conftest import make_user
+from tests.messaging.builders import CUSTOMER, make_consent, make_opt_out, make_review
+
+pytestmark = pytest.mark.django_db
+
+IP = "203.0.113.7"
+MASKED = "+1******0100"  # CUSTOMER as every audit target shows it
+OUR_NUMBER = "+14155550150"  # a number of the tenant's own Twilio account
+
+
+# --- The cases -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    """One expected audit row. `target` may be a function of the context; `details` is a subset."""
+
+    action: str
+    target: str | Callable[[dict], str] = ""
+    tenant: str | None = "acme"
+    reason: str = ""
+    details: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Case:
+    user: str  # key of ctx["users"]
+    url: Callable[[dict], str]
+    rows: tuple[Row, ...]
+    data: Callable[[dict], dict] = lambda ctx: {}
+    method: str = "post"
+    setup: Callable[[dict], None] | None = None
+    twilio: bool = False  # the action calls Twilio: run it against the sandbox
+
+
+def t(name: str, **kwargs) -> Callable[[dict], str]:
+    """URL of a page of tenant acme; kwargs may be functions of the context."""
+    return lambda ctx: reverse(
+        name, kwargs={"tenant_slug": "acme", **{k: v(ctx) if callable(v) else v for k, v in kwargs.items()}}
+    )
+
+
+def op(name: str, slug: str = "acme") -> Callable[[dict], str]:
+    return lambda ctx: reverse(f"operator:{name}", kwargs={"slug": slug})
+
+
+def csv_upload(name: str, text: str) -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, text.encode(), content_type="text/csv")
+
+
+def _opted_out(ctx):
+    make_opt_out(ctx["tenant"], CUSTOMER, source="admin", reason="earlier")
+
+
+def _review(ctx):
+    ctx["review"] = make_review(ctx["tenant"], CUSTOMER)
+
+
+def _keyword(ctx):
+    from messaging.models import TenantKeyword
+
+    ctx["keyword"] = TenantKeyword.objects.create(tenant=ctx["tenant"], kind="help", word="AYUDA")
+
+
+def _history(ctx):
+    make_consent(ctx["tenant"], CUSTOMER)
+
+
+def _support_ref(ctx) -> str:
+    return number_ref(CUSTOMER, tenant=ctx["tenant"], access=TenantAccess("support"))
+
+
+def _drifted_number(ctx):
+    ctx["sandbox"].seed_number(ctx["tenant"].account_sid, OUR_NUMBER, SmsUrl="https://old.example.com/sms")
+    numbers_sync(tenant=ctx["tenant"])  # no actor, no request: a background sync, not audited
+    ctx["number"] = PhoneNumber.objects.for_tenant(ctx["tenant"]).get()
+
+
+def _member(ctx):
+    ctx["member"] = Membership.objects.create(user=ctx["newcomer"], tenant=ctx["tenant"], role="viewer")
+
+
+def _suspended(ctx):
+    lifecycle.tenant_suspend(tenant=ctx["tenant"], actor=ctx["users"]["operator"])
+
+
+def _rotation_started(ctx):
+    lifecycle.auth_token_rotation_start(tenant=ctx["tenant"], actor=ctx["users"]["operator"])
+
+
+def _erased_marker(ctx) -> str:
+    """The marker that replaced the number in the tenant's consent ledger."""
+    from messaging.models import ConsentEvent
+
+    (marker,) = set(ConsentEvent.objects.for_tenant(ctx["tenant"]).values_list("phone", flat=True))
+    assert marker.startswith("erased:")
+    return marker
+
+
+def _review_target(ctx) -> str:
+    return f"revocation review #{ctx['review'].pk} ({MASKED})"
+
+
+SETTINGS = {
+    "name": "Acme Renamed",
+    "timezone": "America/Chicago",
+    "keyword_replies": "twilio",
+    "messaging_service_sid": "",
+    "verify_service_sid": "",
+    "help_text": "",
+    "stop_text": "",
+    "start_text": "",
+    "marketing_disclosure": "",
+    "sender_email": "",
+}
+
+CASES = {
+    # Opt-out and consent changes (tenant admins)
+    "opt-out add": Case(
+        "admin",
+        t("opt_out_change"),
+        (Row("opt_out.add", MASKED, reason="Asked by phone"),),
+        data=lambda ctx: {"phone": CUSTOMER, "action": "opt_out", "reason": "Asked by phone"},
+    ),
+    "opt-out remove": Case(
+        "admin",
+        t("opt_out_change"),
+        (Row("opt_out.remove", MASKED, reason="Asked in store"),),
+        data=lambda ctx: {"phone": CUSTOMER, "action": "opt_in", "reason": "Asked in store"},
+        setup=_opted_out,
+    ),
+    "consent capture": Case(
+        "admin",
+        t("consent_capture"),
+        (Row("consent.capture", MASKED, details={"purpose": "transactional", "action": "granted"}),),
+        data=lambda ctx: {
+            "phone": CUSTOMER,
+            "purpose": "transactional",
+            "action": "granted",
+            "method": "paper",
+            "captured_at": "2025-05-01T10:00",
+        },
+    ),
+    "revocation confirm": Case(
+        "admin",
+        lambda ctx: t("revocation_confirm", review_id=ctx["review"].pk)(ctx),
+        (Row("revocation.confirm", _review_target, reason="Clearly a STOP"),),
+        data=lambda ctx: {"note": "Clearly a STOP"},
+        setup=_review,
+    ),
+    "revocation dismiss": Case(
+        "admin",
+        lambda ctx: t("revocation_dismiss", review_id=ctx["review"].pk)(ctx),
+        (Row("revocation.dismiss", _review_target, reason="About the store hours"),),
+        data=lambda ctx: {"note": "About the store hours"},
+        setup=_review,
+    ),
+    "keyword add": Case(
+        "admin",
+        t("keyword_list"),
+        (Row("keyword.add", "BAJA", details={"kind": "opt_out"}),),
+        data=lambda ctx: {"kind": "opt_out", "word": "BAJA"},
+    ),
+    "keyword remove": Case(
+        "admin",
+        lambda ctx: t("keyword_remove", keyword_id=ctx["keyword"].pk)(ctx),
+        (Row("keyword.remove", "AYUDA", details={"kind": "help"}),),
+        setup=_keyword,
+    ),
+    # Imports (a real import; a dry run is in test_invalid_or_refused_actions_write_nothing)
+    "opt-out import": Case(
+        "admin",
+        t("opt_out_import"),
+        (Row("opt_out.import", "optouts.csv", details={"rows": 1, "imported": 1, "skipped": 0}),),
+        data=lambda ctx: {"file": csv_upload("optouts.csv", f"phone,reason\n{CUSTOMER},old system\n")},
+    ),
+    "consent import": Case(
+        "admin",
+        t("consent_import"),
+        (Row("consent.import", "consents.csv", details={"rows": 1, "imported": 1, "skipped": 0}),),
+        data=lambda ctx: {
+            "file": csv_upload(
+                "consents.csv", f"phone,purpose,action,method,captured_at\n{CUSTOMER},otp,granted,api,2025-01-01\n"
+            )
+        },
+    ),
+    # Exports: the per-number consent proof (members and support staff), the support overview
+    "consent proof CSV (admin)": Case(
+        "admin",
+        t("number_history", number=CUSTOMER),
+        (Row("export.number_history", MASKED, details={"format": "csv", "rows": 1, "masked": False}),),
+        data=lambda ctx: {"format": "csv"},
+        method="get",
+        setup=_history,
+    ),
+    "consent proof JSON (admin)": Case(
+        "admin",
+        t("number_history", number=CUSTOMER),
+        (Row("export.number_history", MASKED, details={"format": "json", "rows": 1, "masked": False}),),
+        data=lambda ctx: {"format": "json"},
+        method="get",
+        setup=_history,
+    ),
+    "consent proof CSV (support, another tenant's data)": Case(
+        "support",
+        t("number_history", number=_support_ref),
+        (Row("export.number_history", MASKED, details={"format": "csv", "rows": 1, "masked": True}),),
+        data=lambda ctx: {"format": "csv"},
+        method="get",
+        setup=_history,
+    ),
+    "support overview CSV (cross-tenant)": Case(
+        "support",
+        lambda ctx: reverse("support_overview"),
+        (Row("export.support_overview", "all tenants", tenant=None, details={"format": "csv", "rows": 2}),),
+        data=lambda ctx: {"format": "csv"},
+        method="get",
+    ),
+    # Support staff unmask, with a written reason
+    "support unmask": Case(
+        "support",
+        t("number_unmask", number=_support_ref),
+        (Row("support.unmask", MASKED, reason="Ticket 4411: caller verification"),),
+        data=lambda ctx: {"reason": "Ticket 4411: caller verification"},
+    ),
+    # Numbers (Twilio sandbox)
+    "number sync": Case(
+        "admin",
+        t("number_sync"),
+        (Row("number.sync", details={"total": 1, "created": 1}),),
+        setup=lambda ctx: ctx["sandbox"].seed_number(ctx["tenant"].account_sid, OUR_NUMBER),
+        twilio=True,
+    ),
+    "number buy": Case(
+        "admin",
+        t("number_buy"),
+        (Row("number.buy", lambda ctx: PhoneNumber.objects.for_tenant(ctx["tenant"]).get().sid),),
+        data=lambda ctx: {"phone_number": OUR_NUMBER},
+        twilio=True,
+    ),
+    "number fix webhooks": Case(
+        "admin",
+        lambda ctx: t("number_fix_webhooks", sid=ctx["number"].sid)(ctx),
+        (Row("number.fix_webhooks", lambda ctx: ctx["number"].sid),),
+        setup=_drifted_number,
+        twilio=True,
+    ),
+    "number release": Case(
+        "admin",
+        lambda ctx: t("number_release", sid=ctx["number"].sid)(ctx),
+        (Row("number.release", lambda ctx: ctx["number"].sid, details={"phone_number": OUR_NUMBER}),),
+        data=lambda ctx: {"confirm": OUR_NUMBER},
+        setup=_drifted_number,
+        twilio=True,
+    ),
+    # Tenant settings and roles (tenant admins)
+    "tenant settings": Case(
+        "admin",
+        t("tenant_settings"),
+        (Row("tenant.settings_update", details={"fields": ["name", "timezone"]}),),
+        data=lambda ctx: SETTINGS,
+    ),
+    "member added": Case(
+        "admin",
+        t("tenant_members"),
+        (Row("membership.added", "newcomer", details={"role": "viewer"}),),
+        data=lambda ctx: {"username": "newcomer", "role": "viewer"},
+    ),
+    "member role changed": Case(
+        "admin",
+        t("tenant_members"),
+        (Row("membership.changed", "newcomer", details={"role": "admin"}),),
+        data=lambda ctx: {"username": "newcomer", "role": "admin"},
+        setup=_member,
+    ),
+    "member removed": Case(
+        "admin",
+        lambda ctx: t("tenant_member_remove", membership_id=ctx["member"].pk)(ctx),
+        (Row("membership.removed", "newcomer", details={"role": "viewer"}),),
+        setup=_member,
+    ),
+    # A tenant's lifecycle, credentials, retention and erasure (platform operators, Twilio sandbox)
+    "tenant create": Case(
+        "operator",
+        lambda ctx: reverse("operator:tenant_create"),
+        (
+            Row("tenant.create", "initech", tenant="initech"),
+            Row("subaccount.create", lambda ctx: Tenant.objects.get(slug="initech").account_sid, tenant="initech"),
+        ),
+        data=lambda ctx: {"name": "Initech", "slug": "initech", "timezone": "America/Chicago"},
+        twilio=True,
+    ),
+    "tenant suspend": Case(
+        "operator",
+        op("tenant_suspend"),
+        (Row("tenant.suspend", lambda ctx: ctx["tenant"].account_sid, reason="unpaid invoice"),),
+        data=lambda ctx: {"reason": "unpaid invoice"},
+        twilio=True,
+    ),
+    "tenant reactivate": Case(
+        "operator",
+        op("tenant_reactivate"),
+        (Row("tenant.reactivate", lambda ctx: ctx["tenant"].account_sid, details={"to": "active"}),),
+        setup=_suspended,
+        twilio=True,
+    ),
+    "tenant close": Case(
+        "operator",
+        op("tenant_close"),
+        (Row("tenant.close", lambda ctx: ctx["tenant"].account_sid, reason="contract ended"),),
+        data=lambda ctx: {"confirm_slug": "acme", "reason": "contract ended"},
+        twilio=True,
+    ),
+    "API key rotate": Case(
+        "operator",
+        op("api_key_rotate"),
+        (Row("credentials.api_key_rotated", lambda ctx: Tenant.objects.get(slug="acme").api_key_sid),),
+        twilio=True,
+    ),
+    "auth token start": Case(
+        "operator",
+        op("auth_token_start"),
+        (Row("credentials.auth_token_secondary_created", lambda ctx: ctx["tenant"].account_sid),),
+        twilio=True,
+    ),
+    "auth token promote": Case(
+        "operator",
+        op("auth_token_promote"),
+        (Row("credentials.auth_token_promoted", lambda ctx: ctx["tenant"].account_sid),),
+        setup=_rotation_started,
+        twilio=True,
+    ),
+    "auth token cancel": Case(
+        "operator",
+        op("auth_token_cancel"),
+        (Row("credentials.auth_token_rotation_cancelled", lambda ctx: ctx["tenant"].account_sid),),
+        setup=_rotation_started,
+        twilio=True,
+    ),
+    "retention update": Case(
+        "operator",
+        op("retention_update"),
+        (Row("retention.settings_update", "acme", details={"after": {"retention_days": 30, "legal_hold": True}}),),
+        data=lambda ctx: {"retention_days": 30, "legal_hold": "on"},
+    ),
+    "GDPR erase": Case(
+        "operator",
+        op("number_erase"),
+        (Row("gdpr.erase", _erased_marker, reason="Art. 17 request #88"),),
+        data=lambda ctx: {"phone": CUSTOMER, "phone_again": CUSTOMER, "reason": "Art. 17 request #88"},
+        setup=_history,
+    ),
+}
+
+
+# --- Fixtures --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _fast_key_verification(monkeypatch):
+    monkeypatch.setattr(lifecycle, "KEY_VERIFY_DELAY", 0)
+
+
+@pytest.fixture
+def live(tenant, sandbox, sandbox_settings):
+    """`tenant` as a subaccount of the sandbox's parent account (as in test_numbers.py)."""
+    sandbox.register_account(tenant.account_sid, tenant.auth_token.reveal())
+    sandbox_settings.PUBLIC_BASE_URL = "https://portal.example.com"
+    return tenant
+
+
+@pytest.fixture
+def ctx(tenant, other_tenant, tenant_admin, support_user, django_user_model):
+    return {
+        "tenant": tenant,
+        "users": {
+            "admin": tenant_admin,
+            "support": support_user,
+            "operator": make_user(django_user_model, "olga-operator", superuser=True),
+        },
+        "newcomer": make_user(django_user_model, "newcomer"),
+    }
+
+
+def new_events(since: int) -> list[AuditEvent]:
+    return list(AuditEvent.objects.filter(id__gt=since).order_by("id"))
+
+
+def last_id() -> int:
+    return AuditEvent.objects.aggregate(last=Max("id"))["last"] or 0
+
+
+# --- Every listed action is audited ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_action_is_audited(request, client, ctx, name):
+    case = CASES[name]
+    if case.twilio:
+        request.getfixturevalue("live")
+        ctx["sandbox"] = request.getfixturevalue("sandbox")
+    if case.setup:
+        case.setup(ctx)
+    user = ctx["users"][case.user]
+    client.force_login(user)
+    url, data = case.url(ctx), case.data(ctx)
+    since, started = last_id(), timezone.now()
+
+    response = getattr(client, case.method)(url, data, REMOTE_ADDR=IP)
+
+    finished = timezone.now()
+    assert response.status_code in (200, 302), response.content[:500]
+    if case.method == "post" and response.status_code == 302:
+        # The action succeeded (no error message on the way back).
+        assert not [m for m in get_messages(response.wsgi_request) if m.level_tag == "error"]
+    events = new_events(since)
+    assert [e.action for e in events] == [row.action for row in case.rows]
+    for event, row in zip(events, case.rows, strict=True):
+        assert (event.actor, event.actor_label) == (user, user.username)  # who
+        assert started <= event.created_at <= finished  # when
+        expected_tenant = Tenant.objects.get(slug=row.tenant) if row.tenant else None
+        assert event.tenant == expected_tenant  # tenant
+        target = row.target(ctx) if callable(row.target) else row.target
+        assert event.target == target and event.reason == row.reason  # what
+        for key, value in row.details.items():
+            if isinstance(value, dict):
+                assert value.items() <= event.details[key].items(), (key, event.details)
+            else:
+                assert event.details[key] == value, (key, event.details)
+        assert event.ip_address == IP  # from which IP
+        # A customer's number is never stored in clear in the audit trail.
+        assert CUSTOMER not in json.dumps([event.target, event.reason, event.details])
+
+
+def test_support_overview_csv_is_the_table_without_numbers_or_secrets(client, ctx, other_tenant):
+    from messaging.models import Message
+
+    Message.objects.create(
+        tenant=ctx["tenant"], direction="outbound", from_number="+14155550199", to_number=CUSTOMER, status="failed"
+    )
+    client.force_login(ctx["users"]["support"])
+    response = client.get(reverse("support_overview"), {"format": "csv", "q": "acme"})
+    assert response["Content-Type"].startswith("text/csv") and "attachment" in response["Content-Disposition"]
+    body = response.content.decode()
+    rows = list(csv.DictReader(io.StringIO(body)))
+    assert [(r["tenant"], r["failure_rate_24h"], r["failed_24h"], r["finished_24h"]) for r in rows] == [
+        ("acme", "1.0000", "1", "1")
+    ]
+    assert CUSTOMER not in body and ctx["tenant"].auth_token.reveal() not in body
+    event = AuditEvent.objects.get(action="export.support_overview")
+    assert event.tenant is None and event.details == {"format": "csv", "rows": 1, "q": "acme"}
+    # Tenant members never reach it.
+    client.force_login(ctx["users"]["admin"])
+    assert client.get(reverse("support_overview"), {"format": "csv"}).status_code == 403
+    assert AuditEvent.objects.filter(action="export.support_overview").count() == 1
+
+
+def test_role_changes_from_the_command_line_are_audited(ctx):
+    """create_portal_user: memberships and the support/superuser grants. No request: no IP, and
+    the actor is recorded as "system" (whoever ran the command on the server)."""
+    since = last_id()
+    call_command(
+        "create_portal_user", "newcomer", "--tenant", "acme", "--role", "admin", "--support", "--superuser",
+        stdout=io.StringIO(),
+    )  # fmt: skip
+    events = new_events(since)
+    assert [(e.action, e.tenant and e.tenant.slug, e.target) for e in events] == [
+        ("membership.added", "acme", "newcomer"),
+        ("support.granted", None, "newcomer"),
+        ("superuser.granted", None, "newcomer"),
+    ]
+    assert all(e.actor is None and e.actor_label == "system" and e.ip_address is None for e in events)
+    # Granting again changes nothing and records nothing.
+    since = last_id()
+    call_command("create_portal_user", "newcomer", "--superuser", stdout=io.StringIO())
+    assert new_events(since) == []
+
+
+# --- Invalid or refused actions write nothing ------------------------------------------------------
+
+
+INVALID = {
+    "opt-out change without a reason": Case(
+        "admin",
+        t("opt_out_change"),
+        (),
+        data=lambda ctx: {"phone": CUSTOMER, "action": "opt_out", "reason": ""},
+    ),
+    "consent import dry run": Case(
+        "admin",
+        t("consent_import"),
+        (),
+        data=lambda ctx: {
+            "dry_run": "on",
+            "file": csv_upload(
+                "c.csv", f"phone,purpose,action,method,captured_at\n{CUSTOMER},otp,granted,api,2025-01-01\n"
+            ),
+        },
+    ),
+    "member who does not exist": Case(
+        "admin", t("tenant_members"), (), data=lambda ctx: {"username": "nobody", "role": "admin"}
+    ),
+    "unmask with a too short reason": Case(
+        "support", t("number_unmask", number=_support_ref), (), data=lambda ctx: {"reason": "curious"}
+    ),
+    "dismissal without a note": Case(
+        "admin",
+        lambda ctx: t("revocation_dismiss", review_id=ctx["review"].pk)(ctx),
+        (),
+        data=lambda ctx: {"note": ""},
+        setup=_review,
+    ),
+    "release without typing the number": Case(
+        "admin",
+        lambda ctx: t("number_release", sid=ctx["number"].sid)(ctx),
+        (),
+        data=lambda ctx: {"confirm": "+14155550000"},
+        setup=_drifted_number,
+        twilio=True,
+    ),
+    "close without typing the slug": Case(
+        "operator", op("tenant_close"), (), data=lambda ctx: {"confirm_slug": "acme-typo"}, twilio=True
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(INVALID))
+def test_invalid_or_refused_actions_write_nothing(request, client, ctx, name):
+    """A few representative cases; refused roles (403/404) are test_isolation.py's matrix."""
+    case = INVALID[name]
+    if case.twilio:
+        request.getfixturevalue("live")
+        ctx["sandbox"] = request.getfixturevalue("sandbox")
+    if case.setup:
+        case.setup(ctx)
+    client.force_login(ctx["users"][case.user])
+    since = last_id()
+    response = client.post(case.url(ctx), case.data(ctx), REMOTE_ADDR=IP)
+    assert response.status_code in (200, 302)  # the form again, or back with an error message
+    assert new_events(since) == []
+
+
+# --- Append-only, and who reads the log ------------------------------------------------------------
+
+
+def test_audit_events_cannot_be_changed_or_deleted(ctx):
+    """Through the ORM's instances (the Django admin's refusals are in test_admin.py). Queryset
+    `.update()`/`.delete()` bypass this on purpose: GDPR erasure scrubs a number out of audit
+    rows (tenants/retention.py), the bulk benchmark drops its own throwaway tenant."""
+    event = AuditEvent.objects.create(tenant=ctx["tenant"], action="opt_out.add", target=MASKED, ip_address=IP)
+    event.target = "tampered"
+    with pytest.raises(ValueError, match="append-only"):
+        event.save()
+    with pytest.raises(ValueError, match="append-only"):
+        event.delete()
+    assert AuditEvent.objects.get(pk=event.pk).target == MASKED
+
+
+def test_audit_log_shows_superusers_any_tenant_and_admins_only_their_own(client, ctx, other_tenant, other_admin):
+    AuditEvent.objects.create(
+        tenant=ctx["tenant"], action="keyword.add", target="ACME-WORD", reason="acme reason", ip_address=IP
+    )
+    AuditEvent.objects.create(tenant=other_tenant, action="keyword.add", target="GLOBEX-WORD")
+    AuditEvent.objects.create(tenant=None, action="support.granted", target="PLATFORM-WIDE")
+
+    def page(user, slug):
+        client.force_login(user)
+        return client.get(reverse("tenant_audit_log", kwargs={"tenant_slug": slug}))
+
+    acme = page(ctx["users"]["admin"], "acme")
+    html = acme.content.decode()
+    assert acme.status_code == 200 and "ACME-WORD" in html and "acme reason" in html and IP in html
+    assert "GLOBEX-WORD" not in html and "PLATFORM-WIDE" not in html
+    globex = page(other_admin, "globex").content.decode()
+    assert "GLOBEX-WORD" in globex and "ACME-WORD" not in globex
+
+    operator = ctx["users"]["operator"]
+    for slug, own, foreign in (("acme", "ACME-WORD", "GLOBEX-WORD"), ("globex", "GLOBEX-WORD", "ACME-WORD")):
+        response = page(operator, slug)
+        assert response.status_code == 200
+        assert own in response.content.decode() and foreign not in response.content.decode()
+    # The platform-wide events (no tenant: support and superuser grants, cross-tenant exports)
+    # are the superusers' alone, in the Django admin (access rules: test_admin.py).
+    assert b"PLATFORM-WIDE" in client.get("/admin/tenants/auditevent/").content
