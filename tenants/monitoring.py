@@ -9,9 +9,8 @@ What is stored never holds a secret, a SID or a phone number: per tenant slug on
 `ok`, `error` (a kind: auth, timeout, connection, twilio_5xx, http_4xx, client), Twilio's
 `code` and HTTP `status`, `ms` and `checked_at`.
 
-The cache must be shared between the worker and the web processes (Redis via REDIS_URL);
-with the per-process local-memory cache of a bare development setup, /healthz reports
-"unknown" until a check runs in the web process itself.
+The cache must be shared between the worker and the web processes: Redis via REDIS_URL, or
+the embedded default's folder under var/cache (settings.CACHES).
 """
 
 from __future__ import annotations

@@ -1,0 +1,427 @@
+"""End to end, deployed as in production: every part is its own process.
+
+- the local Twilio sandbox (`manage.py twilio_sandbox`), strict: unknown accounts are refused;
+- the portal under gunicorn with DEBUG=False and the production settings;
+- a Celery worker (prefork) on the broker CI gives us (Redis), or the embedded filesystem broker;
+- a database of its own: a fresh PostgreSQL database when the suite runs on PostgreSQL, else a
+  SQLite file, migrated by `manage.py migrate`.
+
+The test is the operator and the tenant admin, over HTTP only: the operator creates a tenant
+(the portal creates its subaccount at the sandbox), numbers appear at "Twilio" and reach the
+portal by the worker's sync task (the one beat runs), the drift they show is fixed with the
+page's own buttons, the admin sends messages through the send form, the worker delivers them,
+the sandbox answers with status callbacks signed as Twilio signs them, customers text in, and
+the dashboard's counts must equal what the sandbox holds. Nothing here reaches into the
+portal's database or Python objects: what is checked is what a user or Twilio would see.
+
+The portal runs without TLS here, so the session and CSRF cookies (Secure under DEBUG=False)
+are sent back by the test's client as a TLS-terminating proxy would let them through.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+import requests
+from cryptography.fernet import Fernet
+from django.conf import settings
+
+from tests.conftest import redis_reachable, services_required
+
+BASE_DIR = Path(settings.BASE_DIR)
+BIN = Path(sys.executable).parent
+PASSWORD = "e2e-" + secrets.token_urlsafe(16)
+SLUG = "e2e-clinic"
+# What the tenant's customers are sent, and what the sandbox makes of each (tenants/sandbox.py).
+RECIPIENTS = {
+    "+14155550140": "delivered",
+    "+14155550141": "delivered",
+    "+14155550142": "delivered",
+    "+15005550010": "undelivered",  # 30003 unreachable handset
+    "+15005550012": "failed",  # 30008 unknown error
+}
+INBOUND = [("+14155550150", "Is my appointment on Tuesday still on?"), ("+14155550151", "STOP")]
+FINAL = {"delivered", "undelivered", "failed"}
+STARTUP_SECONDS = 90
+SETTLE_SECONDS = 90
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _redis_db(url: str, db: int) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, ""))
+
+
+class Stack:
+    """The processes and the environment they share; stops them all, drops its database."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp = tmp_path
+        self.processes: list[tuple[str, subprocess.Popen, Path]] = []
+        self.web_port, self.sandbox_port = _free_port(), _free_port()
+        self.web = f"http://127.0.0.1:{self.web_port}"
+        self.sandbox = f"http://127.0.0.1:{self.sandbox_port}"
+        self.parent_sid, self.parent_token = "AC" + secrets.token_hex(16), secrets.token_hex(16)
+        self.pg_admin_url, self.pg_name = None, None
+        self.env = self._environment()
+
+    def _environment(self) -> dict[str, str]:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("CELERY_", "DATABASE_", "REDIS_", "CACHE_", "TWILIO_", "PUBLIC_", "DJANGO_"))
+        }
+        env.update(
+            DJANGO_SETTINGS_MODULE="commsportal.settings",
+            PYTHONPATH=str(BASE_DIR),
+            ENV_FILE="",
+            DEBUG="False",
+            SECRET_KEY=secrets.token_urlsafe(50),
+            FIELD_ENCRYPTION_KEY=Fernet.generate_key().decode(),
+            ALLOWED_HOSTS="127.0.0.1,localhost",
+            PUBLIC_BASE_URL=self.web,
+            TWILIO_API_BASE_URL=self.sandbox,
+            TWILIO_ACCOUNT_SID=self.parent_sid,
+            TWILIO_AUTH_TOKEN=self.parent_token,
+            DATABASE_URL=self._database(),
+            CACHE_DIR=str(self.tmp / "cache"),
+            E2E_PASSWORD=PASSWORD,
+        )
+        broker = os.environ.get("CELERY_BROKER_URL", "")
+        if broker.startswith("redis://") or services_required():
+            if not redis_reachable(broker or None):
+                pytest.fail(f"Redis at {broker or 'the default URL'} is unreachable")
+            # A Redis database of its own: the worker takes every task it finds there.
+            self.redis_url = _redis_db(broker or "redis://127.0.0.1:6379/0", 11)
+            self._flush_redis()
+            env.update(CELERY_BROKER_URL=self.redis_url, REDIS_URL=_redis_db(self.redis_url, 10))
+        else:
+            self.redis_url = None
+            env.update(CELERY_BROKER_URL="filesystem://", CELERY_FILESYSTEM_BROKER_DIR=str(self.tmp / "broker"))
+        return env
+
+    def _database(self) -> str:
+        configured = os.environ.get("DATABASE_URL", "")
+        if not configured.startswith(("postgres://", "postgresql://")):
+            return f"sqlite:///{self.tmp / 'portal.sqlite3'}"
+        import psycopg
+
+        parts = urlsplit(configured)
+        self.pg_name = "commsportal_e2e_" + secrets.token_hex(4)
+        self.pg_admin_url = urlunsplit(("postgresql", parts.netloc, "/postgres", parts.query, ""))
+        with psycopg.connect(self.pg_admin_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{self.pg_name}"')
+        return urlunsplit((parts.scheme, parts.netloc, f"/{self.pg_name}", parts.query, ""))
+
+    def _flush_redis(self) -> None:
+        import redis
+
+        for url in (self.redis_url, _redis_db(self.redis_url, 10)):
+            client = redis.Redis.from_url(url)
+            client.flushdb()
+            client.close()
+
+    # --- processes ------------------------------------------------------------------------------
+
+    def manage(self, *args: str, timeout: float = 300) -> str:
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=BASE_DIR,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        assert done.returncode == 0, f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+        return done.stdout
+
+    def start(self, name: str, argv: list[str]) -> None:
+        log = self.tmp / f"{name}.log"
+        handle = log.open("wb")
+        process = subprocess.Popen(
+            argv, cwd=BASE_DIR, env=self.env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        handle.close()
+        self.processes.append((name, process, log))
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {name} ---\n{log.read_text(errors='replace')[-6000:]}" for name, _, log in self.processes
+        )
+
+    def check_alive(self) -> None:
+        for name, process, _ in self.processes:
+            assert process.poll() is None, f"{name} exited with {process.returncode}\n{self.logs()}"
+
+    def wait_until(self, what: str, probe, timeout: float = STARTUP_SECONDS):
+        """`probe()` until it returns something truthy; fails with every process's log."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.check_alive()
+            try:
+                value = probe()
+            except requests.RequestException:
+                value = None
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}\n{self.logs()}")
+            time.sleep(0.3)
+
+    def send_task(self, name: str) -> None:
+        """Enqueue a task as beat does, through the project's own Celery configuration."""
+        code = "import sys, django; django.setup(); from commsportal.celery import app; app.send_task(sys.argv[1])"
+        done = subprocess.run(
+            [sys.executable, "-c", code, name], cwd=BASE_DIR, env=self.env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+
+    def stop(self) -> None:
+        for _, process, _ in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for _, process, _ in self.processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=5)
+        if self.pg_name:
+            import psycopg
+
+            with psycopg.connect(self.pg_admin_url, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)')
+        if self.redis_url:
+            self._flush_redis()
+
+
+@pytest.fixture
+def stack(tmp_path):
+    stack = Stack(tmp_path)
+    try:
+        stack.manage("migrate", "--noinput")
+        stack.manage("create_portal_user", "operator", "--superuser", "--password", "env:E2E_PASSWORD")
+        stack.start(
+            "sandbox",
+            [sys.executable, "manage.py", "twilio_sandbox", "--port", str(stack.sandbox_port),
+             "--callback-delay", "0.05", "--no-auto-register"],
+        )  # fmt: skip
+        stack.start(
+            "web",
+            [str(BIN / "gunicorn"), "commsportal.wsgi:application", "--bind", f"127.0.0.1:{stack.web_port}",
+             "--workers", "2", "--timeout", "60", "--access-logfile", "-"],
+        )  # fmt: skip
+        stack.start(
+            "worker",
+            [str(BIN / "celery"), "-A", "commsportal", "worker", "--pool=prefork", "--concurrency=2",
+             "--without-heartbeat", "--without-gossip", "--without-mingle", "-l", "info"],
+        )  # fmt: skip
+        stack.wait_until("the sandbox", lambda: requests.get(f"{stack.sandbox}/sandbox/", timeout=2).ok)
+        stack.wait_until("the portal", lambda: requests.get(f"{stack.web}/healthz", timeout=5).status_code == 200)
+        stack.wait_until("the worker", lambda: "ready." in (stack.tmp / "worker.log").read_text(errors="replace"))
+        yield stack
+    finally:
+        stack.stop()
+
+
+class Browser:
+    """A logged-in user over HTTP: CSRF tokens from the forms, as a browser would send them.
+
+    Redirects are followed here, not by requests: between two hops the Secure cookies are let
+    through over plain http, which is the TLS-terminating proxy's part, done by hand."""
+
+    def __init__(self, stack: Stack, username: str) -> None:
+        self.stack, self.session = stack, requests.Session()
+        page = self.get("/accounts/login/")
+        response = self.post_form(page, "/accounts/login/", {"username": username, "password": PASSWORD})
+        assert "/accounts/login/" not in response.url, f"{username} could not log in"
+
+    def _request(self, method: str, url: str, data: dict | None = None) -> requests.Response:
+        for _ in range(5):
+            response = self.session.request(method, url, data=data, timeout=60, allow_redirects=False)
+            for cookie in self.session.cookies:
+                cookie.secure = False
+            if response.status_code not in (301, 302, 303):
+                return response
+            method, data, url = "GET", None, requests.compat.urljoin(url, response.headers["Location"])
+        raise AssertionError(f"too many redirects from {url}")
+
+    def get(self, path: str) -> requests.Response:
+        response = self._request("GET", self.stack.web + path)
+        assert response.status_code == 200, f"GET {path}: {response.status_code}\n{response.text[:2000]}"
+        return response
+
+    def post_form(self, page: requests.Response, action: str, data: dict) -> requests.Response:
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+        assert token, f"no CSRF token on {page.url}"
+        response = self._request("POST", self.stack.web + action, {"csrfmiddlewaretoken": token.group(1), **data})
+        assert response.status_code == 200, f"POST {action}: {response.status_code}\n{response.text[:2000]}"
+        return response
+
+
+def _sandbox(stack: Stack, path: str, **params):
+    response = requests.get(f"{stack.sandbox}/sandbox/{path}", params=params, timeout=10)
+    response.raise_for_status()
+    return response.json()
+
+
+def _stat(page: str, name: str) -> str:
+    found = re.search(rf'data-stat="{name}">([^<]*)<', page)
+    assert found, f"no {name} on the dashboard"
+    return found.group(1).strip()
+
+
+def _table(page: str, attribute: str) -> dict[str, int]:
+    """{key: count} from rows like <tr data-status="delivered"><td>..</td><td class="text-end">3</td>."""
+    rows = re.findall(rf'<tr {attribute}="([^"]+)">.*?<td class="text-end">(\d+)</td>', page, flags=re.S)
+    return {key: int(count) for key, count in rows}
+
+
+def dashboard_figures(browser: Browser) -> dict:
+    page = browser.get(f"/t/{SLUG}/?range=24h").text
+    return {
+        "outbound": int(_stat(page, "outbound")),
+        "inbound": int(_stat(page, "inbound")),
+        "by_status": _table(page, "data-status"),
+        "errors": _table(page, "data-error-code"),
+        "delivery_rate": html.unescape(_stat(page, "delivery-rate")),
+    }
+
+
+def sandbox_figures(stack: Stack, account_sid: str) -> dict:
+    """The same figures, from what the sandbox (Twilio) holds for the subaccount."""
+    messages = _sandbox(stack, "messages", account_sid=account_sid)
+    outbound = [m for m in messages if m["direction"].startswith("outbound")]
+    by_status = Counter(m["status"] for m in outbound)
+    finished = sum(by_status[s] for s in FINAL)
+    return {
+        "outbound": len(outbound),
+        "inbound": sum(1 for m in messages if m["direction"] == "inbound"),
+        "by_status": dict(by_status),
+        "errors": dict(Counter(str(m["error_code"]) for m in outbound if m["error_code"])),
+        "delivery_rate": f"{100 * by_status['delivered'] / finished:.1f}%" if finished else "—",
+    }
+
+
+def test_operator_and_admin_run_a_tenant_end_to_end(stack):
+    operator = Browser(stack, "operator")
+
+    # 1. The operator creates the tenant; the portal creates its subaccount at "Twilio".
+    page = operator.get("/operator/tenants/new/")
+    created = operator.post_form(
+        page, "/operator/tenants/new/", {"name": "E2E Clinic", "slug": SLUG, "timezone": "America/Los_Angeles"}
+    )
+    assert created.url.endswith(f"/operator/tenants/{SLUG}/"), created.text[:2000]
+    [account] = [a for a in _sandbox(stack, "accounts") if a["friendly_name"] == "E2E Clinic"]
+    account_sid = account["sid"]
+    assert account["status"] == "active" and account_sid in created.text
+    stack.manage(
+        "create_portal_user", "clinic-admin", "--password", "env:E2E_PASSWORD", "--tenant", SLUG, "--role", "admin"
+    )
+    admin = Browser(stack, "clinic-admin")
+
+    # 2. Two numbers exist at Twilio, bought elsewhere: one with no webhooks, one pointing away.
+    ours = "+14155550177"
+    for number, sms_url in ((ours, ""), ("+14155550178", "https://old-vendor.example.com/sms")):
+        seeded = requests.post(
+            f"{stack.sandbox}/sandbox/accounts/{account_sid}/numbers",
+            data={"PhoneNumber": number, "SmsUrl": sms_url},
+            timeout=10,
+        )
+        assert seeded.status_code == 201, seeded.text
+
+    # 3. The worker's sync task (the one beat runs) brings them in; both show drift.
+    stack.send_task("tenants.tasks.numbers_sync_all")
+    numbers_page = stack.wait_until(
+        "the numbers sync",
+        lambda: (p := admin.get(f"/t/{SLUG}/numbers/").text).count('badge text-bg-danger">DRIFT') == 2 and p,
+    )
+    assert "2 numbers with webhook drift" in numbers_page
+    for action in re.findall(r'action="(/t/[^"]+/numbers/PN[0-9a-f]{32}/fix/)"', numbers_page):
+        numbers_page = admin.post_form(admin.get(f"/t/{SLUG}/numbers/"), action, {}).text
+    assert "webhook drift" not in numbers_page and numbers_page.count('text-bg-success">OK') == 2
+    at_twilio = requests.get(
+        f"{stack.sandbox}/2010-04-01/Accounts/{account_sid}/IncomingPhoneNumbers.json",
+        auth=(stack.parent_sid, stack.parent_token),
+        timeout=10,
+    ).json()["incoming_phone_numbers"]
+    assert {n["sms_url"] for n in at_twilio} == {f"{stack.web}/webhooks/twilio/messaging/inbound/"}
+
+    # 4. The admin sends through the form; the worker delivers; Twilio calls back, signed.
+    for to in RECIPIENTS:
+        form = admin.get(f"/t/{SLUG}/messages/send/")
+        sent = admin.post_form(
+            form,
+            f"/t/{SLUG}/messages/send/",
+            {
+                "to": to,
+                "purpose": "transactional",
+                "sender": ours,
+                "body": f"Your appointment is confirmed ({to[-4:]}).",
+            },
+        )
+        assert re.search(rf"/t/{SLUG}/messages/\d+/$", sent.url), sent.text[:2000]
+
+    # 5. Customers text in (signed inbound webhooks to the number's now-fixed SmsUrl).
+    for sender, body in INBOUND:
+        inbound = requests.post(
+            f"{stack.sandbox}/sandbox/inbound", data={"From": sender, "To": ours, "Body": body}, timeout=30
+        ).json()
+        assert inbound["status_code"] == 200, inbound
+
+    # 6. Once Twilio has settled every message, the dashboard says exactly what Twilio holds.
+    def settled():
+        at_twilio = _sandbox(stack, "messages", account_sid=account_sid)
+        outbound = [m for m in at_twilio if m["direction"].startswith("outbound")]
+        return len(outbound) == len(RECIPIENTS) and all(m["status"] in FINAL for m in outbound)
+
+    stack.wait_until("Twilio to settle every message", settled, timeout=SETTLE_SECONDS)
+    expected = sandbox_figures(stack, account_sid)
+    assert expected["by_status"] == dict(Counter(RECIPIENTS.values()))
+    assert expected["errors"] == {"30003": 1, "30008": 1} and expected["inbound"] == len(INBOUND)
+    stack.wait_until("the dashboard to match Twilio", lambda: dashboard_figures(admin) == expected, timeout=30)
+    assert dashboard_figures(admin) == {
+        "outbound": 5,
+        "inbound": 2,
+        "by_status": {"delivered": 3, "undelivered": 1, "failed": 1},
+        "errors": {"30003": 1, "30008": 1},
+        "delivery_rate": "60.0%",
+    }
+
+    # Every callback Twilio sent the portal was accepted (a bad signature would be a 403).
+    callbacks = [w for w in _sandbox(stack, "webhooks") if w["url"].startswith(stack.web)]
+    statuses = Counter(w["params"].get("MessageStatus") for w in callbacks if w["kind"] != "inbound-sms")
+    assert statuses["delivered"] == 3 and statuses["undelivered"] == 1 and statuses["failed"] == 1, statuses
+    refused = [w for w in callbacks if not (w["status_code"] and 200 <= w["status_code"] < 300)]
+    assert not refused, refused
+
+    # The STOP was recorded as an opt-out; the message log has all seven.
+    assert "+14155550151"[-4:] in admin.get(f"/t/{SLUG}/opt-outs/").text
+    log = admin.get(f"/t/{SLUG}/messages/").text
+    assert len(set(re.findall(rf"/t/{SLUG}/messages/(\d+)/", log))) == len(RECIPIENTS) + len(INBOUND)
+
+    # 7. Reachability, probed by the worker, reaches /healthz through the shared cache.
+    stack.send_task("tenants.tasks.twilio_reachability_check")
+    health = stack.wait_until(
+        "reachability in /healthz",
+        lambda: (body := requests.get(f"{stack.web}/healthz", timeout=5).json())["twilio"].get(SLUG) and body,
+    )
+    assert health["status"] == "ok" and health["twilio"][SLUG]["ok"] is True
+    assert health["twilio_summary"]["status"] == "ok" and health["debug"] is False
