@@ -247,10 +247,10 @@ class Browser:
     Redirects are followed here, not by requests: between two hops the Secure cookies are let
     through over plain http, which is the TLS-terminating proxy's part, done by hand."""
 
-    def __init__(self, stack: Stack, username: str) -> None:
-        self.stack, self.session = stack, requests.Session()
+    def __init__(self, base_url: str, username: str, password: str = PASSWORD) -> None:
+        self.base_url, self.session = base_url, requests.Session()
         page = self.get("/accounts/login/")
-        response = self.post_form(page, "/accounts/login/", {"username": username, "password": PASSWORD})
+        response = self.post_form(page, "/accounts/login/", {"username": username, "password": password})
         assert "/accounts/login/" not in response.url, f"{username} could not log in"
 
     def _request(self, method: str, url: str, data: dict | None = None) -> requests.Response:
@@ -264,14 +264,14 @@ class Browser:
         raise AssertionError(f"too many redirects from {url}")
 
     def get(self, path: str) -> requests.Response:
-        response = self._request("GET", self.stack.web + path)
+        response = self._request("GET", self.base_url + path)
         assert response.status_code == 200, f"GET {path}: {response.status_code}\n{response.text[:2000]}"
         return response
 
     def post_form(self, page: requests.Response, action: str, data: dict) -> requests.Response:
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
         assert token, f"no CSRF token on {page.url}"
-        response = self._request("POST", self.stack.web + action, {"csrfmiddlewaretoken": token.group(1), **data})
+        response = self._request("POST", self.base_url + action, {"csrfmiddlewaretoken": token.group(1), **data})
         assert response.status_code == 200, f"POST {action}: {response.status_code}\n{response.text[:2000]}"
         return response
 
@@ -321,7 +321,7 @@ def sandbox_figures(stack: Stack, account_sid: str) -> dict:
 
 
 def test_operator_and_admin_run_a_tenant_end_to_end(stack):
-    operator = Browser(stack, "operator")
+    operator = Browser(stack.web, "operator")
 
     # 1. The operator creates the tenant; the portal creates its subaccount at "Twilio".
     page = operator.get("/operator/tenants/new/")
@@ -335,7 +335,7 @@ def test_operator_and_admin_run_a_tenant_end_to_end(stack):
     stack.manage(
         "create_portal_user", "clinic-admin", "--password", "env:E2E_PASSWORD", "--tenant", SLUG, "--role", "admin"
     )
-    admin = Browser(stack, "clinic-admin")
+    admin = Browser(stack.web, "clinic-admin")
 
     # 2. Two numbers exist at Twilio, bought elsewhere: one with no webhooks, one pointing away.
     ours = "+14155550177"

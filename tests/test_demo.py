@@ -1,0 +1,110 @@
+"""The README's run command: `manage.py demo` on the embedded default, as a new user runs it.
+
+It must come up with nothing else installed (SQLite, the filesystem broker, the local Twilio
+sandbox, a worker with beat), show Twilio reachability and synced numbers from the start, play
+the demo customers' texts, deliver a message sent from the portal, and stop on SIGTERM. Its
+database, broker folder and cache go to a temporary folder instead of the checkout's var/.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import requests
+
+from tests.test_end_to_end import BASE_DIR, Browser, _free_port
+
+DEMO_PASSWORD = "commsportal-demo"
+STARTUP_SECONDS = 120
+
+
+def test_demo_comes_up_delivers_and_stops(tmp_path):
+    web, sandbox = _free_port(), _free_port()
+    base = f"http://127.0.0.1:{web}"
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("CELERY_", "DATABASE_", "REDIS_", "CACHE_", "TWILIO_", "PUBLIC_", "DJANGO_", "DEBUG"))
+    }
+    env.update(
+        ENV_FILE="",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'demo.sqlite3'}",
+        CELERY_FILESYSTEM_BROKER_DIR=str(tmp_path / "broker"),
+        CACHE_DIR=str(tmp_path / "cache"),
+    )
+    log = tmp_path / "demo.log"
+    with log.open("wb") as out:
+        demo = subprocess.Popen(
+            [sys.executable, "manage.py", "demo", "--addrport", f"127.0.0.1:{web}", "--sandbox-port", str(sandbox)],
+            cwd=BASE_DIR,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+
+        def wait_for(what, probe, timeout=STARTUP_SECONDS):
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                assert demo.poll() is None, f"the demo exited:\n{log.read_text(errors='replace')}"
+                try:
+                    if value := probe():
+                        return value
+                except (requests.RequestException, ValueError):
+                    pass
+                time.sleep(0.5)
+            raise AssertionError(f"timed out waiting for {what}:\n{log.read_text(errors='replace')[-8000:]}")
+
+        health = wait_for(
+            "Twilio reachability in /healthz",
+            lambda: (
+                (body := requests.get(f"{base}/healthz", timeout=5).json())["twilio_summary"]["tenants"] == 2 and body
+            ),
+        )
+        assert health["status"] == "ok" and health["twilio_summary"]["status"] == "ok", health
+        assert {slug: r["ok"] for slug, r in health["twilio"].items()} == {"acme": True, "globex": True}
+
+        admin = Browser(base, "acme-admin", DEMO_PASSWORD)
+        # The numbers were synced at start; acme's point at the portal, globex's shows drift.
+        numbers = admin.get("/t/acme/numbers/").text
+        assert numbers.count('text-bg-success">OK') == 2 and "DRIFT</span>" not in numbers
+        globex = Browser(base, "globex-admin", DEMO_PASSWORD).get("/t/globex/numbers/").text
+        assert "1 number with webhook drift" in globex
+        # The demo customers' texts came in through the signed webhook path.
+        wait_for("the demo's inbound texts", lambda: "HELP" in admin.get("/t/acme/messages/?direction=inbound").text)
+
+        form = admin.get("/t/acme/messages/send/")
+        sent = admin.post_form(
+            form,
+            "/t/acme/messages/send/",
+            {"to": "+14155550160", "purpose": "transactional", "sender": "+14155550101", "body": "Hello from the demo"},
+        )
+        message_id = re.search(r"/t/acme/messages/(\d+)/$", sent.url).group(1)
+        status = wait_for(
+            "the message to be delivered",
+            lambda: (s := admin.get(f"/t/acme/messages/{message_id}/status/").json())["final"] and s,
+            timeout=60,
+        )
+        assert status["status"] == "delivered", status
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGTERM)
+        try:
+            demo.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(demo.pid, signal.SIGKILL)
+            demo.wait(timeout=5)
+    assert demo.returncode == 0, log.read_text(errors="replace")[-4000:]
+    # Its children (web server, worker and the worker's embedded beat) go with it.
+    deadline = time.monotonic() + 20
+    while leftovers := subprocess.run(["pgrep", "-g", str(demo.pid)], capture_output=True, text=True).stdout.split():
+        if time.monotonic() > deadline:
+            os.killpg(demo.pid, signal.SIGKILL)
+            raise AssertionError(f"still running 20 s after the demo stopped: {leftovers}")
+        time.sleep(0.2)
