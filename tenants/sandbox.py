@@ -1019,9 +1019,10 @@ class TwilioSandbox:
             "voice_application_sid": None,
             "voice_caller_id_lookup": False,
             "voice_fallback_method": "POST",
-            "voice_fallback_url": "",
+            # Unset, Twilio answers "" for the SMS URLs and status callback but null for these.
+            "voice_fallback_url": None,
             "voice_method": "POST",
-            "voice_url": "",
+            "voice_url": None,
             "emergency_status": "Inactive",
             "emergency_address_sid": None,
             "emergency_address_status": "unregistered",
