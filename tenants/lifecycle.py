@@ -199,6 +199,18 @@ def tenant_close(*, tenant: Tenant, confirm_slug: str, actor, request=None, reas
 # --- Credential rotation -------------------------------------------------------------------------
 
 
+def _audit_failure(action: str, tenant: Tenant, actor, request, target: str, step: str, exc, **details) -> None:
+    """A credential step Twilio refused, on the record with Twilio's code and HTTP status."""
+    audit_record(
+        action=action,
+        tenant=tenant,
+        actor=actor,
+        request=request,
+        target=target,
+        details={"step": step, "code": exc.code, "http_status": exc.status, **details},
+    )
+
+
 def _require_active(tenant: Tenant) -> None:
     # Twilio refuses a suspended or closed account's own credentials (401), so nothing can be
     # created or verified with them.
@@ -287,14 +299,7 @@ def api_key_rotate(*, tenant: Tenant, actor, request=None) -> KeyRotation:
                 .new_keys.create(friendly_name=label)
             )
     except TwilioError as exc:
-        audit_record(
-            action="credentials.api_key_rotation.failed",
-            tenant=tenant,
-            actor=actor,
-            request=request,
-            target=tenant.api_key_sid,
-            details={"step": "create", "code": exc.code, "http_status": exc.status},
-        )
+        _audit_failure("credentials.api_key_rotation.failed", tenant, actor, request, tenant.api_key_sid, "create", exc)
         raise
     secret = Secret(key.secret)
     _save(tenant, pending_api_key_sid=key.sid, pending_api_key_secret=secret)
@@ -309,13 +314,15 @@ def api_key_rotate(*, tenant: Tenant, actor, request=None) -> KeyRotation:
     except TwilioError as exc:
         deleted = _key_delete(tenant, key.sid)
         _save(tenant, pending_api_key_sid="", pending_api_key_secret="")
-        audit_record(
-            action="credentials.api_key_rotation.failed",
-            tenant=tenant,
-            actor=actor,
-            request=request,
-            target=key.sid,
-            details={"step": "verify", "code": exc.code, "http_status": exc.status, "new_key_deleted": deleted},
+        _audit_failure(
+            "credentials.api_key_rotation.failed",
+            tenant,
+            actor,
+            request,
+            key.sid,
+            "verify",
+            exc,
+            new_key_deleted=deleted,
         )
         raise RotationError(
             f"The new API key {key.sid} did not work ({exc}); it was "
@@ -377,14 +384,7 @@ def auth_token_rotation_start(*, tenant: Tenant, actor, request=None) -> None:
     admin = tenant_auth_token_client(tenant)
 
     def failed(step: str, exc: TwilioError) -> None:
-        audit_record(
-            action="credentials.auth_token_rotation.failed",
-            tenant=tenant,
-            actor=actor,
-            request=request,
-            target=tenant.account_sid,
-            details={"step": step, "code": exc.code, "http_status": exc.status},
-        )
+        _audit_failure("credentials.auth_token_rotation.failed", tenant, actor, request, tenant.account_sid, step, exc)
 
     try:
         with twilio_errors():
@@ -465,13 +465,8 @@ def auth_token_rotation_promote(*, tenant: Tenant, actor, request=None) -> None:
             ).accounts.v1.auth_token_promotion().update()
     except TwilioError as exc:
         if not _promoted_already(tenant, new_token):
-            audit_record(
-                action="credentials.auth_token_rotation.failed",
-                tenant=tenant,
-                actor=actor,
-                request=request,
-                target=tenant.account_sid,
-                details={"step": "promote", "code": exc.code, "http_status": exc.status},
+            _audit_failure(
+                "credentials.auth_token_rotation.failed", tenant, actor, request, tenant.account_sid, "promote", exc
             )
             raise
         logger.info("credentials.auth_token_promoted_earlier", extra={"tenant": tenant.slug})
@@ -498,13 +493,8 @@ def auth_token_rotation_cancel(*, tenant: Tenant, actor, request=None) -> None:
             tenant_auth_token_client(tenant).accounts.v1.secondary_auth_token().delete()
     except TwilioError as exc:
         if exc.status != 404:
-            audit_record(
-                action="credentials.auth_token_rotation.failed",
-                tenant=tenant,
-                actor=actor,
-                request=request,
-                target=tenant.account_sid,
-                details={"step": "cancel", "code": exc.code, "http_status": exc.status},
+            _audit_failure(
+                "credentials.auth_token_rotation.failed", tenant, actor, request, tenant.account_sid, "cancel", exc
             )
             raise
     with transaction.atomic():
