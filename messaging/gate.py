@@ -15,8 +15,10 @@ Checks, in this order; the first that applies names the reason:
    whether "please stop texting me" was a revocation. Deferred, re-checked every
    `REVOCATION_RECHECK` (not until the review deadline: a dismissal should not hold messages
    for ten business days, and a confirmation turns the next check into ``opted_out``).
-6. ``quiet_hours``     (defer)  outside the allowed window in the recipient's local time.
-7. ``frequency_cap``   (defer)  the number already had `frequency_cap` capped messages in 24 h.
+6. ``quiet_hours``     (defer)  outside the allowed window in the recipient's local time, or on a
+   day the recipient's region closes (France: Sundays and public holidays).
+7. ``frequency_cap``   (defer)  the number already had as many capped messages in 24 h as its cap:
+   the policy's `frequency_cap`, lowered by `STATUTORY_CAPS` where the law says less.
 
 5-7 apply to the *restricted* purposes only: marketing, and informational when the tenant's
 policy says `informational_follows_marketing_rules`. OTP and transactional messages skip them:
@@ -31,21 +33,34 @@ than `MAX_ZONE_SPREAD` apart (non-geographic numbers list every zone of the coun
 Adak) or can never be inside together, or the zone is unknown, the tenant's own time zone
 decides. The window is the policy's
 `quiet_start`-`quiet_end` (default 08:00-21:00, end exclusive), narrowed by
-`STATUTORY_WINDOWS` (Florida and Oklahoma: 08:00-20:00, always applied: state law is not a
-preference) and by the policy's `region_windows` (keys: a country, ``"FR"``, or a subdivision,
-``"US-FL"``). Region windows only ever narrow the window. US and Canadian subdivisions come from
-the area code (phonenumbers' geocoder names the state: "Florida", "Miami, FL").
+`STATUTORY_WINDOWS` (Florida and Oklahoma: 08:00-20:00; France: 08:00-22:00; always applied:
+the law is not a preference) and by the policy's `region_windows` (keys: a country, ``"FR"``, or
+a subdivision, ``"US-FL"``). Region windows only ever narrow the window; one that would close it
+altogether is ignored, and a policy window that misses the statutory one altogether gives way to
+the law's. So a French number under the default policy gets 08:00-21:00 (the tenant's own end
+is earlier than the law's), and 08:00-22:00 only when the tenant's window reaches 22:00.
+`STATUTORY_CLOSED_DAYS` closes whole local days by region, as data: weekdays plus a `holidays`
+calendar (France: Sundays and French public holidays, so Saturday 22:30 waits for Monday 08:00,
+or Tuesday after Whit Monday). A closed day is judged in each of the number's zones, like the
+window. US and Canadian subdivisions come from the area code (phonenumbers' geocoder names the
+state: "Florida", "Miami, FL").
 
 Frequency cap. Counted per number: the tenant's restricted-purpose outbound messages accepted by
 Twilio in the last 24 h, plus those already queued to go (pending with decision ``send``), plus
-earlier rows of the same batch. The deferral lasts until enough of them are 24 h old.
+earlier rows of the same batch. The deferral lasts until enough of them are 24 h old. The cap is
+the policy's `frequency_cap` (0: none) or, where `STATUTORY_CAPS` names the number's region, the
+smaller of the two: Florida's and Oklahoma's telephone solicitation acts allow at most 3
+messages per 24 h "on the same matter", which the gate reads as "from the same tenant", the
+conservative reading (a tenant's campaigns are not told apart), and applies whatever the
+tenant's own cap, even with none.
 
 Batched: `gate_check_many` makes a constant number of queries whatever the number of
 recipients (policy, opt-outs, and for restricted purposes consent, open reviews and the 24 h
 counts). Small batches filter by the numbers (`IN`); large ones read the tenant's whole current
 state and intersect in memory, which keeps the query count constant without huge `IN` lists.
 Parsing is the hot spot: each number is parsed once, and time zones, subdivisions and window
-answers are cached by number prefix.
+answers are cached by number prefix; each region's rules (window, closed days, cap) once per run,
+and closed days per (rule, date).
 """
 
 from __future__ import annotations
@@ -58,6 +73,7 @@ from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import holidays
 import phonenumbers
 from django.db.models import Q
 from django.utils import timezone
@@ -83,7 +99,10 @@ from .selectors import numbers_suppressed
 __all__ = [
     "FREQUENCY_WINDOW",
     "REVOCATION_RECHECK",
+    "STATUTORY_CAPS",
+    "STATUTORY_CLOSED_DAYS",
     "STATUTORY_WINDOWS",
+    "ClosedDays",
     "GateVerdict",
     "gate_check",
     "gate_check_many",
@@ -98,10 +117,51 @@ REVOCATION_RECHECK = timedelta(hours=1)
 #: The frequency cap's window.
 FREQUENCY_WINDOW = timedelta(hours=24)
 #: Local-time windows the law imposes, whatever the tenant configured (DOMAIN.md: Florida and
-#: Oklahoma allow 8:00-20:00). Applied on top of the policy's own window and region windows.
+#: Oklahoma allow 8:00-20:00, France 8:00-22:00). Applied on top of the policy's own window and
+#: region windows. Keys: a country ("FR") or an ISO 3166-2 subdivision ("US-FL").
 STATUTORY_WINDOWS: dict[str, tuple[str, str]] = {
     "US-FL": ("08:00", "20:00"),
     "US-OK": ("08:00", "20:00"),
+    "FR": ("08:00", "22:00"),
+}
+#: The most restricted-purpose messages per number per `FREQUENCY_WINDOW` the law allows, whatever
+#: the tenant's own `frequency_cap` (DOMAIN.md: Florida and Oklahoma, 3 "on the same matter", read
+#: as "from the same tenant"). Keys as in `STATUTORY_WINDOWS`.
+STATUTORY_CAPS: dict[str, int] = {
+    "US-FL": 3,
+    "US-OK": 3,
+}
+
+
+@dataclass(frozen=True)
+class ClosedDays:
+    """Local days on which restricted-purpose messages never go to a region: `weekdays`
+    (Monday 0 ... Sunday 6) and the public holidays of the `holidays` calendars named in
+    `calendars` ("FR", or "country-subdivision" such as "FR-57")."""
+
+    weekdays: frozenset[int] = frozenset()
+    calendars: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.weekdays < frozenset(range(7)):
+            raise ValueError("ClosedDays.weekdays must be a subset of 0-6 that leaves some day open")
+        for code in self.calendars:
+            _holiday_calendar(code)  # an unknown calendar fails here, not in a bulk send
+
+    def __or__(self, other: ClosedDays) -> ClosedDays:
+        return ClosedDays(self.weekdays | other.weekdays, tuple(dict.fromkeys(self.calendars + other.calendars)))
+
+
+@lru_cache(maxsize=64)
+def _holiday_calendar(code: str) -> holidays.HolidayBase:
+    country, _, subdivision = code.partition("-")
+    return holidays.country_holidays(country, subdiv=subdivision or None)
+
+
+#: Whole local days the law closes, by region (DOMAIN.md: France, no Sundays and no public
+#: holidays). Keys as in `STATUTORY_WINDOWS`.
+STATUTORY_CLOSED_DAYS: dict[str, ClosedDays] = {
+    "FR": ClosedDays(weekdays=frozenset({6}), calendars=("FR",)),
 }
 #: Candidate zones further apart than this say nothing useful about where a number's owner is
 #: (a toll-free or non-geographic NANP number lists every zone from Guam to Adak): the tenant's
@@ -187,9 +247,10 @@ def gate_evaluate(
     consented = _marketing_consented(tenant, phones) if purpose == Purpose.MARKETING else set()
     if restricted:
         reviewing = _revocations_open(tenant, phones)
-        cap = policy.frequency_cap
-        counted = _recent_counted(tenant, phones, restricted_purposes(policy), now, ahead_of) if cap else {}
-        windows = _Windows(policy, tenant, now)
+        rules = _Rules(policy, tenant, now)
+        # Without a policy cap only numbers under a statutory one are counted (often none: no query).
+        capped = phones if rules.policy_cap else {n.e164 for n in parsed if n and rules.region(*_place(n)[1:]).cap}
+        counted = _recent_counted(tenant, capped, restricted_purposes(policy), now, ahead_of) if capped else {}
 
     results: list[tuple[str | None, GateVerdict]] = []
     batch_sends: Counter[str] = Counter()
@@ -205,14 +266,16 @@ def gate_evaluate(
         elif not restricted:
             verdict = _SEND
         else:
+            zones, country, subdivision = _place(number)
+            region = rules.region(country, subdivision)
             cap_until = None
-            if cap:
+            if cap := region.cap:
                 sent = counted.get(phone, [])
                 n = len(sent) + batch_sends[phone]
                 if n >= cap:
                     stamps = sorted(sent + [now] * batch_sends[phone])
                     cap_until = stamps[n - cap] + FREQUENCY_WINDOW
-            verdict = windows.verdict(number, revocation=phone in reviewing, cap_until=cap_until)
+            verdict = rules.verdict(zones, region, revocation=phone in reviewing, cap_until=cap_until)
         if verdict.sends and restricted:
             batch_sends[phone] += 1
         results.append((phone, verdict))
@@ -341,18 +404,44 @@ def _subdivision(number: _Number, country: str) -> str:
     return found
 
 
-# --- Quiet hours --------------------------------------------------------------------------------
+# --- Quiet hours, closed days and caps by region ----------------------------------------------
 
 
 def _as_time(value) -> time:
     return value if isinstance(value, time) else time.fromisoformat(str(value))
 
 
-class _Windows:
-    """Quiet-hours answers for one gate run (one tenant, one `now`), cached per region."""
+_WHOLE_DAY = (time.min, time.max)
+
+
+def _narrowed(window: tuple[time, time], bounds) -> tuple[time, time]:
+    """`window` cut down to `bounds` (a [start, end] pair); unchanged when `bounds` is missing or
+    malformed: a bad region entry never loosens the window."""
+    try:
+        low, high = (_as_time(b) for b in bounds) if bounds else (None, None)
+    except (TypeError, ValueError):
+        return window
+    if low is None or high is None or low >= high:
+        return window
+    return max(window[0], low), min(window[1], high)
+
+
+@dataclass(frozen=True, slots=True)
+class _Region:
+    """The rules for one (country, subdivision) in one gate run."""
+
+    window: tuple[time, time]
+    closed: ClosedDays | None
+    cap: int  # 0: no cap
+
+
+class _Rules:
+    """Quiet-hours, closed-day and cap answers for one gate run (one tenant, one `now`), cached
+    per region and per moment."""
 
     def __init__(self, policy: SendingPolicy, tenant: Tenant, now: datetime) -> None:
         self.now = now
+        self.policy_cap = policy.frequency_cap or 0
         self.default = (_as_time(policy.quiet_start), _as_time(policy.quiet_end))
         self.region_windows = {
             str(k).upper(): v for k, v in (policy.region_windows or {}).items() if isinstance(v, list | tuple)
@@ -362,14 +451,14 @@ class _Windows:
         except (ZoneInfoNotFoundError, ValueError):
             self.tenant_zone = None
         self.tenant_zone = self.tenant_zone or ZoneInfo("UTC")
-        self._window_cache: dict[tuple[str, str], tuple[time, time]] = {}
+        self._region_cache: dict[tuple[str, str], _Region] = {}
         self._allowed_cache: dict[tuple, datetime] = {}
 
-    def verdict(self, number: _Number, *, revocation: bool, cap_until: datetime | None) -> GateVerdict:
+    def verdict(
+        self, zones: tuple[str, ...], region: _Region, *, revocation: bool, cap_until: datetime | None
+    ) -> GateVerdict:
         now = self.now
-        zones, country, subdivision = _place(number)
-        window = self._window(country, subdivision)
-        in_window_now = self._next_allowed(zones, window, now) == now
+        in_window_now = self._next_allowed(zones, region, now) == now
         if not (revocation or cap_until or not in_window_now):
             return _SEND
         reason = (
@@ -384,61 +473,78 @@ class _Windows:
             at = now + REVOCATION_RECHECK
         if cap_until and cap_until > at:
             at = cap_until
-        return GateVerdict(GateDecision.DEFER, reason, self._next_allowed(zones, window, at))
+        return GateVerdict(GateDecision.DEFER, reason, self._next_allowed(zones, region, at))
 
-    def _window(self, country: str, subdivision: str) -> tuple[time, time]:
+    def region(self, country: str, subdivision: str) -> _Region:
         key = (country, subdivision)
-        window = self._window_cache.get(key)
-        if window is None:
-            start, end = self.default
-            for region in filter(None, (country, subdivision)):
-                for source in (STATUTORY_WINDOWS, self.region_windows):
-                    bounds = source.get(region)
-                    try:
-                        low, high = (_as_time(b) for b in bounds) if bounds else (None, None)
-                    except (TypeError, ValueError):
-                        low = high = None  # a malformed region entry never loosens the window
-                    if low is not None and high is not None and low < high:
-                        start, end = max(start, low), min(end, high)
-            if start >= end:  # disjoint windows: fall back to the policy's own
-                start, end = self.default
-            window = self._window_cache[key] = (start, end)
-        return window
+        found = self._region_cache.get(key)
+        if found is None:
+            names = [r for r in (country, subdivision) if r]
+            law = _WHOLE_DAY
+            for name in names:
+                law = _narrowed(law, STATUTORY_WINDOWS.get(name))
+            if law[0] >= law[1]:  # contradictory statutes (none in the data): no usable law window
+                law = _WHOLE_DAY
+            base = _narrowed(self.default, law)
+            if base[0] >= base[1] and self.default[0] < self.default[1]:
+                base = law  # the tenant's window misses the law's: the law decides
+            window = base
+            for name in names:
+                window = _narrowed(window, self.region_windows.get(name))
+            if window[0] >= window[1]:  # region windows that close it altogether are ignored
+                window = base
+            closed = None
+            for rule in filter(None, (STATUTORY_CLOSED_DAYS.get(name) for name in names)):
+                closed = rule if closed is None else closed | rule
+            caps = [c for c in (self.policy_cap, *(STATUTORY_CAPS.get(name, 0) for name in names)) if c]
+            found = self._region_cache[key] = _Region(window, closed, min(caps, default=0))
+        return found
 
-    def _next_allowed(self, zones: tuple[str, ...], window: tuple[time, time], at: datetime) -> datetime:
-        """The first moment at or after `at` when every zone is inside `window`."""
-        key = (zones, window, at)
+    def _next_allowed(self, zones: tuple[str, ...], region: _Region, at: datetime) -> datetime:
+        """The first moment at or after `at` when every zone is inside the region's window on a
+        day it doesn't close."""
+        key = (zones, region.window, region.closed, at)
         found = self._allowed_cache.get(key)
         if found is None:
             infos = [ZoneInfo(z) for z in zones]
             offsets = [at.astimezone(z).utcoffset() for z in infos]
             if not infos or max(offsets) - min(offsets) > MAX_ZONE_SPREAD:
                 infos = [self.tenant_zone]  # the number doesn't say where its owner is
-            found = _first_inside(infos, window, at)
+            found = _first_inside(infos, region.window, region.closed, at)
             if found is None:  # the zones never share a window (non-geographic numbers)
-                found = _first_inside([self.tenant_zone], window, at)
+                found = _first_inside([self.tenant_zone], region.window, region.closed, at)
             self._allowed_cache[key] = found
         return found
 
 
-def _inside(moment: datetime, zone: ZoneInfo, window: tuple[time, time]) -> bool:
-    local = moment.astimezone(zone).time()
-    return window[0] <= local < window[1]
+@lru_cache(maxsize=8192)
+def _is_closed(closed: ClosedDays, day: date) -> bool:
+    return day.weekday() in closed.weekdays or any(day in _holiday_calendar(c) for c in closed.calendars)
 
 
-def _first_inside(zones: list[ZoneInfo], window: tuple[time, time], at: datetime) -> datetime | None:
-    """`at` if every zone is inside the window then; else the earliest window opening in any
-    zone (over the next three days) at which all are; None when they never are together."""
-    if all(_inside(at, z, window) for z in zones):
+def _inside(moment: datetime, zone: ZoneInfo, window: tuple[time, time], closed: ClosedDays | None) -> bool:
+    local = moment.astimezone(zone)
+    return window[0] <= local.time() < window[1] and not (closed and _is_closed(closed, local.date()))
+
+
+def _first_inside(
+    zones: list[ZoneInfo], window: tuple[time, time], closed: ClosedDays | None, at: datetime
+) -> datetime | None:
+    """`at` if every zone is inside the window (on an open day) then; else the earliest window
+    opening in any zone at which all are (the last constraint to lift is always some zone's
+    opening); None when they never are together. Openings are looked for over the next three
+    days, or two weeks when days can be closed (a Sunday then a holiday Monday, and more)."""
+    if all(_inside(at, z, window, closed) for z in zones):
         return at
+    horizon = 4 if closed is None else 15
     openings: set[datetime] = set()
     for zone in zones:
         local_day = at.astimezone(zone).date()
-        for offset in range(-1, 4):
+        for offset in range(-1, horizon):
             day = local_day + timedelta(days=offset)
             openings.add(_local_moment(day, window[0], zone))
     for candidate in sorted(c for c in openings if c > at):
-        if all(_inside(candidate, z, window) for z in zones):
+        if all(_inside(candidate, z, window, closed) for z in zones):
             return candidate
     return None
 
