@@ -65,6 +65,7 @@ and closed days per (rule, date).
 
 from __future__ import annotations
 
+import calendar
 import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -104,12 +105,17 @@ __all__ = [
     "STATUTORY_WINDOWS",
     "ClosedDays",
     "GateVerdict",
+    "StatutoryRule",
     "gate_check",
     "gate_check_many",
     "gate_evaluate",
     "phone_e164",
+    "region_cap",
+    "region_name",
+    "region_window",
     "restricted_purposes",
     "sending_policy_get",
+    "statutory_rules",
 ]
 
 #: How long a message to a number under revocation review waits before the gate looks again.
@@ -556,6 +562,86 @@ def _local_moment(day: date, at: time, zone: ZoneInfo) -> datetime:
     if moment.astimezone(zone).time() < at:  # in a spring-forward gap
         moment += timedelta(hours=1)
     return moment
+
+
+# --- Describing the rules (the sending policy page) ---------------------------------------------
+# Read from the same data and the same `_Rules` the gate decides with, so the page can't drift.
+
+
+@lru_cache(maxsize=512)
+def region_name(code: str) -> str | None:
+    """English name of a region the gate can tell numbers apart by: a country ("FR": "France") or
+    a US/Canadian subdivision ("US-FL": "Florida"). None when no number is ever placed there: an
+    unknown country, or a subdivision elsewhere (only US and Canadian area codes name one)."""
+    country, dash, subdivision = code.partition("-")
+    if not dash:
+        if country not in phonenumbers.SUPPORTED_REGIONS:
+            return None
+        example = phonenumbers.example_number(country)
+        return (example and geocoder.country_name_for_number(example, "en")) or country
+    names = {"US": _US_STATES, "CA": _CA_PROVINCES}.get(country, {})
+    return next((name for name, short in names.items() if short == subdivision), None)
+
+
+def region_window(*, policy: SendingPolicy, region: str) -> tuple[time, time]:
+    """The local window the gate applies to numbers of `region` ("FR", "US-FL") under `policy`:
+    its own window narrowed by the law's and by its region windows, exactly as in a gate run."""
+    return _region_under(policy, region).window
+
+
+def region_cap(*, policy: SendingPolicy, region: str) -> int:
+    """The frequency cap the gate applies to numbers of `region` under `policy` (0: none): the
+    policy's, lowered by the law's, exactly as in a gate run."""
+    return _region_under(policy, region).cap
+
+
+def _region_under(policy: SendingPolicy, region: str) -> _Region:
+    country, dash, _ = region.partition("-")
+    return _Rules(policy, Tenant(timezone="UTC"), timezone.now()).region(country, region if dash else "")
+
+
+@dataclass(frozen=True)
+class StatutoryRule:
+    """What the law imposes in one region, whatever the tenant's policy says."""
+
+    region: str
+    name: str
+    window: tuple[str, str] | None
+    cap: int | None
+    closed: ClosedDays | None
+
+    @property
+    def summary(self) -> str:
+        """e.g. "Florida (US-FL): 08:00–20:00, at most 3 per 24 h"."""
+        parts = []
+        if self.window:
+            parts.append(f"{self.window[0]}–{self.window[1]}")
+        if self.cap:
+            parts.append(f"at most {self.cap} per {FREQUENCY_WINDOW.total_seconds() / 3600:g} h")
+        if self.closed:
+            days = [f"{calendar.day_name[d]}s" for d in sorted(self.closed.weekdays)]
+            for code in self.closed.calendars:
+                country, _, subdivision = code.partition("-")
+                place = region_name(country) or country
+                days.append(f"public holidays in {place}{f' ({subdivision})' if subdivision else ''}")
+            parts.append("never on " + " or ".join(days))
+        return f"{self.name} ({self.region}): {', '.join(parts)}"
+
+
+def statutory_rules() -> list[StatutoryRule]:
+    """One `StatutoryRule` per region named in `STATUTORY_WINDOWS`, `STATUTORY_CAPS` or
+    `STATUTORY_CLOSED_DAYS`, by region code."""
+    codes = sorted({*STATUTORY_WINDOWS, *STATUTORY_CAPS, *STATUTORY_CLOSED_DAYS})
+    return [
+        StatutoryRule(
+            region=code,
+            name=region_name(code) or code,
+            window=STATUTORY_WINDOWS.get(code),
+            cap=STATUTORY_CAPS.get(code),
+            closed=STATUTORY_CLOSED_DAYS.get(code),
+        )
+        for code in codes
+    ]
 
 
 # --- Ledgers ------------------------------------------------------------------------------------

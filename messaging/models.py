@@ -321,7 +321,11 @@ class SendingPolicy(models.Model):
         help_text='Stricter windows by region, e.g. {"US-FL": ["08:00", "20:00"], "US-OK": ["08:00", "20:00"]}.',
     )
     frequency_cap = models.PositiveSmallIntegerField(
-        default=3, help_text="Most marketing messages per number per 24 hours (0 = no cap)."
+        default=3,
+        help_text=(
+            "Most marketing messages per number per 24 hours (0 = no cap of the tenant's own; statutory caps, "
+            "e.g. Florida's and Oklahoma's 3 per 24 hours, still apply)."
+        ),
     )
     informational_follows_marketing_rules = models.BooleanField(
         default=False, help_text="Apply quiet hours and frequency caps to informational messages too."

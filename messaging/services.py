@@ -1,4 +1,5 @@
-"""Writes for messaging: the opt-out and consent ledgers (append-only).
+"""Writes for messaging: the opt-out and consent ledgers (append-only), tenant keywords and the
+sending policy.
 
 Inbound/status webhook processing and the revocation review queue live in
 `messaging/inbound.py`; sending (gate, delivery) arrives with the sending issue.
@@ -7,7 +8,7 @@ Inbound/status webhook processing and the revocation review queue live in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time
 
 from django.db import transaction
 from django.utils import timezone
@@ -16,7 +17,15 @@ from tenants.models import Tenant
 from tenants.phones import phone_mask
 from tenants.services import audit_record
 
-from .models import ConsentDisclosure, ConsentEvent, Message, OptOutEvent, TenantKeyword, disclosure_hash
+from .models import (
+    ConsentDisclosure,
+    ConsentEvent,
+    Message,
+    OptOutEvent,
+    SendingPolicy,
+    TenantKeyword,
+    disclosure_hash,
+)
 from .selectors import consent_granted_purposes, consent_latest_for_phones
 
 
@@ -283,3 +292,35 @@ def tenant_keyword_remove(*, tenant: Tenant, keyword: TenantKeyword, request) ->
         action="keyword.remove", tenant=tenant, request=request, target=keyword.word, details={"kind": keyword.kind}
     )
     TenantKeyword.objects.for_tenant(tenant).filter(pk=keyword.pk).delete()
+
+
+# --- Sending policy ----------------------------------------------------------------------------
+
+
+def _policy_value(name: str, value):
+    """A policy field's value as compared and audited: times as "HH:MM", the rate as a float."""
+    if name in ("quiet_start", "quiet_end"):
+        value = value if isinstance(value, time) else time.fromisoformat(str(value))
+        return value.isoformat(timespec="minutes") if not (value.second or value.microsecond) else value.isoformat()
+    if name == "messages_per_second":
+        return float(value)
+    return value
+
+
+@transaction.atomic
+def sending_policy_update(*, tenant: Tenant, changes: dict, actor=None, request=None) -> list[str]:
+    """Apply a validated `SendingPolicyForm` to the tenant's policy; returns the names of the
+    fields that changed. Only those columns are written, under a row lock, and one
+    ``sending_policy.update`` audit event records each as [old, new]. Nothing changed: no
+    write, no audit."""
+    policy, _ = SendingPolicy.objects.select_for_update().get_or_create(tenant=tenant)
+    details = {}
+    for name, value in changes.items():
+        old, new = _policy_value(name, getattr(policy, name)), _policy_value(name, value)
+        if old != new:
+            details[name] = [old, new]
+            setattr(policy, name, value)
+    if details:
+        policy.save(update_fields=list(details))
+        audit_record(action="sending_policy.update", tenant=tenant, actor=actor, request=request, details=details)
+    return list(details)

@@ -27,4 +27,5 @@ urlpatterns = [
     path("revocations/<int:review_id>/dismiss/", views.revocation_dismiss, name="revocation_dismiss"),
     path("keywords/", views.keyword_list, name="keyword_list"),
     path("keywords/<int:keyword_id>/remove/", views.keyword_remove, name="keyword_remove"),
+    path("sending-policy/", views.sending_policy, name="sending_policy"),
 ]

@@ -1,5 +1,5 @@
 """Messaging pages of a tenant: message log, opt-outs, consent, number history, revocation
-review queue, keywords.
+review queue, keywords, sending policy.
 
 Every view works on `request.tenant` (set by TenantMiddleware, which has already refused
 writes from read-only roles) and reads only through `for_tenant` / `get_scoped_or_404`, so
@@ -38,11 +38,14 @@ from .forms import (
     OptOutChangeForm,
     OptOutSearchForm,
     RevocationDecisionForm,
+    SendingPolicyForm,
     TenantKeywordForm,
     UnmaskForm,
+    region_windows_text,
 )
+from .gate import region_cap, region_name, region_window, sending_policy_get, statutory_rules
 from .keywords import DEFAULT_HELP_KEYWORDS, DEFAULT_OPT_IN_KEYWORDS, DEFAULT_OPT_OUT_KEYWORDS
-from .models import ConsentEvent, OptOutEvent, RevocationReview, TenantKeyword, disclosure_hash
+from .models import ConsentEvent, OptOutEvent, RevocationReview, SendingPolicy, TenantKeyword, disclosure_hash
 from .number_refs import number_from_ref
 from .pagination import keyset_page
 
@@ -495,3 +498,59 @@ def keyword_remove(request, keyword_id: int):
     services.tenant_keyword_remove(tenant=request.tenant, keyword=keyword, request=request)
     messages.success(request, f"Removed {keyword.word}.")
     return redirect("keyword_list", tenant_slug=request.tenant.slug)
+
+
+# --- Sending policy ----------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+def sending_policy(request):
+    """Everyone with access reads the policy and what the law adds to it; admins change it."""
+    tenant = request.tenant
+    policy = sending_policy_get(tenant=tenant)
+    policy.refresh_from_db()  # a row created just now still holds its defaults as strings
+    form = None
+    if request.method == "POST":
+        require_admin(request)  # TenantMiddleware refuses read-only roles first; don't rely on it alone
+    if request.tenant_access.can_write:
+        # The form validates a copy, so the service can see what actually changed.
+        form = SendingPolicyForm(
+            request.POST if request.method == "POST" else None, instance=SendingPolicy.objects.get(pk=policy.pk)
+        )
+        if form.is_bound and form.is_valid():
+            changed = services.sending_policy_update(
+                tenant=tenant,
+                changes={name: form.cleaned_data[name] for name in form.fields},
+                actor=request.user,
+                request=request,
+            )
+            if changed:
+                labels = [str(form.fields[name].label) for name in changed]
+                messages.success(request, f"Sending policy saved: {'; '.join(labels)}.")
+            else:
+                messages.info(request, "Nothing changed: the sending policy is as it was.")
+            return redirect("sending_policy", tenant_slug=tenant.slug)
+    rules = statutory_rules()
+    # The regions where the law or the tenant's own lines make the rules differ from the default.
+    regions = sorted({r.region for r in rules} | {str(k).upper() for k in policy.region_windows or {}})
+    in_force = [
+        {
+            "region": region,
+            "name": region_name(region) or region,
+            "window": region_window(policy=policy, region=region),
+            "cap": region_cap(policy=policy, region=region),
+        }
+        for region in regions
+    ]
+    return render(
+        request,
+        "messaging/sending_policy.html",
+        {
+            "tenant": tenant,
+            "policy": policy,
+            "form": form,
+            "region_lines": region_windows_text(policy.region_windows),
+            "statutory_rules": rules,
+            "in_force": in_force,
+        },
+    )

@@ -145,6 +145,14 @@ SETTINGS = {
     "sender_email": "",
 }
 
+SENDING_POLICY = {  # the form as a new tenant's default policy shows it
+    "quiet_start": "08:00",
+    "quiet_end": "21:00",
+    "region_windows": "",
+    "frequency_cap": "3",
+    "messages_per_second": "1.0",
+}
+
 CASES = {
     # Opt-out and consent changes (tenant admins)
     "opt-out add": Case(
@@ -197,6 +205,17 @@ CASES = {
         lambda ctx: t("keyword_remove", keyword_id=ctx["keyword"].pk)(ctx),
         (Row("keyword.remove", "AYUDA", details={"kind": "help"}),),
         setup=_keyword,
+    ),
+    "sending policy": Case(
+        "admin",
+        t("sending_policy"),
+        (
+            Row(
+                "sending_policy.update",
+                details={"quiet_end": ["21:00", "20:00"], "region_windows": [{}, {"US-CA": ["09:00", "19:00"]}]},
+            ),
+        ),
+        data=lambda ctx: {**SENDING_POLICY, "quiet_end": "20:00", "region_windows": "US-CA 09:00-19:00"},
     ),
     # Imports (a real import; a dry run is in test_invalid_or_refused_actions_write_nothing)
     "opt-out import": Case(
@@ -549,6 +568,10 @@ INVALID = {
         setup=_drifted_number,
         twilio=True,
     ),
+    "sending policy window that never opens": Case(
+        "admin", t("sending_policy"), (), data=lambda ctx: {**SENDING_POLICY, "quiet_start": "22:00"}
+    ),
+    "sending policy saved unchanged": Case("admin", t("sending_policy"), (), data=lambda ctx: SENDING_POLICY),
     "close without typing the slug": Case(
         "operator", op("tenant_close"), (), data=lambda ctx: {"confirm_slug": "acme-typo"}, twilio=True
     ),

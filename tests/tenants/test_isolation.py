@@ -42,6 +42,7 @@ PAGES = {
     "number_history": ({"number": CUSTOMER}, READ_OK),
     "revocation_list": ({}, READ_OK),
     "keyword_list": ({}, READ_OK),
+    "sending_policy": ({}, READ_OK),
 }
 WRITE_OK = {"admin_a": 302, "viewer_a": 403, "admin_b": 404, "support": 403}
 # Support staff's own audited actions (support_action): nobody else needs them.
@@ -102,6 +103,16 @@ WRITES = {
     "revocation_dismiss": (lambda ctx: {"review_id": ctx["review"].id}, lambda ctx: {"note": "Not about texts"}),
     "keyword_list": (lambda ctx: {}, lambda ctx: {"kind": "opt_out", "word": "BAJA"}),
     "keyword_remove": (lambda ctx: {"keyword_id": ctx["keyword"].id}, lambda ctx: {}),
+    "sending_policy": (
+        lambda ctx: {},
+        lambda ctx: {
+            "quiet_start": "09:00",
+            "quiet_end": "20:00",
+            "region_windows": "US-CA 09:00-19:00",
+            "frequency_cap": "2",
+            "messages_per_second": "1",
+        },
+    ),
     "number_unmask": (
         lambda ctx: {"number": CUSTOMER},
         lambda ctx: {"reason": "Ticket 4411: caller verification"},
