@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import csv
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib import messages
@@ -134,6 +134,7 @@ def support_overview(request):
     rows.sort(key=lambda r: (r["outcomes"].failure_rate is None, -(r["outcomes"].failure_rate or 0), r["tenant"].name))
     if request.GET.get("format") == "csv":
         return _support_overview_csv(request, rows)
+    summary = reachability_summary(snapshot)
     return render(
         request,
         "tenants/support_overview.html",
@@ -141,7 +142,8 @@ def support_overview(request):
             "rows": rows,
             "unknown_rejections": rejections.get(None, 0),
             "q": request.GET.get("q", ""),
-            "twilio_summary": reachability_summary(snapshot),
+            "twilio_summary": summary,
+            "twilio_checked_at": datetime.fromisoformat(summary["checked_at"]) if summary["checked_at"] else None,
         },
     )
 

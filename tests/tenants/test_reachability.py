@@ -4,6 +4,7 @@ local Twilio sandbox and against a closed port, cached, and shown by /healthz â€
 
 from __future__ import annotations
 
+import re
 import socket
 from datetime import datetime, timedelta
 
@@ -120,3 +121,7 @@ def test_support_overview_shows_reachability(client, closed_port_settings, tenan
     html = client.get("/support/").content.decode()
     assert 'id="twilio-summary" data-status="down"' in html
     assert ">connection</span>" in html
+    # When it was checked, for people: a date, not the cache's ISO string.
+    checked = re.search(r'Checked <time datetime="([^"]+)">([^<]+)</time>', html)
+    assert checked and checked.group(1) == cache.get(CACHE_KEY)["checked_at"]
+    assert "T" not in checked.group(2).split()[0] and re.search(r"\d\d:\d\d:\d\d", checked.group(2))
