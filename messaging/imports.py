@@ -12,7 +12,7 @@ Both imports follow the same rules:
   its check again inside the same transaction as its writes.
 
 The uploaded bytes of a dry run are kept for a short while in the cache (keyed by tenant, user
-and a random token) so that "Import now" doesn't make the admin pick the file again.
+and a random token), encrypted, so that "Import now" doesn't make the admin pick the file again.
 """
 
 from __future__ import annotations
@@ -25,11 +25,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 
+from cryptography.fernet import InvalidToken
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from tenants.crypto import fernet
 from tenants.models import Tenant
 from tenants.phones import phone_normalize
 from tenants.services import audit_record
@@ -426,13 +428,24 @@ def _stash_key(*, tenant: Tenant, user, kind: str, token: str) -> str:
 
 
 def upload_stash(*, tenant: Tenant, user, kind: str, content: bytes, filename: str) -> str:
+    """Keep a dry run's upload for "Import now". The file holds phone numbers: it is encrypted
+    (Fernet, FIELD_ENCRYPTION_KEY) before it reaches the cache, which may be a folder on disk."""
     token = secrets.token_urlsafe(16)
-    cache.set(_stash_key(tenant=tenant, user=user, kind=kind, token=token), (content, filename), STASH_SECONDS)
+    sealed = fernet().encrypt(content)
+    cache.set(_stash_key(tenant=tenant, user=user, kind=kind, token=token), (sealed, filename), STASH_SECONDS)
     return token
 
 
 def upload_fetch(*, tenant: Tenant, user, kind: str, token: str) -> tuple[bytes, str] | None:
-    return cache.get(_stash_key(tenant=tenant, user=user, kind=kind, token=token))
+    stashed = cache.get(_stash_key(tenant=tenant, user=user, kind=kind, token=token))
+    if stashed is None:
+        return None
+    sealed, filename = stashed
+    try:
+        # The token's own timestamp also ends it, whatever the cache keeps on disk.
+        return fernet().decrypt(sealed, ttl=STASH_SECONDS), filename
+    except InvalidToken:
+        return None
 
 
 def upload_discard(*, tenant: Tenant, user, kind: str, token: str) -> None:

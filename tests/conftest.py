@@ -149,6 +149,21 @@ def sandbox_settings(settings, sandbox):
     return settings
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory):
+    """Without Redis the cache is a folder (settings.CACHES): the suite gets its own, so it
+    neither reads nor clobbers a running demo's var/cache, nor leaves data in the checkout."""
+    from django.conf import settings
+    from django.test import override_settings
+
+    if not settings.CACHES["default"]["BACKEND"].endswith("FileBasedCache"):
+        yield
+        return
+    private = {**settings.CACHES["default"], "LOCATION": str(tmp_path_factory.mktemp("cache"))}
+    with override_settings(CACHES={"default": private}):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     """Real hashers cost seconds per test user on a loaded 2-core machine; tests don't test them."""
