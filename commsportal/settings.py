@@ -35,6 +35,10 @@ REQUIRED_IN_PRODUCTION = (
 )
 if not DEBUG:
     missing = [name for name in REQUIRED_IN_PRODUCTION if not env.str(name, default="").strip()]
+    # The cache carries the worker's reachability checks to every web process and holds import
+    # stashes: production needs a real shared one (Redis), or names its own with CACHE_URL.
+    if not (env.str("REDIS_URL", default="").strip() or env.str("CACHE_URL", default="").strip()):
+        missing.append("REDIS_URL")
     if missing:
         raise ImproperlyConfigured(
             "commsportal refuses to start with DEBUG=False: set " + ", ".join(missing) + " (see .env.example)."
@@ -44,6 +48,9 @@ _DEV_SECRET = "dev-only-insecure-secret-key-never-use-in-production"
 SECRET_KEY = env.str("SECRET_KEY", default=_DEV_SECRET)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# Addresses or networks of our own reverse proxies: only behind them is X-Forwarded-For read to
+# find the client's address for the audit log (tenants.services.client_ip).
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 
 # Fernet keys for secrets at rest, comma-separated: the first encrypts, all decrypt, so a
 # key can be rotated (add the new key first, run `manage.py rotate_encryption_keys`,
@@ -137,7 +144,7 @@ else:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-            "LOCATION": env.str("CACHE_DIR", default=str(VAR_DIR / "cache")),
+            "LOCATION": env.str("CACHE_DIR", default="") or str(VAR_DIR / "cache"),
         }
     }
 

@@ -373,9 +373,11 @@ def _history_export(request, history, export: str):
             json_dumps_params={"indent": 2},
         )
         response["Content-Disposition"] = f'attachment; filename="{filename}.json"'
+        response["Cache-Control"] = "no-store"  # personal data: never kept by a browser or proxy
         return response
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
+    response["Cache-Control"] = "no-store"  # personal data: never kept by a browser or proxy
     writer = csv.DictWriter(response, fieldnames=HISTORY_COLUMNS)
     writer.writeheader()
     writer.writerows({key: spreadsheet_safe(value) for key, value in row.items()} for row in rows)

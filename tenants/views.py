@@ -174,6 +174,7 @@ def _support_overview_csv(request, rows: list[dict]) -> HttpResponse:
     )
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="support-overview-{timezone.now():%Y%m%d-%H%M}.csv"'
+    response["Cache-Control"] = "no-store"  # personal data: never kept by a browser or proxy
     writer = csv.writer(response)
     writer.writerow(SUPPORT_OVERVIEW_COLUMNS)
     for row in rows:

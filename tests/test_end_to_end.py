@@ -79,8 +79,12 @@ class Stack:
         self.web = f"http://127.0.0.1:{self.web_port}"
         self.sandbox = f"http://127.0.0.1:{self.sandbox_port}"
         self.parent_sid, self.parent_token = "AC" + secrets.token_hex(16), secrets.token_hex(16)
-        self.pg_admin_url, self.pg_name = None, None
-        self.env = self._environment()
+        self.pg_admin_url, self.pg_name, self.redis_url = None, None, None
+        try:
+            self.env = self._environment()
+        except BaseException:
+            self.stop()  # a database created before the failure is dropped
+            raise
 
     def _environment(self) -> dict[str, str]:
         env = {
@@ -88,6 +92,21 @@ class Stack:
             for k, v in os.environ.items()
             if not k.startswith(("CELERY_", "DATABASE_", "REDIS_", "CACHE_", "TWILIO_", "PUBLIC_", "DJANGO_"))
         }
+        # Services first: a failure here must not leave a database behind.
+        broker = os.environ.get("CELERY_BROKER_URL", "")
+        if broker.startswith("redis://") or services_required():
+            if not redis_reachable(broker or None):
+                pytest.fail(f"Redis at {broker or 'the default URL'} is unreachable")
+            # A Redis database of its own: the worker takes every task it finds there.
+            self.redis_url = _redis_db(broker or "redis://127.0.0.1:6379/0", 11)
+            self._flush_redis()
+            env.update(CELERY_BROKER_URL=self.redis_url, REDIS_URL=_redis_db(self.redis_url, 10))
+        else:
+            env.update(
+                CELERY_BROKER_URL="filesystem://",
+                CELERY_FILESYSTEM_BROKER_DIR=str(self.tmp / "broker"),
+                CACHE_URL=f"filecache://{self.tmp / 'cache'}",  # production settings want a named cache
+            )
         env.update(
             DJANGO_SETTINGS_MODULE="commsportal.settings",
             PYTHONPATH=str(BASE_DIR),
@@ -101,20 +120,8 @@ class Stack:
             TWILIO_ACCOUNT_SID=self.parent_sid,
             TWILIO_AUTH_TOKEN=self.parent_token,
             DATABASE_URL=self._database(),
-            CACHE_DIR=str(self.tmp / "cache"),
             E2E_PASSWORD=PASSWORD,
         )
-        broker = os.environ.get("CELERY_BROKER_URL", "")
-        if broker.startswith("redis://") or services_required():
-            if not redis_reachable(broker or None):
-                pytest.fail(f"Redis at {broker or 'the default URL'} is unreachable")
-            # A Redis database of its own: the worker takes every task it finds there.
-            self.redis_url = _redis_db(broker or "redis://127.0.0.1:6379/0", 11)
-            self._flush_redis()
-            env.update(CELERY_BROKER_URL=self.redis_url, REDIS_URL=_redis_db(self.redis_url, 10))
-        else:
-            self.redis_url = None
-            env.update(CELERY_BROKER_URL="filesystem://", CELERY_FILESYSTEM_BROKER_DIR=str(self.tmp / "broker"))
         return env
 
     def _database(self) -> str:
@@ -413,7 +420,9 @@ def test_operator_and_admin_run_a_tenant_end_to_end(stack):
     assert not refused, refused
 
     # The STOP was recorded as an opt-out; the message log has all seven.
-    assert "+14155550151"[-4:] in admin.get(f"/t/{SLUG}/opt-outs/").text
+    opt_outs = admin.get(f"/t/{SLUG}/opt-outs/").text
+    row = re.search(r"<tr>(?:(?!</tr>).)*\+14155550151(?:(?!</tr>).)*</tr>", opt_outs, flags=re.S)
+    assert row and "Opted out" in row.group(0) and ">STOP</span>" in row.group(0), opt_outs[:3000]
     log = admin.get(f"/t/{SLUG}/messages/").text
     assert len(set(re.findall(rf"/t/{SLUG}/messages/(\d+)/", log))) == len(RECIPIENTS) + len(INBOUND)
 

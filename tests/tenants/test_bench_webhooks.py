@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.test_end_to_end import Stack
 
 
@@ -12,7 +14,12 @@ def test_bench_webhooks_reports_each_phase_against_the_bare_view(tmp_path):
     stack = Stack(tmp_path)
     try:
         stack.manage("migrate", "--noinput")
-        out = stack.manage("bench_webhooks", "--requests", "30", "--concurrency", "2", "--workers", "1")
+        # A database whose name doesn't say "bench" is refused unless asked for explicitly.
+        with pytest.raises(AssertionError, match="Refusing to benchmark on database"):
+            stack.manage("bench_webhooks", "--requests", "30")
+        out = stack.manage(
+            "bench_webhooks", "--requests", "30", "--concurrency", "2", "--workers", "1", "--allow-any-database"
+        )
         rows = dict(re.findall(r"^(bare|status|inbound|rejected)\s+[\d,.]+\s+([\d.]+)", out, flags=re.M))
         assert set(rows) == {"bare", "status", "inbound", "rejected"}, out
         assert float(rows["bare"]) == 1.0

@@ -20,12 +20,14 @@ REQUIRED = (
     "FIELD_ENCRYPTION_KEY",
     "PUBLIC_BASE_URL",
     "ALLOWED_HOSTS",
+    "REDIS_URL",  # or CACHE_URL
 )
 PROBE = (
     "import json, django; django.setup(); from django.conf import settings as s; "
     "print(json.dumps({'debug': s.DEBUG, 'db': s.DATABASES['default']['NAME'], "
     "'conn_max_age': s.DATABASES['default']['CONN_MAX_AGE'], 'hosts': s.ALLOWED_HOSTS, "
-    "'secret_key': s.SECRET_KEY, 'broker': s.CELERY_BROKER_URL, 'public': s.PUBLIC_BASE_URL}))"
+    "'secret_key': s.SECRET_KEY, 'broker': s.CELERY_BROKER_URL, 'public': s.PUBLIC_BASE_URL, "
+    "'cache': s.CACHES['default']['BACKEND']}))"
 )
 
 
@@ -42,6 +44,7 @@ def production_env(tmp_path) -> dict[str, str]:
         "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode(),
         "PUBLIC_BASE_URL": "https://portal.example.com",
         "ALLOWED_HOSTS": "portal.example.com",
+        "REDIS_URL": "redis://127.0.0.1:6379/1",
     }
 
 
@@ -91,6 +94,15 @@ def test_names_every_missing_variable_at_once(production_env, value):
     assert result.returncode != 0
     message = result.stderr.strip().splitlines()[-1]
     assert all(name in message for name in REQUIRED)
+
+
+def test_cache_url_stands_in_for_redis(production_env, tmp_path):
+    del production_env["REDIS_URL"]
+    production_env["CACHE_URL"] = f"filecache://{tmp_path / 'cache'}"
+    result = start(production_env)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["cache"] == "django.core.cache.backends.filebased.FileBasedCache"
 
 
 def test_env_file_fills_in_but_never_overrides(production_env, tmp_path):

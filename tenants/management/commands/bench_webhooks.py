@@ -14,7 +14,8 @@ each phase from `--concurrency` client threads, a new connection per request as 
 Each phase must get only its expected status codes, and its effects are checked in the database
 (every callback applied, every inbound stored) before the figures count. Reports requests/s and
 latency percentiles per phase, and each phase's rate as a fraction of the bare view's. Run it on
-PostgreSQL for figures worth quoting; the tenant and its rows are deleted afterwards.
+PostgreSQL for figures worth quoting, on a scratch database (its name must say "bench" unless
+DEBUG is on or --allow-any-database): the tenant and its rows are deleted afterwards.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import http.client
 import os
 import secrets
+import shutil
 import signal
 import socket
 import statistics
@@ -74,8 +76,11 @@ class Server:
     def __init__(self, workers: int) -> None:
         self.port = _free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log = Path(tempfile.mkstemp(prefix="bench-webhooks-", suffix=".log")[1])
+        self.scratch = Path(tempfile.mkdtemp(prefix="bench-webhooks-"))
+        self.log = self.scratch / "gunicorn.log"
         env = {**os.environ, "ENV_FILE": ""}
+        if not (env.get("REDIS_URL") or env.get("CACHE_URL")):
+            env["CACHE_URL"] = f"filecache://{self.scratch / 'cache'}"  # DEBUG off wants a named cache
         env.update(
             DJANGO_SETTINGS_MODULE="commsportal.settings",
             DEBUG="False",
@@ -114,7 +119,7 @@ class Server:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=5)
-        self.log.unlink(missing_ok=True)
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 def _post(port: int, path: str, body: bytes, headers: dict) -> tuple[int, float]:
@@ -198,6 +203,17 @@ def _cleanup(tenant: Tenant) -> None:
     tenant.delete()
 
 
+def refuse_unless_scratch_database() -> None:
+    """The benchmark creates and deletes a tenant and thousands of rows, and deletes its audit
+    rows (append-only everywhere else): never on a database that matters."""
+    name = Path(str(settings.DATABASES["default"]["NAME"])).name  # a SQLite file: its name, not its folders
+    if not (settings.DEBUG or "bench" in name or "test" in name):
+        raise CommandError(
+            f"Refusing to benchmark on database {name!r}: use a scratch database whose name contains "
+            "'bench' (or 'test'), or DEBUG on, or pass --allow-any-database."
+        )
+
+
 def run_benchmark(*, requests: int, concurrency: int, workers: int, log=print) -> dict:
     token = secrets.token_hex(16)
     tenant = Tenant.objects.create(
@@ -269,10 +285,17 @@ class Command(BaseCommand):
         parser.add_argument("--requests", type=int, default=2000, help="Requests per phase.")
         parser.add_argument("--concurrency", type=int, default=8, help="Client threads.")
         parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes.")
+        parser.add_argument(
+            "--allow-any-database",
+            action="store_true",
+            help="Run even on a database whose name doesn't say it is a scratch one.",
+        )
 
     def handle(self, *args, **options):
         if options["requests"] < 10:
             raise CommandError("--requests must be at least 10.")
+        if not options["allow_any_database"]:
+            refuse_unless_scratch_database()
         result = run_benchmark(
             requests=options["requests"],
             concurrency=options["concurrency"],

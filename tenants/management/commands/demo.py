@@ -24,7 +24,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from tenants.models import Tenant
 from tenants.sandbox import DEV_PARENT_ACCOUNT_SID, DEV_PARENT_AUTH_TOKEN, TwilioSandbox
-from tenants.services import membership_set, portal_user_upsert, support_grant, tenant_upsert
+from tenants.services import membership_set, portal_user_upsert, superuser_grant, support_grant, tenant_upsert
 
 DEMO_PASSWORD = "commsportal-demo"
 DEMO_TENANTS = [
@@ -117,9 +117,8 @@ class Command(BaseCommand):
                 membership_set(user=user, tenant=Tenant.objects.get(slug=slug), role=role)
             if support:
                 support_grant(user=user)
-            if superuser and not user.is_superuser:
-                user.is_superuser = user.is_staff = True
-                user.save(update_fields=["is_superuser", "is_staff"])
+            if superuser:
+                superuser_grant(user=user)
 
     def _start_sandbox(self, port: int, public: str) -> TwilioSandbox:
         sandbox = TwilioSandbox(
@@ -146,7 +145,8 @@ class Command(BaseCommand):
                 if requests.get(f"http://{addrport}/healthz", timeout=2).status_code in (200, 503):
                     break
             except requests.RequestException:
-                time.sleep(1)
+                pass
+            time.sleep(1)
         for slug, sender, body in DEMO_INBOUND:
             spec = next(s for s in DEMO_TENANTS if s["slug"] == slug)
             tenant = Tenant.objects.get(slug=slug)
