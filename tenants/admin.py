@@ -1,10 +1,17 @@
 from django import forms
 from django.contrib import admin
-from django.core.exceptions import FieldDoesNotExist
-from django.db import models
+from django.contrib.admin.utils import unquote
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.hashers import is_password_usable
+from django.contrib.auth.models import Group
+from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.db import models, transaction
 
-from .models import Alert, AuditEvent, Membership, PhoneNumber, Tenant, WebhookRejection
-from .services import audit_record
+from .models import SUPPORT_GROUP, Alert, AuditEvent, Membership, PhoneNumber, Tenant, WebhookRejection
+from .services import audit_record, support_grant, support_revoke
+
+User = get_user_model()
 
 SECRET_FIELDS = ("auth_token", "api_key_secret", "webhook_signing_key")
 
@@ -134,17 +141,132 @@ class TenantAdmin(admin.ModelAdmin):
         if formset.model is not Membership:
             return
         # The same audit trail as the portal's members page (membership_set / membership_remove).
-        events = [("added", m) for m in formset.new_objects]
-        events += [("changed", m) for m, _ in formset.changed_objects]
-        events += [("removed", m) for m in formset.deleted_objects]
-        for outcome, membership in events:
+        events = [("added", m.user.get_username(), m.role) for m in formset.new_objects]
+        loaded = {f.instance.pk: f.initial for f in formset.initial_forms}  # the rows as they were
+        for membership, fields in formset.changed_objects:
+            if "user" in fields:
+                # Another person in the same row: the old one lost their role, the new one got it.
+                before = loaded[membership.pk]
+                old_user = User.objects.filter(pk=before["user"]).first()
+                old_name = old_user.get_username() if old_user else f"user #{before['user']}"
+                events.append(("removed", old_name, before["role"]))
+                events.append(("added", membership.user.get_username(), membership.role))
+            else:
+                events.append(("changed", membership.user.get_username(), membership.role))
+        events += [("removed", m.user.get_username(), m.role) for m in formset.deleted_objects]
+        for outcome, username, role in events:
             audit_record(
                 action=f"membership.{outcome}",
                 tenant=form.instance,
                 request=request,
-                target=membership.user.get_username(),
-                details={"role": membership.role, "via": "admin"},
+                target=username,
+                details={"role": role, "via": "admin"},
             )
+
+
+# --- Users and groups: Django's own admin, with access changes on the audit log -----------------
+
+#: A user's own flags that give or take access, and the audit actions for setting and clearing
+#: each. Staff alone opens /admin/ (with whatever permissions it is given), so it counts too.
+ACCESS_FLAGS = (
+    ("is_superuser", "superuser.granted", "superuser.revoked"),
+    ("is_staff", "staff.granted", "staff.revoked"),
+    ("is_active", "user.activated", "user.deactivated"),
+)
+
+admin.site.unregister(User)
+admin.site.unregister(Group)
+
+
+@admin.register(User)
+class PortalUserAdmin(UserAdmin):
+    """Django's user admin, but a change of access goes on the audit log (not only in Django's
+    LogEntry), as one made by `create_portal_user` does: the flags above, support staff
+    membership (through the same services as the command) and a password set here."""
+
+    def save_model(self, request, obj, form, change):
+        # Diffed against the stored row, locked (the admin saves in a transaction), rather than
+        # the form's initial values: the audit says what this save changed, even from a stale form.
+        if change:
+            stored = User.objects.select_for_update().get(pk=obj.pk)
+            before = {name: getattr(stored, name) for name, *_ in ACCESS_FLAGS}
+        else:
+            before = {name: User._meta.get_field(name).get_default() for name, *_ in ACCESS_FLAGS}
+        super().save_model(request, obj, form, change)
+        for name, granted, revoked in ACCESS_FLAGS:
+            if getattr(obj, name) != before[name]:
+                audit_record(
+                    action=granted if getattr(obj, name) else revoked,
+                    tenant=None,
+                    request=request,
+                    target=obj.get_username(),
+                )
+
+    def save_related(self, request, form, formsets, change):
+        groups = form.cleaned_data.get("groups")  # absent from the add form
+        support = Group.objects.filter(name=SUPPORT_GROUP).first()
+        if groups is None or support is None:
+            super().save_related(request, form, formsets, change)
+            return
+        user = form.instance
+        wanted = support in groups
+        # Django saves the other groups; the support group is kept as stored and then changed by
+        # support_grant / support_revoke, which record it.
+        kept = [group for group in groups if group.pk != support.pk]
+        if user.groups.filter(pk=support.pk).exists():
+            kept.append(support)
+        form.cleaned_data["groups"] = kept
+        super().save_related(request, form, formsets, change)
+        if wanted:
+            support_grant(user=user, request=request)
+        else:
+            support_revoke(user=user, request=request)
+
+    def user_change_password(self, request, id, form_url=""):
+        # The password form saves in the view itself (no save_model): compare the stored hash.
+        with transaction.atomic():
+            user = self.get_object(request, unquote(id))
+            response = super().user_change_password(request, id, form_url)
+            if user is not None and request.method == "POST":
+                password = User.objects.filter(pk=user.pk).values_list("password", flat=True).first()
+                if password != user.password:
+                    audit_record(
+                        action="user.password_changed",
+                        tenant=None,
+                        request=request,
+                        target=user.get_username(),
+                        details={"usable": is_password_usable(password)},  # never the password
+                    )
+        return response
+
+
+class GroupAdminForm(forms.ModelForm):
+    def clean_name(self):
+        name = self.cleaned_data["name"]
+        if name == SUPPORT_GROUP and self.instance.pk is not None:
+            raise ValidationError(
+                "Renaming a group to this name would make all its members support staff at once, "
+                "unaudited: add people to the support group on their user page instead."
+            )
+        return name
+
+
+@admin.register(Group)
+class PortalGroupAdmin(GroupAdmin):
+    """Django's group admin edits a group's name and permissions, not its members. Support staff
+    is a group found by name (tenants.models.is_support), so its name is fixed and it cannot be
+    deleted here: renaming or deleting it would take support from every member, unaudited."""
+
+    form = GroupAdminForm
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = super().get_readonly_fields(request, obj)
+        return (*readonly, "name") if obj is not None and obj.name == SUPPORT_GROUP else readonly
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and obj.name == SUPPORT_GROUP:
+            return False
+        return super().has_delete_permission(request, obj)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

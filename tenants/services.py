@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
+from functools import lru_cache
+
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
@@ -9,10 +13,41 @@ from django.db import transaction
 from .models import SUPPORT_GROUP, AuditEvent, Membership, Tenant
 
 
+@lru_cache(maxsize=4)
+def _proxy_networks(proxies: tuple[str, ...]) -> tuple:
+    return tuple(ipaddress.ip_network(p.strip(), strict=False) for p in proxies if p.strip())
+
+
+def _is_trusted_proxy(address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in _proxy_networks(tuple(settings.TRUSTED_PROXIES)))
+
+
 def client_ip(request) -> str | None:
-    """The caller's address. Behind a proxy, configure it to set REMOTE_ADDR (gunicorn
-    --forwarded-allow-ips) rather than trusting X-Forwarded-For from anyone."""
-    return request.META.get("REMOTE_ADDR") if request is not None else None
+    """The caller's address, for the audit log.
+
+    REMOTE_ADDR is the peer of the socket: behind a TLS-terminating proxy that is the proxy.
+    Only when the peer is one of `TRUSTED_PROXIES` is X-Forwarded-For read, from the right
+    (the entries our own proxies appended), skipping trusted hops: the first address that is
+    not ours is the client. Anything a client wrote further left is never believed.
+    """
+    if request is None:
+        return None
+    remote = request.META.get("REMOTE_ADDR")
+    if not remote or not _is_trusted_proxy(remote):
+        return remote
+    hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            return remote  # a malformed chain proves nothing: keep the proxy's own address
+        if not _is_trusted_proxy(hop):
+            return hop
+    return hops[0] if hops else remote
 
 
 def audit_record(
@@ -109,13 +144,27 @@ def membership_remove(*, membership: Membership, request) -> None:
     membership.delete()
 
 
-def support_grant(*, user, actor=None) -> bool:
+@transaction.atomic
+def support_grant(*, user, actor=None, request=None) -> bool:
     """Put `user` in the support staff group; True when that changed anything."""
     group, _ = Group.objects.get_or_create(name=SUPPORT_GROUP)
     if user.groups.filter(pk=group.pk).exists():
         return False
     user.groups.add(group)
-    audit_record(action="support.granted", tenant=None, actor=actor, target=user.get_username())
+    user.__dict__.pop("_is_support", None)  # is_support() caches on the instance
+    audit_record(action="support.granted", tenant=None, actor=actor, request=request, target=user.get_username())
+    return True
+
+
+@transaction.atomic
+def support_revoke(*, user, actor=None, request=None) -> bool:
+    """Take `user` out of the support staff group; True when that changed anything."""
+    group = Group.objects.filter(name=SUPPORT_GROUP).first()
+    if group is None or not user.groups.filter(pk=group.pk).exists():
+        return False
+    user.groups.remove(group)
+    user.__dict__.pop("_is_support", None)
+    audit_record(action="support.revoked", tenant=None, actor=actor, request=request, target=user.get_username())
     return True
 
 

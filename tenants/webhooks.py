@@ -24,6 +24,7 @@ from twilio.request_validator import HMAC_SHA1, HMAC_SHA256, RequestValidator, g
 
 from .models import Tenant, WebhookRejection
 from .phones import phone_mask
+from .services import client_ip
 
 logger = logging.getLogger("commsportal.webhooks")
 
@@ -70,7 +71,7 @@ def _reject(request: HttpRequest, status: int, event: str, *, tenant: Tenant | N
             "event": event,
             "path": request.path,
             "tenant": tenant.slug if tenant else None,
-            "remote_addr": request.META.get("REMOTE_ADDR"),
+            "remote_addr": client_ip(request),
             **fields,
         },
     )

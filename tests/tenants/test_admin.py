@@ -8,12 +8,14 @@ from datetime import timedelta
 from html.parser import HTMLParser
 
 import pytest
+from django.contrib.auth.models import Group
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from tenants.crypto import Secret
-from tenants.models import Alert, AuditEvent, Membership, PhoneNumber, Tenant
+from tenants.models import SUPPORT_GROUP, Alert, AuditEvent, Membership, PhoneNumber, Tenant, is_support
+from tenants.services import support_grant
 from tests.conftest import PASSWORD, make_tenant, make_user, random_sid
 
 pytestmark = pytest.mark.django_db
@@ -23,6 +25,8 @@ API_KEY_SECRET = "api-key-secret-0123456789abcdef"
 SIGNING_KEY = "signing-key-0123456789abcdef"
 SECONDARY_TOKEN = "b2" * 16
 PENDING_SECRET = "pending-secret-0123456789abcdef"
+NEW_PASSWORD = "Correct-Horse-Battery-7"
+IP = "203.0.113.9"
 
 
 class FormValues(HTMLParser):
@@ -32,7 +36,7 @@ class FormValues(HTMLParser):
         super().__init__()
         self.form_id = form_id
         self.inside = False
-        self.values: dict[str, str] = {}
+        self.values: dict[str, str | list[str]] = {}
         self._select: str | None = None
         self._textarea: str | None = None
 
@@ -51,9 +55,15 @@ class FormValues(HTMLParser):
             self.values[a["name"]] = a.get("value") or ("on" if kind == "checkbox" else "")
         elif tag == "select" and "name" in a:
             self._select = a["name"]
-            self.values.setdefault(self._select, "")
+            if "multiple" in a:  # a browser sends each selected option, or nothing
+                self.values[self._select] = []
+            else:
+                self.values.setdefault(self._select, "")
         elif tag == "option" and self._select and "selected" in a:
-            self.values[self._select] = a.get("value", "")
+            if isinstance(self.values[self._select], list):
+                self.values[self._select].append(a.get("value", ""))
+            else:
+                self.values[self._select] = a.get("value", "")
         elif tag == "textarea" and "name" in a:
             self._textarea = a["name"]
             self.values[self._textarea] = ""
@@ -73,7 +83,7 @@ class FormValues(HTMLParser):
             self.values[self._textarea] += data
 
 
-def loaded_form(response, form_id: str = "tenant_form") -> dict[str, str]:
+def loaded_form(response, form_id: str = "tenant_form") -> dict[str, str | list[str]]:
     """The form as the operator's browser loaded it, ready to post back."""
     assert response.status_code == 200
     parser = FormValues(form_id)
@@ -247,6 +257,223 @@ def test_membership_added_in_admin_is_audited(client, operator, secret_tenant, d
     event = AuditEvent.objects.get(action="membership.added")
     assert (event.tenant, event.target, event.details) == (secret_tenant, "dana", {"role": "admin", "via": "admin"})
     assert not AuditEvent.objects.filter(action="tenant.admin_change").exists()  # the tenant row didn't change
+
+
+def membership_form(client, tenant: Tenant, **row) -> dict:
+    """The tenant's change form with its one membership row changed as given."""
+    data = loaded_form(client.get(change_url(tenant)))
+    assert data["memberships-TOTAL_FORMS"] == "1"
+    data.update({f"memberships-0-{name}": str(value) for name, value in row.items()})
+    return data
+
+
+def test_membership_given_to_another_user_is_a_removal_and_an_addition(
+    client, operator, secret_tenant, django_user_model
+):
+    make_user(django_user_model, "dana", tenant=secret_tenant, role="viewer")
+    erin = make_user(django_user_model, "erin")
+
+    response = client.post(
+        change_url(secret_tenant), membership_form(client, secret_tenant, user=erin.pk, role="admin"), REMOTE_ADDR=IP
+    )
+
+    assert response.status_code == 302, response.content[:3000]
+    assert list(Membership.objects.filter(tenant=secret_tenant).values_list("user__username", "role")) == [
+        ("erin", "admin")
+    ]
+    events = AuditEvent.objects.order_by("id")
+    assert [(e.action, e.target, e.details) for e in events] == [
+        ("membership.removed", "dana", {"role": "viewer", "via": "admin"}),  # the role dana had
+        ("membership.added", "erin", {"role": "admin", "via": "admin"}),
+    ]
+    assert all((e.tenant, e.actor, e.ip_address) == (secret_tenant, operator, IP) for e in events)
+
+
+def test_membership_role_change_in_admin_is_a_change(client, operator, secret_tenant, django_user_model):
+    make_user(django_user_model, "dana", tenant=secret_tenant, role="viewer")
+
+    client.post(change_url(secret_tenant), membership_form(client, secret_tenant, role="admin"), REMOTE_ADDR=IP)
+
+    event = AuditEvent.objects.get()
+    assert (event.action, event.target, event.details) == (
+        "membership.changed",
+        "dana",
+        {"role": "admin", "via": "admin"},
+    )
+
+
+# --- Users and groups: every change of access is on the audit log --------------------------------
+
+
+@pytest.fixture
+def bob(django_user_model):
+    return make_user(django_user_model, "bob")
+
+
+@pytest.fixture
+def support_group(db):
+    return Group.objects.get_or_create(name=SUPPORT_GROUP)[0]
+
+
+def user_url(user, page: str = "change") -> str:
+    return f"/admin/auth/user/{user.pk}/{page}/"
+
+
+def save_user(client, user, **changes) -> None:
+    """Post the user's change form as loaded, with `changes`; None unticks a checkbox."""
+    data = loaded_form(client.get(user_url(user)), "user_form")
+    for name, value in changes.items():
+        if value is None:
+            data.pop(name, None)
+        else:
+            data[name] = value
+    response = client.post(user_url(user), data, REMOTE_ADDR=IP)
+    assert response.status_code == 302, response.content[:3000]
+
+
+def access_events(operator) -> list[tuple[str, str]]:
+    """(action, target) of the audit rows; each is platform-wide, by `operator`, from IP."""
+    events = list(AuditEvent.objects.order_by("id"))
+    assert all(
+        (e.tenant, e.actor, e.actor_label, e.ip_address) == (None, operator, operator.username, IP) for e in events
+    )
+    return [(e.action, e.target) for e in events]
+
+
+def fresh(user):
+    return type(user).objects.get(pk=user.pk)
+
+
+def test_support_granted_and_revoked_on_the_user_page(client, operator, bob, support_group):
+    helpdesk = Group.objects.create(name="Helpdesk")
+
+    save_user(client, bob, groups=[str(support_group.pk), str(helpdesk.pk)])
+
+    assert is_support(fresh(bob)) and fresh(bob).groups.filter(pk=helpdesk.pk).exists()
+    assert access_events(operator) == [("support.granted", "bob")]
+
+    save_user(client, bob, groups=[str(helpdesk.pk)])
+
+    assert not is_support(fresh(bob)) and fresh(bob).groups.filter(pk=helpdesk.pk).exists()
+    assert access_events(operator) == [("support.granted", "bob"), ("support.revoked", "bob")]
+
+
+def test_superuser_and_staff_granted_and_revoked_on_the_user_page(client, operator, bob):
+    save_user(client, bob, is_superuser="on", is_staff="on")
+
+    assert fresh(bob).is_superuser and fresh(bob).is_staff
+    assert access_events(operator) == [("superuser.granted", "bob"), ("staff.granted", "bob")]
+
+    save_user(client, bob, is_superuser=None)
+
+    assert not fresh(bob).is_superuser and fresh(bob).is_staff
+    assert access_events(operator)[2:] == [("superuser.revoked", "bob")]
+
+    save_user(client, bob, is_staff=None)
+
+    assert not fresh(bob).is_staff
+    assert access_events(operator)[3:] == [("staff.revoked", "bob")]
+
+
+def test_deactivating_and_reactivating_a_user_is_audited(client, operator, bob):
+    save_user(client, bob, is_active=None)
+    assert not fresh(bob).is_active
+    save_user(client, bob, is_active="on")
+    assert fresh(bob).is_active
+    assert access_events(operator) == [("user.deactivated", "bob"), ("user.activated", "bob")]
+
+
+def test_saving_a_user_without_an_access_change_writes_no_audit_event(client, operator, bob, support_group):
+    bob.groups.add(support_group)
+    bob.is_staff = True
+    bob.save()
+
+    save_user(client, bob, first_name="Robert", email="bob@acme.example")
+
+    assert fresh(bob).first_name == "Robert" and is_support(fresh(bob)) and fresh(bob).is_staff
+    assert not AuditEvent.objects.exists()
+
+
+def test_a_stale_user_form_is_audited_as_what_its_save_changed(client, operator, bob, support_group):
+    """Diffed against the stored row: a form opened before a grant and saved after it undoes the
+    grant, and the log says so."""
+    data = loaded_form(client.get(user_url(bob)), "user_form")
+    support_grant(user=bob)  # e.g. create_portal_user --support, meanwhile
+
+    client.post(user_url(bob), data, REMOTE_ADDR=IP)
+
+    assert not is_support(fresh(bob))
+    assert list(AuditEvent.objects.order_by("id").values_list("action", "actor")) == [
+        ("support.granted", None),
+        ("support.revoked", operator.pk),
+    ]
+
+
+def test_adding_a_user_writes_no_access_event(client, operator):
+    data = loaded_form(client.get("/admin/auth/user/add/"), "user_form")
+    data.update(username="carol", password1=NEW_PASSWORD, password2=NEW_PASSWORD)
+
+    response = client.post("/admin/auth/user/add/", data, REMOTE_ADDR=IP)
+
+    assert response.status_code == 302, response.content[:3000]
+    assert not AuditEvent.objects.exists()  # no role yet: granting one on the next page is audited
+
+
+def test_password_set_in_the_admin_is_audited_but_never_the_password(client, operator, bob):
+    url = user_url(bob, "password")
+    mismatch = {"usable_password": "true", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD + "x"}
+    assert client.post(url, mismatch, REMOTE_ADDR=IP).status_code == 200
+    assert not AuditEvent.objects.exists()
+
+    data = {"usable_password": "true", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD}
+    response = client.post(url, data, REMOTE_ADDR=IP)
+
+    assert response.status_code == 302, response.content[:3000]
+    assert fresh(bob).check_password(NEW_PASSWORD)
+    assert access_events(operator) == [("user.password_changed", "bob")]
+    event = AuditEvent.objects.get()
+    assert event.details == {"usable": True}
+    stored = fresh(bob).password
+    assert NEW_PASSWORD not in str(event.details) + event.reason and stored not in str(event.details)
+
+    response = client.post(url, {"usable_password": "false", "unset-password": "1"}, REMOTE_ADDR=IP)
+
+    assert response.status_code == 302 and not fresh(bob).has_usable_password()
+    assert AuditEvent.objects.order_by("id").last().details == {"usable": False}
+
+
+def group_url(group, page: str = "change") -> str:
+    return f"/admin/auth/group/{group.pk}/{page}/"
+
+
+def test_support_group_keeps_its_name_and_cannot_be_deleted(client, operator, support_group):
+    """The group admin edits names and permissions, not members; but support staff is found by
+    the group's name, so renaming or deleting it would take support from everyone, unaudited."""
+    data = loaded_form(client.get(group_url(support_group)), "group_form")
+    assert "name" not in data
+    client.post(group_url(support_group), {**data, "name": "Renamed"})
+    assert Group.objects.get(pk=support_group.pk).name == SUPPORT_GROUP
+
+    assert client.get(group_url(support_group, "delete")).status_code == 403
+    assert client.post(group_url(support_group, "delete"), {"post": "yes"}).status_code == 403
+    client.post(
+        "/admin/auth/group/", {"action": "delete_selected", "_selected_action": [support_group.pk], "post": "yes"}
+    )
+    assert Group.objects.filter(pk=support_group.pk).exists()
+
+
+def test_another_group_cannot_be_renamed_into_support_staff(client, operator, bob):
+    helpdesk = Group.objects.create(name="Helpdesk")
+    bob.groups.add(helpdesk)
+    data = loaded_form(client.get(group_url(helpdesk)), "group_form")
+
+    response = client.post(group_url(helpdesk), {**data, "name": SUPPORT_GROUP})
+
+    assert (
+        response.status_code == 200
+        and "add people to the support group on their user page" in response.content.decode()
+    )
+    assert Group.objects.get(pk=helpdesk.pk).name == "Helpdesk" and not is_support(fresh(bob))
 
 
 # --- Read-only, cross-tenant registrations -------------------------------------------------
