@@ -33,17 +33,25 @@ than `MAX_ZONE_SPREAD` apart (non-geographic numbers list every zone of the coun
 Adak) or can never be inside together, or the zone is unknown, the tenant's own time zone
 decides. The window is the policy's
 `quiet_start`-`quiet_end` (default 08:00-21:00, end exclusive), narrowed by
-`STATUTORY_WINDOWS` (Florida and Oklahoma: 08:00-20:00; France: 08:00-22:00; always applied:
-the law is not a preference) and by the policy's `region_windows` (keys: a country, ``"FR"``, or
-a subdivision, ``"US-FL"``). Region windows only ever narrow the window; one that would close it
-altogether is ignored, and a policy window that misses the statutory one altogether gives way to
-the law's. So a French number under the default policy gets 08:00-21:00 (the tenant's own end
-is earlier than the law's), and 08:00-22:00 only when the tenant's window reaches 22:00.
+`STATUTORY_WINDOWS` (Florida and Oklahoma: 08:00-20:00; France, overseas departments and
+collectivities included: 08:00-22:00; always applied: the law is not a preference) and by the
+policy's `region_windows` (keys: a country, ``"FR"``, or a subdivision, ``"US-FL"``). Region
+windows only ever narrow the window. The sending policy form refuses a policy window that misses
+a statutory one altogether and a region line that would close the window somewhere; a policy
+saved before it did still works: such a line is ignored there, and such a policy window gives
+way to the law's (wider than the tenant asked, but a message never waits forever for a window
+that never opens). Both are logged once per gate run (``gate.policy_window_disjoint``,
+``gate.region_window_ignored``) and flagged on the sending policy page (`RegionRules`). So a
+French number under the default policy gets 08:00-21:00 (the tenant's own end is earlier than
+the law's), and 08:00-22:00 only when the tenant's window reaches 22:00.
 `STATUTORY_CLOSED_DAYS` closes whole local days by region, as data: weekdays plus a `holidays`
 calendar (France: Sundays and French public holidays, so Saturday 22:30 waits for Monday 08:00,
-or Tuesday after Whit Monday). A closed day is judged in each of the number's zones, like the
-window. US and Canadian subdivisions come from the area code (phonenumbers' geocoder names the
-state: "Florida", "Miami, FL").
+or Tuesday after Whit Monday; Réunion, Guadeloupe and the other overseas regions
+(`FRENCH_LAW_REGIONS`) their own calendar, in their own time zone). A closed day is judged in
+each of the number's zones, like the window. US and Canadian subdivisions come from the area
+code (phonenumbers' geocoder names the state: "Florida", "Miami, FL"); the region of a number
+is phonenumbers' (a Réunion number is "RE", not "FR"), and `REGION_ZONES` picks the zone where
+its country code spans several (+262: Réunion or Mayotte).
 
 Frequency cap. Counted per number: the tenant's restricted-purpose outbound messages accepted by
 Twilio in the last 24 h, plus those already queued to go (pending with decision ``send``), plus
@@ -66,6 +74,7 @@ and closed days per (rule, date).
 from __future__ import annotations
 
 import calendar
+import logging
 import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -97,14 +106,19 @@ from .models import (
 )
 from .selectors import numbers_suppressed
 
+logger = logging.getLogger(__name__)
+
 __all__ = [
+    "FRENCH_LAW_REGIONS",
     "FREQUENCY_WINDOW",
+    "REGION_ZONES",
     "REVOCATION_RECHECK",
     "STATUTORY_CAPS",
     "STATUTORY_CLOSED_DAYS",
     "STATUTORY_WINDOWS",
     "ClosedDays",
     "GateVerdict",
+    "RegionRules",
     "StatutoryRule",
     "gate_check",
     "gate_check_many",
@@ -112,6 +126,7 @@ __all__ = [
     "phone_e164",
     "region_cap",
     "region_name",
+    "region_rules",
     "region_window",
     "restricted_purposes",
     "sending_policy_get",
@@ -122,13 +137,29 @@ __all__ = [
 REVOCATION_RECHECK = timedelta(hours=1)
 #: The frequency cap's window.
 FREQUENCY_WINDOW = timedelta(hours=24)
+#: French law covers the overseas departments and the collectivities of Saint-Barthélemy,
+#: Saint-Martin and Saint-Pierre-et-Miquelon, which phonenumbers places in regions of their own
+#: (+262 RE and YT, +590 GP, BL and MF, +594 GF, +596 MQ, +508 PM): region -> the `holidays`
+#: calendar of its public holidays (each overseas one adds its own, e.g. abolition of slavery).
+#: New Caledonia, French Polynesia and Wallis and Futuna make their own consumer law: not here.
+FRENCH_LAW_REGIONS: dict[str, str] = {
+    "FR": "FR",
+    "GP": "FR-971",
+    "MQ": "FR-972",
+    "GF": "FR-973",
+    "RE": "FR-974",
+    "YT": "FR-976",
+    "BL": "FR-BL",
+    "MF": "FR-MF",
+    "PM": "FR-PM",
+}
 #: Local-time windows the law imposes, whatever the tenant configured (DOMAIN.md: Florida and
 #: Oklahoma allow 8:00-20:00, France 8:00-22:00). Applied on top of the policy's own window and
 #: region windows. Keys: a country ("FR") or an ISO 3166-2 subdivision ("US-FL").
 STATUTORY_WINDOWS: dict[str, tuple[str, str]] = {
     "US-FL": ("08:00", "20:00"),
     "US-OK": ("08:00", "20:00"),
-    "FR": ("08:00", "22:00"),
+    **{region: ("08:00", "22:00") for region in FRENCH_LAW_REGIONS},
 }
 #: The most restricted-purpose messages per number per `FREQUENCY_WINDOW` the law allows, whatever
 #: the tenant's own `frequency_cap` (DOMAIN.md: Florida and Oklahoma, 3 "on the same matter", read
@@ -165,9 +196,10 @@ def _holiday_calendar(code: str) -> holidays.HolidayBase:
 
 
 #: Whole local days the law closes, by region (DOMAIN.md: France, no Sundays and no public
-#: holidays). Keys as in `STATUTORY_WINDOWS`.
+#: holidays, overseas included). Keys as in `STATUTORY_WINDOWS`.
 STATUTORY_CLOSED_DAYS: dict[str, ClosedDays] = {
-    "FR": ClosedDays(weekdays=frozenset({6}), calendars=("FR",)),
+    region: ClosedDays(weekdays=frozenset({6}), calendars=(holidays_calendar,))
+    for region, holidays_calendar in FRENCH_LAW_REGIONS.items()
 }
 #: Candidate zones further apart than this say nothing useful about where a number's owner is
 #: (a toll-free or non-geographic NANP number lists every zone from Guam to Adak): the tenant's
@@ -314,6 +346,7 @@ def phone_e164(raw: str) -> str | None:
 class _Number:
     e164: str
     parsed: phonenumbers.PhoneNumber
+    region: str  # phonenumbers' region ("US", "RE"; "001" for non-geographic entities)
 
 
 _NANP_E164 = re.compile(r"\+1[2-9]\d{9}")
@@ -330,15 +363,18 @@ def _parse(raw: str) -> _Number | None:
         # what is_valid_number finds first, at twice the cost).
         number = phonenumbers.PhoneNumber(country_code=1, national_number=int(text[2:]))
         if phonenumbers.is_valid_number_for_region(number, "US"):
-            return _Number(text, number)
+            return _Number(text, number, "US")
     else:
         try:
             number = phonenumbers.parse(text, None)
         except phonenumbers.NumberParseException:
             return None
-    if not phonenumbers.is_valid_number(number):
+    # is_valid_number, keeping the region it finds: under a country code several regions share
+    # (+590: Guadeloupe, Saint-Barthélemy, Saint-Martin) only the whole number says which.
+    region = phonenumbers.region_code_for_number(number)
+    if not region or not phonenumbers.is_valid_number_for_region(number, region):
         return None
-    return _Number(f"+{number.country_code}{phonenumbers.national_significant_number(number)}", number)
+    return _Number(f"+{number.country_code}{phonenumbers.national_significant_number(number)}", number, region)
 
 
 @lru_cache(maxsize=512)
@@ -349,24 +385,32 @@ def _tz_prefix_length(country_code: int) -> int:
     return max((len(k) for k in TIMEZONE_DATA if k.startswith(code)), default=len(code))
 
 
-#: Number prefix -> (zones, country, subdivision); bounded, cleared when full.
-_PLACE_CACHE: dict[str, tuple[tuple[str, ...], str, str]] = {}
-_PLACE_CACHE_MAX = 200_000
+#: Number prefix -> time zones; bounded, cleared when full.
+_ZONE_CACHE: dict[str, tuple[str, ...]] = {}
+_ZONE_CACHE_MAX = 200_000
 _SUBDIVISION_CACHE: dict[str, str] = {}
+#: Zones of regions that share a country code with a region in another zone. phonenumbers
+#: answers a mobile number with every zone of its country code (+262: Mayotte and Réunion, an
+#: hour apart), though the number's region already says which one is the owner's.
+REGION_ZONES: dict[str, tuple[str, ...]] = {
+    "RE": ("Indian/Reunion",),
+    "YT": ("Indian/Mayotte",),
+}
 
 
 def _place(number: _Number) -> tuple[tuple[str, ...], str, str]:
-    """(time zones, ISO country, ISO subdivision or '') of a number, cached by the prefix that
-    decides them: numbers sharing their longest time-zone prefix share all three."""
-    key = number.e164[1 : 1 + _tz_prefix_length(number.parsed.country_code)]
-    place = _PLACE_CACHE.get(key)
-    if place is None:
-        zones = tuple(sorted({z for z in phone_timezone.time_zones_for_number(number.parsed) if z != "Etc/Unknown"}))
-        country = phonenumbers.region_code_for_number(number.parsed) or ""
-        if len(_PLACE_CACHE) >= _PLACE_CACHE_MAX:
-            _PLACE_CACHE.clear()
-        place = _PLACE_CACHE[key] = (zones, country, _subdivision(number, country))
-    return place
+    """(time zones, ISO country, ISO subdivision or '') of a number. Zones are cached by the
+    longest time-zone prefix (numbers sharing it share their zones), subdivisions by area code."""
+    zones = REGION_ZONES.get(number.region)
+    if zones is None:
+        key = number.e164[1 : 1 + _tz_prefix_length(number.parsed.country_code)]
+        zones = _ZONE_CACHE.get(key)
+        if zones is None:
+            found = phone_timezone.time_zones_for_number(number.parsed)
+            if len(_ZONE_CACHE) >= _ZONE_CACHE_MAX:
+                _ZONE_CACHE.clear()
+            zones = _ZONE_CACHE[key] = tuple(sorted({z for z in found if z != "Etc/Unknown"}))
+    return zones, number.region, _subdivision(number, number.region)
 
 
 _US_STATES = {
@@ -420,6 +464,10 @@ def _as_time(value) -> time:
 _WHOLE_DAY = (time.min, time.max)
 
 
+def _window_text(window: tuple[time, time] | None) -> str:
+    return f"{window[0]:%H:%M}-{window[1]:%H:%M}" if window else ""
+
+
 def _narrowed(window: tuple[time, time], bounds) -> tuple[time, time]:
     """`window` cut down to `bounds` (a [start, end] pair); unchanged when `bounds` is missing or
     malformed: a bad region entry never loosens the window."""
@@ -433,20 +481,33 @@ def _narrowed(window: tuple[time, time], bounds) -> tuple[time, time]:
 
 
 @dataclass(frozen=True, slots=True)
-class _Region:
-    """The rules for one (country, subdivision) in one gate run."""
+class RegionRules:
+    """The rules for one region (a country, or a country and a subdivision) in one gate run:
+    the local `window`, the days the law `closed`, the `cap` (0: none), the `law`'s own window
+    (None where no statute sets one), and the tenant's settings the gate could not apply there,
+    which only data saved before the form refused them can hold: `policy_window_disjoint`, the
+    policy's window misses the law's altogether, so the law's applies instead (wider than the
+    tenant asked: the page flags it, the gate logs it); `lines_ignored`, region lines that
+    would have closed the window altogether."""
 
     window: tuple[time, time]
     closed: ClosedDays | None
-    cap: int  # 0: no cap
+    cap: int
+    law: tuple[time, time] | None = None
+    policy_window_disjoint: bool = False
+    lines_ignored: tuple[str, ...] = ()
 
 
 class _Rules:
     """Quiet-hours, closed-day and cap answers for one gate run (one tenant, one `now`), cached
-    per region and per moment."""
+    per region and per moment. With `warn`, a region whose rules set some of the tenant's
+    settings aside is logged once per run (`gate.policy_window_disjoint`,
+    `gate.region_window_ignored`)."""
 
-    def __init__(self, policy: SendingPolicy, tenant: Tenant, now: datetime) -> None:
+    def __init__(self, policy: SendingPolicy, tenant: Tenant, now: datetime, *, warn: bool = True) -> None:
         self.now = now
+        self.tenant_slug = tenant.slug
+        self.warn = warn
         self.policy_cap = policy.frequency_cap or 0
         self.default = (_as_time(policy.quiet_start), _as_time(policy.quiet_end))
         self.region_windows = {
@@ -457,11 +518,11 @@ class _Rules:
         except (ZoneInfoNotFoundError, ValueError):
             self.tenant_zone = None
         self.tenant_zone = self.tenant_zone or ZoneInfo("UTC")
-        self._region_cache: dict[tuple[str, str], _Region] = {}
+        self._region_cache: dict[tuple[str, str], RegionRules] = {}
         self._allowed_cache: dict[tuple, datetime] = {}
 
     def verdict(
-        self, zones: tuple[str, ...], region: _Region, *, revocation: bool, cap_until: datetime | None
+        self, zones: tuple[str, ...], region: RegionRules, *, revocation: bool, cap_until: datetime | None
     ) -> GateVerdict:
         now = self.now
         in_window_now = self._next_allowed(zones, region, now) == now
@@ -481,32 +542,58 @@ class _Rules:
             at = cap_until
         return GateVerdict(GateDecision.DEFER, reason, self._next_allowed(zones, region, at))
 
-    def region(self, country: str, subdivision: str) -> _Region:
+    def region(self, country: str, subdivision: str) -> RegionRules:
         key = (country, subdivision)
         found = self._region_cache.get(key)
         if found is None:
-            names = [r for r in (country, subdivision) if r]
-            law = _WHOLE_DAY
-            for name in names:
-                law = _narrowed(law, STATUTORY_WINDOWS.get(name))
-            if law[0] >= law[1]:  # contradictory statutes (none in the data): no usable law window
-                law = _WHOLE_DAY
-            base = _narrowed(self.default, law)
-            if base[0] >= base[1] and self.default[0] < self.default[1]:
-                base = law  # the tenant's window misses the law's: the law decides
-            window = base
-            for name in names:
-                window = _narrowed(window, self.region_windows.get(name))
-            if window[0] >= window[1]:  # region windows that close it altogether are ignored
-                window = base
-            closed = None
-            for rule in filter(None, (STATUTORY_CLOSED_DAYS.get(name) for name in names)):
-                closed = rule if closed is None else closed | rule
-            caps = [c for c in (self.policy_cap, *(STATUTORY_CAPS.get(name, 0) for name in names)) if c]
-            found = self._region_cache[key] = _Region(window, closed, min(caps, default=0))
+            found = self._region_cache[key] = self._region_rules(country, subdivision)
+            if self.warn and found.policy_window_disjoint:
+                logger.warning(
+                    "gate.policy_window_disjoint",
+                    extra={
+                        "tenant": self.tenant_slug,
+                        "region": subdivision or country,
+                        "policy_window": _window_text(self.default),
+                        "law_window": _window_text(found.law),
+                    },
+                )
+            if self.warn and found.lines_ignored:
+                logger.warning(
+                    "gate.region_window_ignored",
+                    extra={"tenant": self.tenant_slug, "region": subdivision or country, "lines": found.lines_ignored},
+                )
         return found
 
-    def _next_allowed(self, zones: tuple[str, ...], region: _Region, at: datetime) -> datetime:
+    def _region_rules(self, country: str, subdivision: str) -> RegionRules:
+        names = [r for r in (country, subdivision) if r]
+        law = None
+        for name in names:
+            if bounds := STATUTORY_WINDOWS.get(name):
+                law = _narrowed(law or _WHOLE_DAY, bounds)
+        if law and law[0] >= law[1]:  # contradictory statutes (none in the data): no usable law window
+            law = None
+        window, disjoint = self.default, False
+        if law:
+            window = _narrowed(self.default, law)
+            if window[0] >= window[1] and self.default[0] < self.default[1]:
+                # Only a policy saved before the form refused this reaches here. The law's window
+                # is wider than the tenant asked, but a message that waits forever for a window
+                # that never opens is lost silently; the page and the log say so instead.
+                window, disjoint = law, True
+        ignored = []
+        for name in names:
+            narrowed = _narrowed(window, self.region_windows.get(name))
+            if narrowed[0] >= narrowed[1]:  # a line that would close the window altogether
+                ignored.append(name)
+            else:
+                window = narrowed
+        closed = None
+        for rule in filter(None, (STATUTORY_CLOSED_DAYS.get(name) for name in names)):
+            closed = rule if closed is None else closed | rule
+        caps = [c for c in (self.policy_cap, *(STATUTORY_CAPS.get(name, 0) for name in names)) if c]
+        return RegionRules(window, closed, min(caps, default=0), law, disjoint, tuple(ignored))
+
+    def _next_allowed(self, zones: tuple[str, ...], region: RegionRules, at: datetime) -> datetime:
         """The first moment at or after `at` when every zone is inside the region's window on a
         day it doesn't close."""
         key = (zones, region.window, region.closed, at)
@@ -577,27 +664,35 @@ def region_name(code: str) -> str | None:
     if not dash:
         if country not in phonenumbers.SUPPORTED_REGIONS:
             return None
-        example = phonenumbers.example_number(country)
-        return (example and geocoder.country_name_for_number(example, "en")) or country
+        # phonenumbers' own names, by region: an example number would not do for regions sharing
+        # their numbers (+590: Saint-Barthélemy's example is also Guadeloupe's). "*xx": as in xx.
+        names = geocoder.LOCALE_DATA.get(country, {})
+        name = names.get("en", "")
+        if name.startswith("*"):
+            name = names.get(name[1:], "")
+        return name or country
     names = {"US": _US_STATES, "CA": _CA_PROVINCES}.get(country, {})
     return next((name for name, short in names.items() if short == subdivision), None)
+
+
+def region_rules(*, policy: SendingPolicy, region: str) -> RegionRules:
+    """The `RegionRules` a gate run applies to numbers of `region` ("FR", "US-FL") under
+    `policy`, settings set aside included (nothing is logged: pages and forms ask this)."""
+    country, dash, _ = region.partition("-")
+    rules = _Rules(policy, Tenant(timezone="UTC"), timezone.now(), warn=False)
+    return rules.region(country, region if dash else "")
 
 
 def region_window(*, policy: SendingPolicy, region: str) -> tuple[time, time]:
     """The local window the gate applies to numbers of `region` ("FR", "US-FL") under `policy`:
     its own window narrowed by the law's and by its region windows, exactly as in a gate run."""
-    return _region_under(policy, region).window
+    return region_rules(policy=policy, region=region).window
 
 
 def region_cap(*, policy: SendingPolicy, region: str) -> int:
     """The frequency cap the gate applies to numbers of `region` under `policy` (0: none): the
     policy's, lowered by the law's, exactly as in a gate run."""
-    return _region_under(policy, region).cap
-
-
-def _region_under(policy: SendingPolicy, region: str) -> _Region:
-    country, dash, _ = region.partition("-")
-    return _Rules(policy, Tenant(timezone="UTC"), timezone.now()).region(country, region if dash else "")
+    return region_rules(policy=policy, region=region).cap
 
 
 @dataclass(frozen=True)

@@ -309,10 +309,12 @@ def _policy_value(name: str, value):
 
 @transaction.atomic
 def sending_policy_update(*, tenant: Tenant, changes: dict, actor=None, request=None) -> list[str]:
-    """Apply a validated `SendingPolicyForm` to the tenant's policy; returns the names of the
-    fields that changed. Only those columns are written, under a row lock, and one
-    ``sending_policy.update`` audit event records each as [old, new]. Nothing changed: no
-    write, no audit."""
+    """Apply an admin's edits to the tenant's policy; returns the names of the fields that
+    changed. `changes` holds only the fields the admin edited (`SendingPolicyForm.changes()`):
+    any other value the form showed may predate another admin's save and must not be written
+    back. Under a row lock, each is compared with the row as it is now; only those that differ
+    are written (``update_fields``), and one ``sending_policy.update`` audit event records each
+    as [value in the database, new value]. Nothing changed: no write, no audit."""
     policy, _ = SendingPolicy.objects.select_for_update().get_or_create(tenant=tenant)
     details = {}
     for name, value in changes.items():

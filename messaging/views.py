@@ -43,7 +43,7 @@ from .forms import (
     UnmaskForm,
     region_windows_text,
 )
-from .gate import region_cap, region_name, region_window, sending_policy_get, statutory_rules
+from .gate import region_name, region_rules, sending_policy_get, statutory_rules
 from .keywords import DEFAULT_HELP_KEYWORDS, DEFAULT_OPT_IN_KEYWORDS, DEFAULT_OPT_OUT_KEYWORDS
 from .models import ConsentEvent, OptOutEvent, RevocationReview, SendingPolicy, TenantKeyword, disclosure_hash
 from .number_refs import number_from_ref
@@ -520,11 +520,9 @@ def sending_policy(request):
             request.POST if request.method == "POST" else None, instance=SendingPolicy.objects.get(pk=policy.pk)
         )
         if form.is_bound and form.is_valid():
+            # Only what this admin edited: the form's other values may predate another admin's save.
             changed = services.sending_policy_update(
-                tenant=tenant,
-                changes={name: form.cleaned_data[name] for name in form.fields},
-                actor=request.user,
-                request=request,
+                tenant=tenant, changes=form.changes(), actor=request.user, request=request
             )
             if changed:
                 labels = [str(form.fields[name].label) for name in changed]
@@ -535,15 +533,28 @@ def sending_policy(request):
     rules = statutory_rules()
     # The regions where the law or the tenant's own lines make the rules differ from the default.
     regions = sorted({r.region for r in rules} | {str(k).upper() for k in policy.region_windows or {}})
-    in_force = [
-        {
-            "region": region,
-            "name": region_name(region) or region,
-            "window": region_window(policy=policy, region=region),
-            "cap": region_cap(policy=policy, region=region),
-        }
-        for region in regions
-    ]
+    in_force = []
+    for region in regions:
+        applied = region_rules(policy=policy, region=region)
+        # Settings saved before the form refused them, which the gate sets aside here (and logs).
+        problems = []
+        if applied.policy_window_disjoint:
+            problems.append(
+                f"Your window {policy.quiet_start:%H:%M}–{policy.quiet_end:%H:%M} misses the law's "
+                f"{applied.law[0]:%H:%M}–{applied.law[1]:%H:%M} here: the gate sends in the law's window instead, "
+                "outside the hours you chose. Change the window."
+            )
+        for line in applied.lines_ignored:
+            problems.append(f"Your line for {line} would close the window here: the gate ignores it. Change it.")
+        in_force.append(
+            {
+                "region": region,
+                "name": region_name(region) or region,
+                "window": applied.window,
+                "cap": applied.cap,
+                "problems": problems,
+            }
+        )
     return render(
         request,
         "messaging/sending_policy.html",
@@ -554,5 +565,6 @@ def sending_policy(request):
             "region_lines": region_windows_text(policy.region_windows),
             "statutory_rules": rules,
             "in_force": in_force,
+            "set_aside": any(row["problems"] for row in in_force),
         },
     )

@@ -1,11 +1,13 @@
 """Rules the law sets whatever the tenant configured: Florida's and Oklahoma's 3 messages per 24 h,
-France's 08:00-22:00 window with no Sundays and no public holidays (DOMAIN.md, Compliance).
+France's 08:00-22:00 window with no Sundays and no public holidays (DOMAIN.md, Compliance), overseas
+departments and collectivities included, each in its own zone and with its own holidays.
 
 Clocks are fixed: every check passes `now`, built from a local wall time in the recipient's zone.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -13,6 +15,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from messaging import gate
 from messaging.gate import (
     ClosedDays,
     GateVerdict,
@@ -33,6 +36,17 @@ LOS_ANGELES = ZoneInfo("America/Los_Angeles")
 PARIS = ZoneInfo("Europe/Paris")
 FR_MOBILE = "+33612345678"  # no place in the number: phonenumbers gives Europe/Paris
 FR_PARIS = "+33142685300"  # a Paris landline
+# French law overseas: phonenumbers gives each its own region (not FR) and its own zone.
+REUNION_MOBILE = "+262692123456"  # RE; +262 also serves Mayotte, an hour behind
+MAYOTTE_MOBILE = "+262639012345"  # YT
+GUADELOUPE_MOBILE = "+590690123456"  # GP; +590 also serves Saint-Barthélemy and Saint-Martin
+SAINT_BARTH = "+590590271234"  # BL, a landline
+MARTINIQUE_MOBILE = "+596696123456"  # MQ
+GUYANE_MOBILE = "+594694123456"  # GF
+MIQUELON = "+508551234"  # PM
+REUNION = ZoneInfo("Indian/Reunion")
+MAYOTTE = ZoneInfo("Indian/Mayotte")
+GUADELOUPE = ZoneInfo("America/Guadeloupe")
 SEND = GateVerdict(GateDecision.SEND, "", None)
 
 
@@ -257,23 +271,124 @@ def test_closed_days_are_checked_as_data():
     )
 
 
+# --- France overseas: the same law, in the recipient's own zone and with local holidays -------------
+
+
+@pytest.mark.parametrize(
+    ("phone", "zone"),
+    [
+        (REUNION_MOBILE, REUNION),
+        (MAYOTTE_MOBILE, MAYOTTE),
+        (GUADELOUPE_MOBILE, GUADELOUPE),
+        (SAINT_BARTH, GUADELOUPE),
+        (MARTINIQUE_MOBILE, ZoneInfo("America/Martinique")),
+        (GUYANE_MOBILE, ZoneInfo("America/Cayenne")),
+        (MIQUELON, ZoneInfo("America/Miquelon")),
+    ],
+)
+def test_overseas_french_numbers_wait_for_monday_eight_local(wide_policy, phone, zone):
+    grant_marketing(wide_policy, phone)
+    sunday, monday = "2025-06-15", "2025-06-16"
+    assert marketing(wide_policy, phone, local(zone, sunday, 11)) == defer(
+        GateReason.QUIET_HOURS, local(zone, monday, 8)
+    )
+    assert marketing(wide_policy, phone, local(zone, "2025-06-14", 22, 30)) == defer(  # Saturday night
+        GateReason.QUIET_HOURS, local(zone, monday, 8)
+    )
+    assert marketing(wide_policy, phone, local(zone, monday, 21, 59)) == SEND
+
+
+def test_a_reunion_mobile_is_judged_in_reunion_time_not_also_in_mayotte_time(wide_policy):
+    """phonenumbers lists both +262 zones for a mobile; 08:00 in Réunion is 07:00 in Mayotte."""
+    grant_marketing(wide_policy, REUNION_MOBILE)
+    assert marketing(wide_policy, REUNION_MOBILE, local(REUNION, "2025-06-16", 8)) == SEND
+    assert marketing(wide_policy, REUNION_MOBILE, local(REUNION, "2025-06-16", 7, 59)) == defer(
+        GateReason.QUIET_HOURS, local(REUNION, "2025-06-16", 8)
+    )
+
+
+@pytest.mark.parametrize(
+    ("phone", "zone", "holiday", "next_day"),
+    [
+        (REUNION_MOBILE, REUNION, "2024-12-20", "2024-12-21"),  # abolition of slavery (a Friday): Saturday
+        (GUADELOUPE_MOBILE, GUADELOUPE, "2025-05-27", "2025-05-28"),  # abolition of slavery (a Tuesday)
+        (MAYOTTE_MOBILE, MAYOTTE, "2024-04-27", "2024-04-29"),  # a Saturday: Sunday is closed too
+    ],
+)
+def test_an_overseas_public_holiday_closes_that_region_only(wide_policy, phone, zone, holiday, next_day):
+    grant_marketing(wide_policy, phone)
+    assert marketing(wide_policy, phone, local(zone, holiday, 11)) == defer(
+        GateReason.QUIET_HOURS, local(zone, next_day, 8)
+    )
+    assert marketing(wide_policy, FR_MOBILE, local(PARIS, holiday, 11)) == SEND  # not one in Paris
+    # Metropolitan France's holidays close it too (14 July, a Monday).
+    assert marketing(wide_policy, phone, local(zone, "2025-07-14", 11)).reason == GateReason.QUIET_HOURS
+
+
+def test_numbers_sharing_plus_590_keep_their_own_holidays_in_one_batch(wide_policy):
+    """Saint-Barthélemy's 9 October closes Saint-Barthélemy, not Guadeloupe: the place of a number
+    under a shared country code is not taken from another number of the same code."""
+    for phone in (GUADELOUPE_MOBILE, SAINT_BARTH):
+        grant_marketing(wide_policy, phone)
+    now = local(GUADELOUPE, "2025-10-09", 11)  # a Thursday
+    closed = defer(GateReason.QUIET_HOURS, local(GUADELOUPE, "2025-10-10", 8))
+    for order in ([GUADELOUPE_MOBILE, SAINT_BARTH], [SAINT_BARTH, GUADELOUPE_MOBILE]):
+        gate._ZONE_CACHE.clear()
+        verdicts = gate_check_many(tenant=wide_policy, recipients=order, purpose="marketing", now=now)
+        assert verdicts == {GUADELOUPE_MOBILE: SEND, SAINT_BARTH: closed}
+
+
+def test_the_law_reaches_every_french_overseas_region_as_data():
+    for region, calendar in gate.FRENCH_LAW_REGIONS.items():
+        assert gate.STATUTORY_WINDOWS[region] == ("08:00", "22:00")
+        assert gate.STATUTORY_CLOSED_DAYS[region] == ClosedDays(frozenset({6}), (calendar,))
+    assert {"RE", "GP", "MQ", "GF", "YT", "BL", "MF", "PM"} <= set(gate.FRENCH_LAW_REGIONS)
+
+
 # --- statutory windows are never loosened by a tenant setting ---------------------------------------
+# The sending policy form refuses both settings below; a policy saved before it did still works,
+# and the gate says so in the log (the page flags it too: test_views_sending_policy.py).
 
 
-def test_a_region_window_disjoint_from_florida_law_is_ignored_not_the_law(tenant):
+def test_a_region_window_disjoint_from_florida_law_is_ignored_not_the_law(tenant, caplog):
     grant_marketing(tenant, FL)
     policy_set(tenant, region_windows={"US-FL": ["20:30", "21:00"]})
-    assert marketing(tenant, FL, local(NEW_YORK, "2025-06-10", 20, 30)) == defer(
-        GateReason.QUIET_HOURS, local(NEW_YORK, "2025-06-11", 8)
-    )
+    with caplog.at_level(logging.WARNING, logger="messaging.gate"):
+        assert marketing(tenant, FL, local(NEW_YORK, "2025-06-10", 20, 30)) == defer(
+            GateReason.QUIET_HOURS, local(NEW_YORK, "2025-06-11", 8)
+        )
+    [record] = [r for r in caplog.records if r.msg == "gate.region_window_ignored"]
+    assert (record.tenant, record.region, record.lines) == (tenant.slug, "US-FL", ("US-FL",))
 
 
-def test_a_tenant_window_disjoint_from_florida_law_gives_way_to_the_law(tenant):
-    grant_marketing(tenant, FL)
+def test_a_tenant_window_disjoint_from_florida_law_gives_way_to_the_law_and_is_logged_once(tenant, caplog):
+    for phone in (FL, "+13055550145", OK, SF):
+        grant_marketing(tenant, phone)
     policy_set(tenant, quiet_start="20:30", quiet_end="23:00")
-    assert marketing(tenant, FL, local(NEW_YORK, "2025-06-10", 20, 45)) == defer(
-        GateReason.QUIET_HOURS, local(NEW_YORK, "2025-06-11", 8)
+    now = local(NEW_YORK, "2025-06-10", 20, 45)
+    with caplog.at_level(logging.WARNING, logger="messaging.gate"):
+        verdicts = gate_check_many(tenant=tenant, recipients=[FL, "+13055550145", OK, SF], purpose="marketing", now=now)
+    morning = defer(GateReason.QUIET_HOURS, local(NEW_YORK, "2025-06-11", 8))
+    assert verdicts[FL] == verdicts["+13055550145"] == morning
+    assert verdicts[SF] == defer(GateReason.QUIET_HOURS, local(LOS_ANGELES, "2025-06-10", 20, 30))  # its own window
+    # Once per run and region, with what the tenant asked for and what applies instead.
+    logged = [(r.tenant, r.region, r.policy_window, r.law_window) for r in caplog.records]
+    assert sorted(logged) == [
+        (tenant.slug, "US-FL", "20:30-23:00", "08:00-20:00"),
+        (tenant.slug, "US-OK", "20:30-23:00", "08:00-20:00"),
+    ]
+    assert {r.msg for r in caplog.records} == {"gate.policy_window_disjoint"}
+
+
+def test_a_country_line_stays_where_a_subdivision_line_would_close_the_window(tenant):
+    """Only the line that would close the window is set aside, not every line of the region."""
+    grant_marketing(tenant, SF)
+    policy_set(tenant, region_windows={"US": ["09:00", "12:00"], "US-CA": ["13:00", "15:00"]})
+    assert marketing(tenant, SF, local(LOS_ANGELES, "2025-06-10", 13, 30)) == defer(
+        GateReason.QUIET_HOURS, local(LOS_ANGELES, "2025-06-11", 9)
     )
+    rules = gate.region_rules(policy=sending_policy_get(tenant=tenant), region="US-CA")
+    assert rules.lines_ignored == ("US-CA",) and not rules.policy_window_disjoint
 
 
 # --- batches answer as single checks do ----------------------------------------------------------------

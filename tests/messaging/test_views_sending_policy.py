@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
 from html import unescape
+from html.parser import HTMLParser
 from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.messages import get_messages
+from django.test import Client
 from django.urls import reverse
 
 from messaging import gate
@@ -17,6 +19,7 @@ from messaging.gate import GateVerdict, gate_check, gate_check_many, sending_pol
 from messaging.models import GateDecision, GateReason, SendingPolicy
 from messaging.services import sending_policy_update
 from tenants.models import AuditEvent
+from tests.conftest import make_user
 from tests.messaging.sending_support import FL, SF, grant_marketing, sent_marketing
 
 pytestmark = pytest.mark.django_db
@@ -53,6 +56,44 @@ def policy_of(tenant) -> SendingPolicy:
 
 def flashes(response) -> list[tuple[str, str]]:
     return [(m.level_tag, str(m)) for m in get_messages(response.wsgi_request)]
+
+
+class _FormFields(HTMLParser):
+    """What a browser would post back from the page's form, untouched: inputs (hidden
+    `initial-` twins included), checked checkboxes and textareas."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fields: dict[str, str] = {}
+        self._textarea: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "input" and attrs.get("name") and attrs["name"] != "csrfmiddlewaretoken":
+            if attrs.get("type") == "checkbox":
+                if "checked" in attrs:
+                    self.fields[attrs["name"]] = attrs.get("value", "on")
+            else:
+                self.fields[attrs["name"]] = attrs.get("value") or ""
+        elif tag == "textarea":
+            self._textarea = attrs["name"]
+            self.fields[self._textarea] = ""
+
+    def handle_data(self, data):
+        if self._textarea:
+            self.fields[self._textarea] += data
+
+    def handle_endtag(self, tag):
+        if tag == "textarea" and self._textarea:
+            self.fields[self._textarea] = self.fields[self._textarea].removeprefix("\n")
+            self._textarea = None
+
+
+def form_as_loaded(client, tenant) -> dict[str, str]:
+    """The sending policy form as an admin's browser loads it now."""
+    parser = _FormFields()
+    parser.feed(client.get(url(tenant)).content.decode())
+    return parser.fields
 
 
 # --- Reading -------------------------------------------------------------------------------------
@@ -226,8 +267,38 @@ def test_an_all_day_window_set_elsewhere_survives_an_untouched_save(client, tena
         ({"region_windows": "ZZ 09:00-20:00"}, "ZZ is not a country code"),
         ({"region_windows": "FR-75 09:00-20:00"}, "only US and Canadian numbers tell their state or province"),
         # The gate would ignore a line that misses the window in force there: refuse it instead.
-        ({"region_windows": "US-FL 20:30-21:00"}, "US-FL 20:30-21:00 misses the window that applies there"),
-        ({"region_windows": "US-CA 21:30-22:30"}, "the gate would ignore it"),
+        (
+            {"region_windows": "US-FL 20:30-21:00"},
+            "US-FL 20:30-21:00 misses the window that applies in Florida (US-FL) otherwise, 08:00-20:00 "
+            "(your window, the law's 08:00-20:00 and your other lines): the gate would ignore it there.",
+        ),
+        ({"region_windows": "US-CA 21:30-22:30"}, "(your window and your other lines): the gate would ignore it"),
+        # A country line is checked in the subdivisions the law sets apart under it too.
+        (
+            {"quiet_end": "21:00", "region_windows": "US 20:15-21:00"},
+            "US 20:15-21:00 misses the window that applies in Florida (US-FL) otherwise, 08:00-20:00 "
+            "(your window, the law's 08:00-20:00 and your other lines)",
+        ),
+        ({"quiet_end": "21:00", "region_windows": "US 20:15-21:00"}, "in Oklahoma (US-OK) otherwise"),
+        # A window that misses the law's altogether somewhere: the law's would apply there instead.
+        (
+            {"quiet_start": "20:30", "quiet_end": "23:00"},
+            "20:30-23:00 misses the law's window altogether in Florida (US-FL) and Oklahoma (US-OK), where it "
+            "is 08:00-20:00: no marketing message could go there within your hours.",
+        ),
+        (
+            {"quiet_start": "06:00", "quiet_end": "08:00"},
+            "06:00-08:00 misses the law's window altogether in Saint Barthélemy (BL), France (FR), French Guiana "
+            "(GF), Guadeloupe (GP), Saint Martin (MF), Martinique (MQ), Saint Pierre And Miquelon (PM), "
+            "Reunion (RE) and Mayotte (YT), where it is 08:00-22:00; in Florida (US-FL) and Oklahoma (US-OK), "
+            "where it is 08:00-20:00",
+        ),
+        # Digits other than ASCII ones are refused, not a server error.
+        ({"region_windows": "US-CA \u0669:\u0660\u0660-20:00"}, "times are written HH:MM"),
+        ({"region_windows": "US-CA \u0660\u0669:\u0660\u0660-20:00"}, "times are written HH:MM"),
+        ({"region_windows": "US-CA 09:00-\uff12\uff10:00"}, "times are written HH:MM"),
+        ({"quiet_start": "\u0660\u0669:\u0660\u0660"}, "Enter a valid time"),
+        ({"quiet_end": "\u0661\u0669:00"}, "Enter a valid time"),
     ],
 )
 def test_invalid_input_is_refused_with_a_clear_error_and_no_write(client, tenant, tenant_admin, changes, error):
@@ -239,6 +310,122 @@ def test_invalid_input_is_refused_with_a_clear_error_and_no_write(client, tenant
     assert error in html(response)
     assert SendingPolicy.objects.filter(tenant=tenant).values().get() == before
     assert not AuditEvent.objects.filter(action="sending_policy.update").exists()
+
+
+def test_a_no_break_space_still_separates_a_region_from_its_window(client, tenant, tenant_admin):
+    client.force_login(tenant_admin)
+    response = client.post(url(tenant), {**DEFAULTS, "region_windows": "US-CA\u00a009:00-20:00"})
+    assert response.status_code == 302
+    assert policy_of(tenant).region_windows == {"US-CA": ["09:00", "20:00"]}
+
+
+# --- Two admins at once ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def second_admin(django_user_model, tenant):
+    return make_user(django_user_model, "bea-admin", tenant=tenant, role="admin")
+
+
+def save_as(user, tenant, **edits: str) -> None:
+    """Another admin, in another browser, loads the page and saves `edits`."""
+    browser = Client()
+    browser.force_login(user)
+    assert browser.post(url(tenant), {**form_as_loaded(browser, tenant), **edits}).status_code == 302
+
+
+def test_the_form_carries_the_values_it_was_loaded_with(client, tenant, tenant_admin):
+    client.force_login(tenant_admin)
+    loaded = form_as_loaded(client, tenant)
+    assert {name for name in loaded if name.startswith("initial-")} == {
+        "initial-quiet_start",
+        "initial-quiet_end",
+        "initial-region_windows",
+        "initial-frequency_cap",
+        "initial-informational_follows_marketing_rules",
+        "initial-messages_per_second",
+    }
+    response = client.post(url(tenant), loaded)
+    assert flashes(response) == [("info", "Nothing changed: the sending policy is as it was.")]
+
+
+def test_a_stale_form_writes_only_what_its_admin_edited(client, tenant, tenant_admin, second_admin):
+    """A loads the page (1/s); B sets 5/s; A changes only the cap: B's rate stays, and the audit
+    credits A with the cap only."""
+    client.force_login(tenant_admin)
+    loaded = form_as_loaded(client, tenant)
+    assert loaded["messages_per_second"] == "1.0"
+    save_as(second_admin, tenant, messages_per_second="5")
+
+    response = client.post(url(tenant), {**loaded, "frequency_cap": "2"})
+
+    assert response.status_code == 302
+    assert flashes(response) == [("success", "Sending policy saved: Frequency cap.")]
+    assert (policy_of(tenant).frequency_cap, policy_of(tenant).messages_per_second) == (2, 5.0)
+    mine = AuditEvent.objects.get(action="sending_policy.update", actor=tenant_admin)
+    assert mine.details == {"frequency_cap": [3, 2]}
+
+
+def test_an_edit_that_another_admin_changed_meanwhile_is_audited_against_the_database(
+    client, tenant, tenant_admin, second_admin
+):
+    client.force_login(tenant_admin)
+    loaded = form_as_loaded(client, tenant)
+    save_as(second_admin, tenant, messages_per_second="5")
+    assert client.post(url(tenant), {**loaded, "messages_per_second": "3"}).status_code == 302
+    assert policy_of(tenant).messages_per_second == 3.0
+    assert AuditEvent.objects.get(actor=tenant_admin).details == {"messages_per_second": [5.0, 3.0]}
+
+
+def test_region_lines_are_checked_against_the_window_another_admin_saved_meanwhile(
+    client, tenant, tenant_admin, second_admin
+):
+    """A's line fits the 08:00-21:00 A loaded, not the 08:00-20:00 B saved since: refused."""
+    client.force_login(tenant_admin)
+    loaded = form_as_loaded(client, tenant)
+    save_as(second_admin, tenant, quiet_end="20:00")
+
+    response = client.post(url(tenant), {**loaded, "region_windows": "US-CA 20:15-21:00"})
+
+    assert response.status_code == 200
+    assert "US-CA 20:15-21:00 misses the window that applies in California (US-CA) otherwise, 08:00-20:00" in html(
+        response
+    )
+    assert policy_of(tenant).region_windows == {} and policy_of(tenant).quiet_end == time(20)
+    assert not AuditEvent.objects.filter(actor=tenant_admin).exists()
+
+
+# --- Saved before the form refused it --------------------------------------------------------------
+
+
+def test_the_page_flags_a_window_that_misses_the_law_in_red(client, tenant, viewer):
+    policy = sending_policy_get(tenant=tenant)
+    policy.quiet_start, policy.quiet_end = time(20, 30), time(23)
+    policy.save()
+    client.force_login(viewer)
+    page = html(client.get(url(tenant)))
+    assert 'id="policy-set-aside"' in page and "the gate sets it aside in the regions marked below" in page
+    assert '<tr class="table-danger"><td>Florida (US-FL)</td><td>08:00–20:00</td>' in page
+    assert "Your window 20:30–23:00 misses the law's 08:00–20:00 here: the gate sends in the law's window" in page
+    assert "<tr><td>France (FR)</td><td>20:30–22:00</td>" in page  # not flagged: it overlaps
+
+
+def test_the_page_flags_a_region_line_the_gate_ignores(client, tenant, tenant_admin):
+    policy = sending_policy_get(tenant=tenant)
+    policy.region_windows = {"US": ["20:15", "21:00"]}
+    policy.save()
+    client.force_login(tenant_admin)
+    page = html(client.get(url(tenant)))
+    assert '<tr class="table-danger"><td>Florida (US-FL)</td><td>08:00–20:00</td>' in page
+    assert "Your line for US would close the window here: the gate ignores it." in page
+    assert "<tr><td>United States (US)</td><td>20:15–21:00</td>" in page
+
+
+def test_a_sound_policy_flags_nothing(client, tenant, viewer):
+    sending_policy_get(tenant=tenant)
+    client.force_login(viewer)
+    page = html(client.get(url(tenant)))
+    assert "table-danger" not in page and "policy-set-aside" not in page
 
 
 # --- Who may change it ----------------------------------------------------------------------------
