@@ -40,7 +40,7 @@ windows only ever narrow the window. The sending policy form refuses a policy wi
 a statutory one altogether and a region line that would close the window somewhere; a policy
 saved before it did still works: such a line is ignored there, and such a policy window gives
 way to the law's (wider than the tenant asked, but a message never waits forever for a window
-that never opens). Both are logged once per gate run (``gate.policy_window_disjoint``,
+that never opens). Both are logged at most hourly per tenant and region (``gate.policy_window_disjoint``,
 ``gate.region_window_ignored``) and flagged on the sending policy page (`RegionRules`). So a
 French number under the default policy gets 08:00-21:00 (the tenant's own end is earlier than
 the law's), and 08:00-22:00 only when the tenant's window reaches 22:00.
@@ -85,6 +85,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
 import phonenumbers
+from django.core.cache import cache
 from django.db.models import Q
 from django.utils import timezone
 from phonenumbers import geocoder
@@ -135,6 +136,9 @@ __all__ = [
 
 #: How long a message to a number under revocation review waits before the gate looks again.
 REVOCATION_RECHECK = timedelta(hours=1)
+#: The gate logs a setting it sets aside (saved before the form refused it) at most this often
+#: per tenant and region.
+WARN_EVERY_SECONDS = 3600
 #: The frequency cap's window.
 FREQUENCY_WINDOW = timedelta(hours=24)
 #: French law covers the overseas departments and the collectivities of Saint-Barthélemy,
@@ -501,8 +505,8 @@ class RegionRules:
 class _Rules:
     """Quiet-hours, closed-day and cap answers for one gate run (one tenant, one `now`), cached
     per region and per moment. With `warn`, a region whose rules set some of the tenant's
-    settings aside is logged once per run (`gate.policy_window_disjoint`,
-    `gate.region_window_ignored`)."""
+    settings aside is logged (`gate.policy_window_disjoint`, `gate.region_window_ignored`), at
+    most once per `WARN_EVERY_SECONDS` for a tenant and region."""
 
     def __init__(self, policy: SendingPolicy, tenant: Tenant, now: datetime, *, warn: bool = True) -> None:
         self.now = now
@@ -547,22 +551,34 @@ class _Rules:
         found = self._region_cache.get(key)
         if found is None:
             found = self._region_cache[key] = self._region_rules(country, subdivision)
-            if self.warn and found.policy_window_disjoint:
-                logger.warning(
-                    "gate.policy_window_disjoint",
-                    extra={
-                        "tenant": self.tenant_slug,
-                        "region": subdivision or country,
-                        "policy_window": _window_text(self.default),
-                        "law_window": _window_text(found.law),
-                    },
-                )
-            if self.warn and found.lines_ignored:
-                logger.warning(
-                    "gate.region_window_ignored",
-                    extra={"tenant": self.tenant_slug, "region": subdivision or country, "lines": found.lines_ignored},
-                )
+            if self.warn and (found.policy_window_disjoint or found.lines_ignored):
+                self._warn(subdivision or country, found)
         return found
+
+    def _warn(self, region: str, found: RegionRules) -> None:
+        """Log what the gate set aside, at most once an hour per tenant and region: the worker
+        gates each message on its own, so "once per run" would mean once per message."""
+        try:
+            first = cache.add(f"gate:set-aside:{self.tenant_slug}:{region}", 1, WARN_EVERY_SECONDS)
+        except Exception:  # noqa: BLE001 - a cache outage must never stop a send; log anyway
+            first = True
+        if not first:
+            return
+        if found.policy_window_disjoint:
+            logger.warning(
+                "gate.policy_window_disjoint",
+                extra={
+                    "tenant": self.tenant_slug,
+                    "region": region,
+                    "policy_window": _window_text(self.default),
+                    "law_window": _window_text(found.law),
+                },
+            )
+        if found.lines_ignored:
+            logger.warning(
+                "gate.region_window_ignored",
+                extra={"tenant": self.tenant_slug, "region": region, "lines": found.lines_ignored},
+            )
 
     def _region_rules(self, country: str, subdivision: str) -> RegionRules:
         names = [r for r in (country, subdivision) if r]
@@ -582,6 +598,8 @@ class _Rules:
                 window, disjoint = law, True
         ignored = []
         for name in names:
+            if name not in self.region_windows:
+                continue  # no line of the tenant's here: nothing to set aside
             narrowed = _narrowed(window, self.region_windows.get(name))
             if narrowed[0] >= narrowed[1]:  # a line that would close the window altogether
                 ignored.append(name)

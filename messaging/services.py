@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, time
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -307,6 +308,10 @@ def _policy_value(name: str, value):
     return value
 
 
+def _as_time(value) -> time:
+    return time.fromisoformat(value) if isinstance(value, str) else value
+
+
 @transaction.atomic
 def sending_policy_update(*, tenant: Tenant, changes: dict, actor=None, request=None) -> list[str]:
     """Apply an admin's edits to the tenant's policy; returns the names of the fields that
@@ -322,6 +327,13 @@ def sending_policy_update(*, tenant: Tenant, changes: dict, actor=None, request=
         if old != new:
             details[name] = [old, new]
             setattr(policy, name, value)
+    if details and not _as_time(policy.quiet_start) < _as_time(policy.quiet_end):
+        # Checked again here, under the lock, whatever the caller validated: a window that never
+        # opens would hold every marketing message for good.
+        raise ValidationError(
+            f"The window must open before it closes: {_as_time(policy.quiet_start):%H:%M}-"
+            f"{_as_time(policy.quiet_end):%H:%M} never opens."
+        )
     if details:
         policy.save(update_fields=list(details))
         audit_record(action="sending_policy.update", tenant=tenant, actor=actor, request=request, details=details)

@@ -14,7 +14,8 @@ import csv
 from datetime import UTC, timedelta
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -514,16 +515,27 @@ def sending_policy(request):
     form = None
     if request.method == "POST":
         require_admin(request)  # TenantMiddleware refuses read-only roles first; don't rely on it alone
-    if request.tenant_access.can_write:
+    if request.tenant_access.can_write and request.method == "GET":
+        form = SendingPolicyForm(instance=SendingPolicy.objects.get(pk=policy.pk))
+    elif request.tenant_access.can_write:
+        # Validated and saved under the row's lock: two admins saving at once are checked one
+        # after the other, each against what the other saved (two edits that are each fine
+        # alone, opening 19:00 and closing 10:00, must not make a window that never opens).
         # The form validates a copy, so the service can see what actually changed.
-        form = SendingPolicyForm(
-            request.POST if request.method == "POST" else None, instance=SendingPolicy.objects.get(pk=policy.pk)
-        )
-        if form.is_bound and form.is_valid():
-            # Only what this admin edited: the form's other values may predate another admin's save.
-            changed = services.sending_policy_update(
-                tenant=tenant, changes=form.changes(), actor=request.user, request=request
-            )
+        changed = None
+        try:
+            with transaction.atomic():
+                locked = SendingPolicy.objects.select_for_update().get(pk=policy.pk)
+                form = SendingPolicyForm(request.POST, instance=locked)
+                if form.is_valid():
+                    # Only what this admin edited: the form's other values may predate another admin's save.
+                    changed = services.sending_policy_update(
+                        tenant=tenant, changes=form.changes(), actor=request.user, request=request
+                    )
+        except ValidationError as exc:  # the service's own check under the lock; nothing was written
+            changed = None
+            form.add_error(None, exc)
+        if changed is not None:
             if changed:
                 labels = [str(form.fields[name].label) for name in changed]
                 messages.success(request, f"Sending policy saved: {'; '.join(labels)}.")
@@ -566,5 +578,7 @@ def sending_policy(request):
             "statutory_rules": rules,
             "in_force": in_force,
             "set_aside": any(row["problems"] for row in in_force),
+            # Saved before the form and the service refused it (a policy row from elsewhere).
+            "never_opens": not policy.quiet_start < policy.quiet_end,
         },
     )

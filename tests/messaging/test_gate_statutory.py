@@ -350,6 +350,27 @@ def test_the_law_reaches_every_french_overseas_region_as_data():
 # and the gate says so in the log (the page flags it too: test_views_sending_policy.py).
 
 
+@pytest.fixture(autouse=True)
+def _fresh_warning_limits():
+    """The gate logs a set-aside setting at most hourly per tenant and region (in the cache,
+    which outlives a test on Redis): each test starts with none logged yet."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def test_a_set_aside_setting_is_logged_at_most_hourly_not_per_message(tenant, caplog):
+    grant_marketing(tenant, FL)
+    policy_set(tenant, quiet_start="20:30", quiet_end="23:00")
+    now = local(NEW_YORK, "2025-06-10", 20, 45)
+    with caplog.at_level(logging.WARNING, logger="messaging.gate"):
+        for _ in range(3):  # the worker gates each message in a run of its own
+            gate_check_many(tenant=tenant, recipients=[FL], purpose="marketing", now=now)
+    assert [r.msg for r in caplog.records] == ["gate.policy_window_disjoint"]
+
+
 def test_a_region_window_disjoint_from_florida_law_is_ignored_not_the_law(tenant, caplog):
     grant_marketing(tenant, FL)
     policy_set(tenant, region_windows={"US-FL": ["20:30", "21:00"]})

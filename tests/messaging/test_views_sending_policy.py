@@ -395,6 +395,34 @@ def test_region_lines_are_checked_against_the_window_another_admin_saved_meanwhi
     assert not AuditEvent.objects.filter(actor=tenant_admin).exists()
 
 
+def test_two_edits_fine_alone_cannot_make_a_window_that_never_opens(client, tenant, tenant_admin, second_admin):
+    """A opens at 19:00 while B, on a page loaded before, closes at 10:00: the second save is
+    checked against the first (under the row's lock) and refused."""
+    client.force_login(tenant_admin)
+    loaded = form_as_loaded(client, tenant)
+    save_as(second_admin, tenant, quiet_start="19:00")
+
+    response = client.post(url(tenant), {**loaded, "quiet_end": "10:00"})
+
+    assert response.status_code == 200
+    assert (policy_of(tenant).quiet_start, policy_of(tenant).quiet_end) == (time(19), time(21))
+    assert not AuditEvent.objects.filter(actor=tenant_admin).exists()
+
+
+def test_the_service_itself_refuses_a_window_that_never_opens(tenant, tenant_admin):
+    """Whatever validated before: the last check is under the lock, where a concurrent save
+    can no longer slip in between."""
+    from django.core.exceptions import ValidationError
+
+    from messaging.services import sending_policy_update
+
+    sending_policy_update(tenant=tenant, changes={"quiet_start": time(19)}, actor=tenant_admin)
+    with pytest.raises(ValidationError, match="19:00-10:00 never opens"):
+        sending_policy_update(tenant=tenant, changes={"quiet_end": time(10)}, actor=tenant_admin)
+    assert (policy_of(tenant).quiet_start, policy_of(tenant).quiet_end) == (time(19), time(21))
+    assert AuditEvent.objects.filter(action="sending_policy.update").count() == 1
+
+
 # --- Saved before the form refused it --------------------------------------------------------------
 
 
@@ -419,6 +447,18 @@ def test_the_page_flags_a_region_line_the_gate_ignores(client, tenant, tenant_ad
     assert '<tr class="table-danger"><td>Florida (US-FL)</td><td>08:00–20:00</td>' in page
     assert "Your line for US would close the window here: the gate ignores it." in page
     assert "<tr><td>United States (US)</td><td>20:15–21:00</td>" in page
+
+
+def test_a_window_that_never_opens_is_flagged_and_no_phantom_lines(client, tenant, viewer):
+    """A row saved elsewhere with start after end: the page names that, and doesn't invent
+    warnings about region lines the tenant never wrote."""
+    SendingPolicy.objects.filter(pk=sending_policy_get(tenant=tenant).pk).update(
+        quiet_start=time(19), quiet_end=time(10)
+    )
+    client.force_login(viewer)
+    page = html(client.get(url(tenant)))
+    assert 'id="policy-never-opens"' in page and "19:00–10:00 never opens" in page
+    assert "Your line for" not in page
 
 
 def test_a_sound_policy_flags_nothing(client, tenant, viewer):
