@@ -178,6 +178,27 @@ admin.site.unregister(User)
 admin.site.unregister(Group)
 
 
+def _superusers_only(request) -> bool:
+    """The Django admin is the platform operators' tool: superusers only. Django's default lets
+    any active staff user in with whatever model permissions they hold, and a staff user who can
+    change users can make himself superuser there."""
+    return request.user.is_active and request.user.is_superuser
+
+
+admin.site.has_permission = _superusers_only
+
+
+def _codenames(permissions) -> list[str]:
+    return sorted(f"{p.content_type.app_label}.{p.codename}" for p in permissions)
+
+
+def _audit_set_change(request, *, target: str, before, after, added: str, removed: str, label) -> None:
+    """One audit event per element gained and per element lost between two sets."""
+    for action, items in ((added, after - before), (removed, before - after)):
+        for item in sorted(items, key=label):
+            audit_record(action=action, tenant=None, request=request, target=target, details={"what": label(item)})
+
+
 @admin.register(User)
 class PortalUserAdmin(UserAdmin):
     """Django's user admin, but a change of access goes on the audit log (not only in Django's
@@ -203,6 +224,54 @@ class PortalUserAdmin(UserAdmin):
                 )
 
     def save_related(self, request, form, formsets, change):
+        user = form.instance
+        groups_before = set(user.groups.exclude(name=SUPPORT_GROUP)) if change else set()
+        permissions_before = set(user.user_permissions.select_related("content_type")) if change else set()
+        self._save_groups_and_support(request, form, formsets, change)
+        # Other groups and direct permissions give access too: on the record as well.
+        _audit_set_change(
+            request,
+            target=user.get_username(),
+            before=groups_before,
+            after=set(user.groups.exclude(name=SUPPORT_GROUP)),
+            added="group.joined",
+            removed="group.left",
+            label=lambda group: group.name,
+        )
+        _audit_set_change(
+            request,
+            target=user.get_username(),
+            before=permissions_before,
+            after=set(user.user_permissions.select_related("content_type")),
+            added="permission.granted",
+            removed="permission.revoked",
+            label=lambda p: f"{p.content_type.app_label}.{p.codename}",
+        )
+
+    def delete_model(self, request, obj):
+        self._audit_deleted(request, [obj])
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        self._audit_deleted(request, list(queryset))
+        super().delete_queryset(request, queryset)
+
+    def _audit_deleted(self, request, users) -> None:
+        for user in users:
+            audit_record(
+                action="user.deleted",
+                tenant=None,
+                request=request,
+                target=user.get_username(),
+                details={
+                    "superuser": user.is_superuser,
+                    "staff": user.is_staff,
+                    "groups": sorted(user.groups.values_list("name", flat=True)),
+                    "memberships": sorted(user.memberships.values_list("tenant__slug", flat=True)),
+                },
+            )
+
+    def _save_groups_and_support(self, request, form, formsets, change):
         groups = form.cleaned_data.get("groups")  # absent from the add form
         support = Group.objects.filter(name=SUPPORT_GROUP).first()
         if groups is None or support is None:
@@ -267,6 +336,32 @@ class PortalGroupAdmin(GroupAdmin):
         if obj is not None and obj.name == SUPPORT_GROUP:
             return False
         return super().has_delete_permission(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        # "Delete selected" skips has_delete_permission(obj): keep the support group here too.
+        queryset = queryset.exclude(name=SUPPORT_GROUP)
+        for group in queryset:
+            audit_record(action="group.deleted", tenant=None, request=request, target=group.name)
+        super().delete_queryset(request, queryset)
+
+    def delete_model(self, request, obj):
+        audit_record(action="group.deleted", tenant=None, request=request, target=obj.name)
+        super().delete_model(request, obj)
+
+    def save_related(self, request, form, formsets, change):
+        group = form.instance
+        before = set(group.permissions.select_related("content_type")) if change else set()
+        super().save_related(request, form, formsets, change)
+        # What a group may do is access for every member: on the record.
+        _audit_set_change(
+            request,
+            target=group.name,
+            before=before,
+            after=set(group.permissions.select_related("content_type")),
+            added="group.permission_granted",
+            removed="group.permission_revoked",
+            label=lambda p: f"{p.content_type.app_label}.{p.codename}",
+        )
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -8,7 +8,7 @@ from datetime import timedelta
 from html.parser import HTMLParser
 
 import pytest
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -350,12 +350,12 @@ def test_support_granted_and_revoked_on_the_user_page(client, operator, bob, sup
     save_user(client, bob, groups=[str(support_group.pk), str(helpdesk.pk)])
 
     assert is_support(fresh(bob)) and fresh(bob).groups.filter(pk=helpdesk.pk).exists()
-    assert access_events(operator) == [("support.granted", "bob")]
+    assert access_events(operator) == [("support.granted", "bob"), ("group.joined", "bob")]
 
     save_user(client, bob, groups=[str(helpdesk.pk)])
 
     assert not is_support(fresh(bob)) and fresh(bob).groups.filter(pk=helpdesk.pk).exists()
-    assert access_events(operator) == [("support.granted", "bob"), ("support.revoked", "bob")]
+    assert access_events(operator)[2:] == [("support.revoked", "bob")]
 
 
 def test_superuser_and_staff_granted_and_revoked_on_the_user_page(client, operator, bob):
@@ -554,3 +554,73 @@ def test_admin_is_for_superusers_only(client, django_user_model, tenant, numbers
     client.force_login(make_user(django_user_model, "alice-admin", tenant=tenant, role="admin"))
     assert client.get("/admin/tenants/phonenumber/").status_code == 302  # to the admin login
     assert client.get(change_url(tenant)).status_code == 302
+
+
+def test_staff_who_are_not_superusers_stay_out_of_the_admin(client, django_user_model, bob):
+    """Django lets any active staff user in; one who may change users could make himself
+    superuser there. The admin is for platform operators (superusers) only."""
+    staff = make_user(django_user_model, "stan-staff")
+    staff.is_staff = True
+    staff.save()
+    staff.user_permissions.add(Permission.objects.get(codename="change_user"))
+    client.force_login(staff)
+    assert client.get("/admin/").status_code == 302
+    assert client.get(user_url(bob)).status_code == 302
+    assert client.post(user_url(bob), {"is_superuser": "on"}).status_code == 302
+    assert not fresh(bob).is_superuser and not fresh(staff).is_superuser
+
+
+def test_other_groups_and_direct_permissions_given_on_the_user_page_are_audited(client, operator, bob):
+    ops = Group.objects.create(name="Ops")
+    change_tenant = Permission.objects.get(content_type__app_label="tenants", codename="change_tenant")
+    save_user(client, bob, groups=[str(ops.pk)], user_permissions=[str(change_tenant.pk)])
+    save_user(client, bob, groups=None, user_permissions=None)
+    events = [(e.action, e.target, e.details) for e in AuditEvent.objects.order_by("id")]
+    assert events == [
+        ("group.joined", "bob", {"what": "Ops"}),
+        ("permission.granted", "bob", {"what": "tenants.change_tenant"}),
+        ("group.left", "bob", {"what": "Ops"}),
+        ("permission.revoked", "bob", {"what": "tenants.change_tenant"}),
+    ]
+    access_events(operator)  # each by the operator, platform-wide, from IP
+
+
+def test_a_groups_permissions_changed_are_audited(client, operator, bob):
+    helpdesk = Group.objects.create(name="Helpdesk")
+    bob.groups.add(helpdesk)
+    change_user = Permission.objects.get(content_type__app_label="auth", codename="change_user")
+    data = loaded_form(client.get(group_url(helpdesk)), "group_form")
+    response = client.post(group_url(helpdesk), {**data, "permissions": [str(change_user.pk)]}, REMOTE_ADDR=IP)
+    assert response.status_code == 302, response.content[:2000]
+    assert access_events(operator) == [("group.permission_granted", "Helpdesk")]
+    assert AuditEvent.objects.get().details == {"what": "auth.change_user"}
+    data = loaded_form(client.get(group_url(helpdesk)), "group_form")
+    data.pop("permissions", None)
+    assert client.post(group_url(helpdesk), data, REMOTE_ADDR=IP).status_code == 302
+    assert access_events(operator)[1:] == [("group.permission_revoked", "Helpdesk")]
+
+
+def test_deleting_users_and_groups_is_audited_and_support_stays(client, operator, bob, support_group):
+    bob.groups.add(support_group)
+    carol = type(bob).objects.create(username="carol", is_superuser=True)
+    client.post(
+        "/admin/auth/user/",
+        {"action": "delete_selected", "_selected_action": [bob.pk, carol.pk], "post": "yes"},
+        REMOTE_ADDR=IP,
+    )
+    assert not type(bob).objects.filter(username__in=["bob", "carol"]).exists()
+    deleted = {e.target: e.details for e in AuditEvent.objects.filter(action="user.deleted")}
+    assert deleted["bob"]["groups"] == [SUPPORT_GROUP] and deleted["carol"]["superuser"] is True
+    old = Group.objects.create(name="Old")
+    # With the support group among them, Django refuses the whole action (403): nothing goes.
+    response = client.post(
+        "/admin/auth/group/",
+        {"action": "delete_selected", "_selected_action": [old.pk, support_group.pk], "post": "yes"},
+        REMOTE_ADDR=IP,
+    )
+    assert response.status_code == 403 and Group.objects.filter(pk__in=[old.pk, support_group.pk]).count() == 2
+    client.post(
+        "/admin/auth/group/", {"action": "delete_selected", "_selected_action": [old.pk], "post": "yes"}, REMOTE_ADDR=IP
+    )
+    assert not Group.objects.filter(pk=old.pk).exists()
+    assert AuditEvent.objects.filter(action="group.deleted").values_list("target", flat=True).get() == "Old"

@@ -842,6 +842,14 @@ COMPUTED_ACTIONS = {
         "user.deactivated",
     },
     "tenants/services.py:membership_set": {"membership.added", "membership.changed"},
+    "tenants/admin.py:_audit_set_change": {
+        "group.joined",
+        "group.left",
+        "permission.granted",
+        "permission.revoked",
+        "group.permission_granted",
+        "group.permission_revoked",
+    },
     "tenants/lifecycle.py:_status_change": {
         "tenant.suspend",
         "tenant.reactivate",
