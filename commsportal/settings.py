@@ -9,6 +9,7 @@ message naming it.
 
 import base64
 import hashlib
+import ipaddress
 from pathlib import Path
 
 import environ
@@ -51,6 +52,13 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # Addresses or networks of our own reverse proxies: only behind them is X-Forwarded-For read to
 # find the client's address for the audit log (tenants.services.client_ip).
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+for _proxy in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy.strip(), strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"TRUSTED_PROXIES: {_proxy!r} is not an IP address or network (CIDR); host names are not resolved."
+        ) from None
 
 # Fernet keys for secrets at rest, comma-separated: the first encrypts, all decrypt, so a
 # key can be rotated (add the new key first, run `manage.py rotate_encryption_keys`,
@@ -138,6 +146,11 @@ REDIS_URL = env.str("REDIS_URL", default="")
 # separate processes). CACHE_URL (django-environ syntax) overrides both.
 if env.str("CACHE_URL", default=""):
     CACHES = {"default": env.cache_url("CACHE_URL")}
+    if not DEBUG and CACHES["default"]["BACKEND"].rsplit(".", 1)[-1] in ("LocMemCache", "DummyCache"):
+        raise ImproperlyConfigured(
+            "CACHE_URL: a per-process or dummy cache can't carry the worker's checks to the web "
+            "processes nor keep an import preview between requests; use Redis (or a shared folder)."
+        )
 elif REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:

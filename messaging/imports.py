@@ -431,8 +431,8 @@ def upload_stash(*, tenant: Tenant, user, kind: str, content: bytes, filename: s
     """Keep a dry run's upload for "Import now". The file holds phone numbers: it is encrypted
     (Fernet, FIELD_ENCRYPTION_KEY) before it reaches the cache, which may be a folder on disk."""
     token = secrets.token_urlsafe(16)
-    sealed = fernet().encrypt(content)
-    cache.set(_stash_key(tenant=tenant, user=user, kind=kind, token=token), (sealed, filename), STASH_SECONDS)
+    sealed = fernet().encrypt(content), fernet().encrypt(filename.encode())
+    cache.set(_stash_key(tenant=tenant, user=user, kind=kind, token=token), sealed, STASH_SECONDS)
     return token
 
 
@@ -440,11 +440,11 @@ def upload_fetch(*, tenant: Tenant, user, kind: str, token: str) -> tuple[bytes,
     stashed = cache.get(_stash_key(tenant=tenant, user=user, kind=kind, token=token))
     if stashed is None:
         return None
-    sealed, filename = stashed
+    sealed_content, sealed_name = stashed
     try:
         # The token's own timestamp also ends it, whatever the cache keeps on disk.
-        return fernet().decrypt(sealed, ttl=STASH_SECONDS), filename
-    except InvalidToken:
+        return fernet().decrypt(sealed_content, ttl=STASH_SECONDS), fernet().decrypt(sealed_name).decode()
+    except (InvalidToken, ValueError, TypeError):
         return None
 
 

@@ -36,7 +36,7 @@ def client_ip(request) -> str | None:
     """
     if request is None:
         return None
-    remote = request.META.get("REMOTE_ADDR")
+    remote = (request.META.get("REMOTE_ADDR") or "").split("%", 1)[0] or None  # no IPv6 zone id
     if not remote or not _is_trusted_proxy(remote):
         return remote
     hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
@@ -46,7 +46,7 @@ def client_ip(request) -> str | None:
         except ValueError:
             return remote  # a malformed chain proves nothing: keep the proxy's own address
         if not _is_trusted_proxy(hop):
-            return hop
+            return hop.split("%", 1)[0]
     return hops[0] if hops else remote
 
 

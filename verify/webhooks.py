@@ -9,6 +9,8 @@ from django.http import HttpResponse, HttpResponseBadRequest, HttpResponseForbid
 from django.views.decorators.csrf import csrf_exempt
 from sendgrid.helpers.eventwebhook import EventWebhook
 
+from tenants.services import client_ip
+
 logger = logging.getLogger("commsportal.webhooks")
 
 
@@ -30,7 +32,7 @@ def sendgrid_events(request):
     except Exception:  # noqa: BLE001 - a malformed key/signature is an invalid signature
         valid = False
     if not valid:
-        logger.warning("sendgrid.webhook.invalid_signature", extra={"remote_addr": request.META.get("REMOTE_ADDR")})
+        logger.warning("sendgrid.webhook.invalid_signature", extra={"remote_addr": client_ip(request)})
         return HttpResponseForbidden("Forbidden: event webhook signature could not be verified.\n")
     try:
         events = json.loads(payload)

@@ -34,6 +34,8 @@ def trusted(settings):
         (PROXY, "not-an-ip, 198.51.100.1", "198.51.100.1"),
         (PROXY, "198.51.100.1, garbage", PROXY),  # a malformed hop our side: believe nothing
         (PROXY, "10.0.0.7, 10.0.0.8", "10.0.0.7"),  # only our own hops: the furthest one
+        ("fe80::1%eth0", None, "fe80::1"),  # a zone id the database's inet type refuses
+        (PROXY, "fe80::2%3", "fe80::2"),
     ],
 )
 def test_client_ip(remote, forwarded, expected):

@@ -105,6 +105,22 @@ def test_cache_url_stands_in_for_redis(production_env, tmp_path):
     assert seen["cache"] == "django.core.cache.backends.filebased.FileBasedCache"
 
 
+@pytest.mark.parametrize("url", ["locmemcache://", "dummycache://"])
+def test_a_cache_the_processes_cannot_share_is_refused(production_env, url):
+    del production_env["REDIS_URL"]
+    production_env["CACHE_URL"] = url
+    result = start(production_env)
+    assert result.returncode != 0 and "CACHE_URL" in result.stderr.strip().splitlines()[-1]
+
+
+def test_trusted_proxies_must_be_addresses_or_networks(production_env):
+    production_env["TRUSTED_PROXIES"] = "10.0.0.0/24,lb.internal"
+    result = start(production_env)
+    assert result.returncode != 0 and "'lb.internal'" in result.stderr.strip().splitlines()[-1]
+    production_env["TRUSTED_PROXIES"] = "10.0.0.0/24, 2001:db8::1"
+    assert start(production_env).returncode == 0
+
+
 def test_env_file_fills_in_but_never_overrides(production_env, tmp_path):
     env_file = tmp_path / "prod.env"
     env_file.write_text(f"SECRET_KEY=from-the-file-{'x' * 40}\nALLOWED_HOSTS=file.example.com\n")
