@@ -88,6 +88,12 @@ INSTALLED_APPS = [
     "voice",
     "verify",
 ]
+# The local Twilio stand-in and its `twilio_sandbox` / `demo` commands: development and tests
+# only. SANDBOX_ENABLED runs it beside a DEBUG=False portal (the end-to-end test's sandbox
+# process); production leaves it unset, and no production code imports the app.
+SANDBOX_ENABLED = env.bool("SANDBOX_ENABLED", default=DEBUG)
+if SANDBOX_ENABLED:
+    INSTALLED_APPS.append("sandbox")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -205,11 +211,8 @@ TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="").rstrip("/")
 TWILIO_HTTP_TIMEOUT = env.float("TWILIO_HTTP_TIMEOUT", default=15.0)
 
 # Sending: how long a worker's claim on an outbound message lasts (keep it above the task's
-# hard time limit, 90 s), and a test-only fault-injection hook (messaging.sending._fault_point):
-# a file path whose content names the point where the process SIGKILLs itself. Never set it
-# in production.
+# hard time limit, 90 s).
 MESSAGING_SEND_LEASE_SECONDS = env.int("MESSAGING_SEND_LEASE_SECONDS", default=120)
-MESSAGING_FAULT_KILL_FILE = env.str("MESSAGING_FAULT_KILL_FILE", default="")
 
 SENDGRID_API_KEY = env.str("SENDGRID_API_KEY", default="")
 SENDGRID_WEBHOOK_PUBLIC_KEY = env.str("SENDGRID_WEBHOOK_PUBLIC_KEY", default="")

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from twilio.request_validator import RequestValidator
 
+from sandbox.server import TwilioSandbox
 from tenants.models import SUPPORT_GROUP, Membership, Tenant
 
 PASSWORD = "correct-horse-battery-staple"
@@ -127,10 +128,8 @@ def twilio_webhook(client):
 
 @pytest.fixture
 def sandbox():
-    """A running local Twilio stand-in (tenants/sandbox.py); its parent credentials are on it as
+    """A running local Twilio stand-in (sandbox.server); its parent credentials are on it as
     `parent_auth_token` so tests can act as the platform."""
-    from tenants.sandbox import TwilioSandbox
-
     parent_token = secrets.token_hex(16)
     running = TwilioSandbox(
         parent_account_sid=random_sid("AC"), parent_auth_token=parent_token, callback_delay=0.05

@@ -1,6 +1,7 @@
 """End to end, deployed as in production: every part is its own process.
 
-- the local Twilio sandbox (`manage.py twilio_sandbox`), strict: unknown accounts are refused;
+- the local Twilio sandbox (`manage.py twilio_sandbox`, its app enabled by SANDBOX_ENABLED beside
+  the production settings), strict: unknown accounts are refused;
 - the portal under gunicorn with DEBUG=False and the production settings;
 - a Celery worker (prefork) on the broker CI gives us (Redis), or the embedded filesystem broker;
 - a database of its own: a fresh PostgreSQL database when the suite runs on PostgreSQL, else a
@@ -44,7 +45,7 @@ BASE_DIR = Path(settings.BASE_DIR)
 BIN = Path(sys.executable).parent
 PASSWORD = "e2e-" + secrets.token_urlsafe(16)
 SLUG = "e2e-clinic"
-# What the tenant's customers are sent, and what the sandbox makes of each (tenants/sandbox.py).
+# What the tenant's customers are sent, and what the sandbox makes of each (sandbox/messaging.py).
 RECIPIENTS = {
     "+14155550140": "delivered",
     "+14155550141": "delivered",
@@ -159,11 +160,16 @@ class Stack:
         assert done.returncode == 0, f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
         return done.stdout
 
-    def start(self, name: str, argv: list[str]) -> None:
+    def start(self, name: str, argv: list[str], **extra_env: str) -> None:
         log = self.tmp / f"{name}.log"
         handle = log.open("wb")
         process = subprocess.Popen(
-            argv, cwd=BASE_DIR, env=self.env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+            argv,
+            cwd=BASE_DIR,
+            env={**self.env, **extra_env},
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         handle.close()
         self.processes.append((name, process, log))
@@ -229,6 +235,7 @@ def stack(tmp_path):
             "sandbox",
             [sys.executable, "manage.py", "twilio_sandbox", "--port", str(stack.sandbox_port),
              "--callback-delay", "0.05", "--no-auto-register"],
+            SANDBOX_ENABLED="True",  # production settings leave the sandbox app out
         )  # fmt: skip
         stack.start(
             "web",

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from messaging.models import ConsentEvent, Message, Purpose
 from messaging.services import consent_record
-from tenants.sandbox import MAGIC_FROM, Fault
+from sandbox.state import MAGIC_FROM, Fault
 
 SENDER = MAGIC_FROM  # the sandbox's always-accepted From number
 NY = "+12125550123"  # America/New_York
@@ -36,7 +36,7 @@ def sandbox_messages(sandbox, to: str) -> list[dict]:
 
 
 def add_fault(sandbox, **fields) -> None:
-    """Make the next matching Twilio API request(s) fail (tenants.sandbox.Fault)."""
+    """Make the next matching Twilio API request(s) fail (sandbox.state.Fault)."""
     sandbox.add_fault(Fault(**fields))
 
 

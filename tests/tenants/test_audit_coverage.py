@@ -727,7 +727,7 @@ def test_invalid_or_refused_actions_write_nothing(request, client, ctx, name):
 def test_lifecycle_change_twilio_refuses_is_audited_as_failed(request, client, ctx, name, failed):
     """The same operator pages when Twilio refuses the status change: one `<action>.failed` row
     with Twilio's code, and the tenant's status stays as it was."""
-    from tenants.sandbox import Fault
+    from sandbox.state import Fault
 
     case = CASES[name]
     request.getfixturevalue("live")

@@ -12,9 +12,9 @@ from django.urls import reverse
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
+from sandbox.state import Fault
 from tenants import lifecycle
 from tenants.models import AuditEvent, Tenant
-from tenants.sandbox import Fault
 from tenants.twilio import TwilioError, tenant_client
 from tests.conftest import make_tenant, make_user, random_sid
 

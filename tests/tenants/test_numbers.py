@@ -199,7 +199,7 @@ def test_beat_job_syncs_every_active_tenant(live, sandbox):
 
 
 def test_twilio_error_is_shown_with_its_explanation(client, live, sandbox, tenant_admin):
-    from tenants.sandbox import Fault
+    from sandbox.state import Fault
 
     sandbox.add_fault(Fault(path_contains="IncomingPhoneNumbers", status=401, code=20003))
     client.force_login(tenant_admin)

@@ -13,9 +13,9 @@ from django.utils import timezone
 
 from messaging.models import ConsentEvent, Message, OptOutEvent, RevocationReview
 from messaging.services import consent_record, opt_out_record
+from sandbox.state import Fault
 from tenants import retention, tasks
 from tenants.models import AuditEvent, Tenant
-from tenants.sandbox import Fault
 from tenants.schedules import PERIODIC_TASKS
 from tenants.twilio import tenant_client
 from tests.conftest import make_tenant, make_user, random_sid

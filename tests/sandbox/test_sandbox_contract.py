@@ -2,7 +2,7 @@
 Twilio's official OpenAPI specs (twilio-oai), in proxy mode.
 
 test_prism_contract.py checks what the portal sends against Prism's mock; this checks what the
-sandbox (tenants/sandbox.py) answers, so tests that run against the sandbox see Twilio's shapes.
+sandbox (the `sandbox` package) answers, so tests that run against the sandbox see Twilio's shapes.
 One `prism proxy <spec> <sandbox>` per spec (api v2010, messaging v1, accounts v1, verify v2),
 all in front of one in-process sandbox; the real twilio SDK talks to the proxies (its HTTP client
 routes each path to its spec's proxy, like PrismHttpClient). Without `--errors` Prism passes the
@@ -47,7 +47,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from tenants.sandbox import TwilioSandbox
+from sandbox.server import TwilioSandbox
 from tests.tenants.test_prism_contract import SPECS as REQUEST_SPECS
 from tests.tenants.test_prism_contract import STARTUP_SECONDS, _free_port, _listening, _prism_bin, _unavailable
 

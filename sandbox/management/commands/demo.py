@@ -18,12 +18,14 @@ import threading
 import time
 
 import requests
+from celery import current_app
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from sandbox.server import TwilioSandbox
+from sandbox.state import DEV_PARENT_ACCOUNT_SID, DEV_PARENT_AUTH_TOKEN
 from tenants.models import Tenant
-from tenants.sandbox import DEV_PARENT_ACCOUNT_SID, DEV_PARENT_AUTH_TOKEN, TwilioSandbox
 from tenants.services import membership_set, portal_user_upsert, superuser_grant, support_grant, tenant_upsert
 
 DEMO_PASSWORD = "commsportal-demo"
@@ -75,6 +77,9 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         if not settings.DEBUG:
             raise CommandError("The demo runs only with DEBUG on (it prints passwords and uses a local sandbox).")
+        if not current_app.conf.broker_url:
+            # Celery's fallback app: the project's app was not loaded, so tasks would go nowhere.
+            raise CommandError("No configured Celery app: the project's settings package must load it.")
         (settings.VAR_DIR).mkdir(parents=True, exist_ok=True)
         call_command("migrate", interactive=False, verbosity=0)
         self._load_demo_data()
@@ -159,11 +164,10 @@ class Command(BaseCommand):
             except requests.RequestException as exc:
                 self.stderr.write(f"demo traffic: {exc}")
         # Beat's first run of these is one interval away: run them now, so the numbers page and
-        # /healthz's Twilio reachability are filled from the start.
-        from commsportal.celery import app
-
+        # /healthz's Twilio reachability are filled from the start. The project's Celery app is
+        # the current one (the settings package loads it; `handle` checked).
         for task in ("tenants.tasks.numbers_sync_all", "tenants.tasks.twilio_reachability_check"):
-            app.send_task(task)
+            current_app.send_task(task)
 
     def _print_logins(self, addrport: str) -> None:
         self.stdout.write(self.style.SUCCESS(f"\ncommsportal demo on http://{addrport}/  (Ctrl-C stops everything)"))

@@ -20,7 +20,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from tenants.sandbox import TwilioSandbox
+from sandbox.server import TwilioSandbox
 
 PARENT_SID = "AC" + "a1" * 16
 PARENT_TOKEN = "f0" * 16

@@ -1,4 +1,4 @@
-"""Run the local Twilio REST API sandbox (see `tenants.sandbox`) until Ctrl-C.
+"""Run the local Twilio REST API sandbox (see the `sandbox` package) until Ctrl-C.
 
 The parent account's credentials come from settings (TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN);
 when those are empty the sandbox's development defaults are used, and the portal must then be
@@ -8,12 +8,8 @@ configured with the same values.
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from tenants.sandbox import (
-    DEV_PARENT_ACCOUNT_SID,
-    DEV_PARENT_AUTH_TOKEN,
-    TwilioSandbox,
-    mask_secret,
-)
+from sandbox.server import TwilioSandbox
+from sandbox.state import DEV_PARENT_ACCOUNT_SID, DEV_PARENT_AUTH_TOKEN, mask_secret
 
 
 class Command(BaseCommand):
@@ -50,7 +46,7 @@ class Command(BaseCommand):
         if sid == DEV_PARENT_ACCOUNT_SID or token == DEV_PARENT_AUTH_TOKEN:
             self.stdout.write(
                 "Using the sandbox's development parent credentials "
-                "(tenants.sandbox.DEV_PARENT_ACCOUNT_SID / DEV_PARENT_AUTH_TOKEN): set "
+                "(sandbox.state.DEV_PARENT_ACCOUNT_SID / DEV_PARENT_AUTH_TOKEN): set "
                 "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN to them in the portal's environment."
             )
         self.stdout.write(
