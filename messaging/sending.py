@@ -50,8 +50,6 @@ there too.
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import sqlite3
 import unicodedata
 import uuid
@@ -467,7 +465,6 @@ def message_deliver(*, message_id: int, worker_token: str | None = None) -> str:
             created = client.messages.create(**_create_params(message))
     except TwilioError as exc:
         return _attempt_failed(message, token, exc)
-    _fault_point("after_twilio_create")
     _attempt_succeeded(message, token, sid=created.sid, status=created.status)
     logger.info("message.send.accepted", extra={"message_id": message.pk, "sid": created.sid})
     return Outcome.SENT
@@ -793,35 +790,6 @@ def _twilio_find(*, client, message: Message):
     if not unclaimed:
         return None
     return min(unclaimed, key=lambda c: c.date_created or datetime.max.replace(tzinfo=UTC))
-
-
-# --- Fault injection ----------------------------------------------------------------------------
-
-
-def _fault_point(name: str) -> None:
-    """Test-only fault injection: kill this process (SIGKILL) at a named point.
-
-    Inert unless `settings.MESSAGING_FAULT_KILL_FILE` names a file that exists and contains
-    `name`. The file is deleted first, so the fault fires once across processes (the
-    redelivered task then runs normally). `tests/messaging/test_delivery_kill.py` uses
-    "after_twilio_create": Twilio has accepted the message, the SID is not saved yet.
-    """
-    path = getattr(settings, "MESSAGING_FAULT_KILL_FILE", "")
-    if not path:
-        return
-    try:
-        with open(path) as handle:
-            wanted = handle.read().strip()
-    except OSError:
-        return
-    if wanted != name:
-        return
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        return  # another process took it
-    logger.warning("message.send.fault_injected", extra={"point": name, "pid": os.getpid()})
-    os.kill(os.getpid(), signal.SIGKILL)
 
 
 # --- Periodic pickup ----------------------------------------------------------------------------

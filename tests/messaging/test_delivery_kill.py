@@ -2,11 +2,11 @@
 its SID must not cause a second send when the task runs again.
 
 Done for real, not simulated: delivery runs in another OS process (a plain child process, and
-a real Celery worker on Redis) whose Twilio client talks HTTP to the local sandbox. The
-fault-injection hook `messaging.sending._fault_point("after_twilio_create")`, inert unless
-MESSAGING_FAULT_KILL_FILE names a file holding that point's name, makes the process SIGKILL
-itself right after `messages.create` returned. Then delivery runs again, as the redelivered task
-would, and must find the message at Twilio (reconciliation) instead of sending it again.
+a real Celery worker on Redis) whose Twilio client talks HTTP to the local sandbox. Those
+processes start through `tests/messaging/twilio_kill.py`, which wraps the Twilio SDK's HTTP
+client: armed by a kill file, the process SIGKILLs itself as soon as Twilio answered 201 to the
+Messages create. Then delivery runs again, as the redelivered task would, and must find the
+message at Twilio (reconciliation) instead of sending it again.
 
 The child processes use the test database: PostgreSQL's by name; SQLite's in-memory one is
 copied to a file for them and copied back afterwards (sqlite3's backup API).
@@ -41,15 +41,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 LEASE_SECONDS = 2
 CODE = "Your Acme code is 771204"
 
-DELIVER = """
-import json, sys, django
-django.setup()
-from messaging.sending import DeliveryRetry, message_deliver
-try:
-    print(json.dumps({"outcome": message_deliver(message_id=int(sys.argv[1]))}))
-except DeliveryRetry as exc:
-    print(json.dumps({"retry": str(exc)}))
-"""
+# Worker processes run through the test-only entry module that kills them after Twilio's 201.
+ENTRY = [sys.executable, "-m", "tests.messaging.twilio_kill"]
 
 
 class SharedDatabase:
@@ -111,9 +104,9 @@ def shared_db(tmp_path) -> SharedDatabase:
 
 @pytest.fixture
 def kill_file(tmp_path) -> Path:
-    """Arms the fault: the next delivery that reaches Twilio's answer kills its process."""
+    """Arms the fault: the next delivery Twilio accepts kills its process (twilio_kill.py)."""
     path = tmp_path / "kill-after-twilio-create"
-    path.write_text("after_twilio_create")
+    path.write_text("armed")
     return path
 
 
@@ -126,7 +119,7 @@ def child_env(shared_db: SharedDatabase, sandbox, kill_file: Path, **extra: str)
         DATABASE_URL=shared_db.url,
         TWILIO_API_BASE_URL=sandbox.base_url,
         PUBLIC_BASE_URL="http://127.0.0.1:9",
-        MESSAGING_FAULT_KILL_FILE=str(kill_file),
+        TWILIO_KILL_FILE=str(kill_file),
         MESSAGING_SEND_LEASE_SECONDS=str(LEASE_SECONDS),
         CONN_MAX_AGE="0",
     )
@@ -153,7 +146,7 @@ def queued_otp(tenant) -> Message:
 
 def deliver_in_child(message_id: int, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-c", DELIVER, str(message_id)],
+        [*ENTRY, "deliver", str(message_id)],
         env=env,
         cwd=settings.BASE_DIR,
         capture_output=True,
@@ -231,13 +224,12 @@ def celery_worker(tmp_path):
     started: list[tuple[subprocess.Popen, object]] = []
 
     def start(queue: str, env: dict[str, str]) -> Path:
-        celery = Path(sys.executable).with_name("celery")
-        program = [str(celery)] if celery.exists() else [sys.executable, "-m", "celery"]
         log = tmp_path / f"worker-{queue}.log"
         handle = log.open("wb")
         process = subprocess.Popen(
-            program
+            ENTRY
             + [
+                "celery",
                 "-A",
                 "commsportal",
                 "worker",
