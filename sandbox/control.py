@@ -10,7 +10,7 @@ from typing import Any
 from .errors import TwilioApiError
 from .http import ROUTES, SandboxRequest
 from .messaging import MessagingApi
-from .numbers import NUMBER_PARAMS
+from .numbers import NUMBER_PARAMS, NumbersApi
 from .state import (
     ACCOUNT_SID_RE,
     API,
@@ -35,7 +35,7 @@ OPT_IN_KEYWORDS = {"START", "YES", "UNSTOP"}
 HELP_KEYWORDS = {"HELP", "INFO"}
 
 
-class ControlApi(MessagingApi, VoiceApi, VerifyApi):
+class ControlApi(MessagingApi, VoiceApi, VerifyApi, NumbersApi):
     """Control endpoints over every product's state."""
 
     def _h_ctl_index(self, req: SandboxRequest) -> tuple[int, Any]:

@@ -9,10 +9,10 @@ import zlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from .accounts import AccountsApi
 from .callbacks import CallbacksApi
 from .errors import ERROR_MESSAGES, TwilioApiError, not_found
 from .http import Reply, SandboxRequest
-from .numbers import NumbersApi
 from .paging import meta_page, v2010_page
 from .state import (
     API,
@@ -75,7 +75,7 @@ def parse_date_filter(name: str, value: str) -> tuple[datetime, bool]:
         raise TwilioApiError(400, 20001, f"Invalid value for {name}: {value}") from None
 
 
-class MessagingApi(NumbersApi, CallbacksApi):
+class MessagingApi(AccountsApi, CallbacksApi):
     """Messages and Messaging Services of each account."""
 
     def messages(self) -> list[dict[str, Any]]:

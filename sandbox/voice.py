@@ -7,10 +7,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .accounts import AccountsApi
 from .callbacks import CallbacksApi
 from .errors import TwilioApiError, not_found
 from .http import Reply, SandboxRequest
-from .numbers import NumbersApi
 from .paging import v2010_page
 from .state import (
     API,
@@ -30,7 +30,7 @@ from .state import (
 CALL_OUTCOMES = {"+15005550020": "busy", "+15005550021": "no-answer", "+15005550022": "failed"}
 
 
-class VoiceApi(NumbersApi, CallbacksApi):
+class VoiceApi(AccountsApi, CallbacksApi):
     """The calls of each account."""
 
     def _call_json(self, call: dict[str, Any]) -> dict[str, Any]:
