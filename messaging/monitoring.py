@@ -232,6 +232,29 @@ def _bucket_starts(stats_range: StatsRange, now: datetime, tz: zoneinfo.ZoneInfo
     return [datetime.combine(day, time.min, tzinfo=tz) for day in days]
 
 
+def _delivery_durations(*, tenant: Tenant, outbound) -> list[float]:
+    """Seconds from sent to delivered of the newest MEDIAN_SAMPLE delivered messages of `outbound`
+    (the LIMIT sits in the subquery, so the event join never sees more than MEDIAN_SAMPLE)."""
+    sample = outbound.filter(status__in=DELIVERED_STATUSES).order_by("-created_at", "-id").values("id")[:MEDIAN_SAMPLE]
+    timings = (
+        Message.objects.for_tenant(tenant)
+        .filter(id__in=sample)
+        .annotate(
+            delivered_at=Min("events__occurred_at", filter=Q(events__status=statuses.DELIVERED)),
+            first_sent_at=Min("events__occurred_at", filter=Q(events__status__in=SEND_EVENT_STATUSES)),
+        )
+        .filter(delivered_at__isnull=False)
+        .order_by()
+        .values_list("accepted_at", "first_sent_at", "delivered_at")
+    )
+    durations = []
+    for accepted_at, first_sent_at, delivered_at in timings:
+        sent_at = accepted_at or first_sent_at
+        if sent_at is not None and delivered_at >= sent_at:  # clock skew: skip, don't count negative
+            durations.append((delivered_at - sent_at).total_seconds())
+    return durations
+
+
 def delivery_stats(*, tenant: Tenant, range_key: str = DEFAULT_RANGE, now: datetime | None = None) -> DeliveryStats:
     """The dashboard's numbers for one tenant and range (see the module docstring)."""
     stats_range = RANGES.get(range_key) or RANGES[DEFAULT_RANGE]
@@ -276,25 +299,8 @@ def delivery_stats(*, tenant: Tenant, range_key: str = DEFAULT_RANGE, now: datet
         .order_by("-n", "error_code")[:TOP_ERRORS]
     ]
 
-    # 3. Median time to delivered, over a bounded sample of the newest delivered messages (the
-    # LIMIT sits in the subquery, so the event join never sees more than MEDIAN_SAMPLE messages).
-    sample = outbound.filter(status__in=DELIVERED_STATUSES).order_by("-created_at", "-id").values("id")[:MEDIAN_SAMPLE]
-    timings = (
-        Message.objects.for_tenant(tenant)
-        .filter(id__in=sample)
-        .annotate(
-            delivered_at=Min("events__occurred_at", filter=Q(events__status=statuses.DELIVERED)),
-            first_sent_at=Min("events__occurred_at", filter=Q(events__status__in=SEND_EVENT_STATUSES)),
-        )
-        .filter(delivered_at__isnull=False)
-        .order_by()
-        .values_list("accepted_at", "first_sent_at", "delivered_at")
-    )
-    durations = []
-    for accepted_at, first_sent_at, delivered_at in timings:
-        sent_at = accepted_at or first_sent_at
-        if sent_at is not None and delivered_at >= sent_at:  # clock skew: skip, don't count negative
-            durations.append((delivered_at - sent_at).total_seconds())
+    # 3. Median time to delivered, over a bounded sample of the newest delivered messages.
+    durations = _delivery_durations(tenant=tenant, outbound=outbound)
 
     # 4. Opt-out rate: distinct numbers opting out / distinct recipients messaged.
     opted_out = (

@@ -1,4 +1,5 @@
-"""Messaging's periodic jobs (installed by `tenants.schedules.schedules_install`)."""
+"""Messaging's periodic jobs: registered in `tenants.registry.periodic_tasks` (messaging.registrations)
+and installed by `tenants.schedules.schedules_install`."""
 
 from datetime import timedelta
 

@@ -10,6 +10,7 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from tenants.models import Tenant
+from tenants.retention import phone_is_suppressed, suppressed_phones
 from tenants.scoping import get_scoped_or_404
 
 from . import statuses
@@ -488,19 +489,15 @@ def _twilio_heard(event: OptOutEvent) -> bool:
 
 # --- GDPR suppression (erased numbers) ---------------------------------------------------------
 # An erased number no longer appears in the opt-out ledger (its rows carry a hash marker), so
-# the opt-out check must also ask the suppression table. The hashing lives with the erasure
-# service in tenants/retention.py (imported where used: it imports messaging's models).
+# the opt-out check must also ask the suppression table. The keyed hashes are tenants' data
+# (tenants/retention.py).
 
 
 def number_is_suppressed(*, tenant: Tenant, phone: str) -> bool:
     """Whether `phone` was erased in `tenant` (GDPR) and so may never be messaged again."""
-    from tenants.retention import phone_is_suppressed
-
     return phone_is_suppressed(tenant=tenant, phone=phone)
 
 
 def numbers_suppressed(*, tenant: Tenant, phones: Iterable[str]) -> set[str]:
     """Which of `phones` were erased in `tenant`: the bulk form of `number_is_suppressed`."""
-    from tenants.retention import suppressed_phones
-
     return suppressed_phones(tenant=tenant, phones=phones)

@@ -1,7 +1,5 @@
 from django.urls import path
 
-from tenants import number_views
-
 from . import send_views, views
 
 # Mounted under /t/<tenant_slug>/ by commsportal.urls. A number in a URL is its E.164 form for
@@ -19,7 +17,6 @@ urlpatterns = [
     path("consent/new/", views.consent_capture, name="consent_capture"),
     path("consent/import/", views.consent_import, name="consent_import"),
     path("consent/<int:event_id>/", views.consent_detail, name="consent_detail"),
-    path("numbers/", number_views.number_list, name="number_list"),
     path("numbers/<str:number>/history/", views.number_history, name="number_history"),
     path("numbers/<str:number>/unmask/", views.number_unmask, name="number_unmask"),
     path("revocations/", views.revocation_list, name="revocation_list"),

@@ -1,13 +1,10 @@
-"""Delivery alerts: raise one when a tenant's traffic goes wrong, clear it when it recovers.
+"""Alerts: raise one when a tenant's traffic goes wrong, clear it when it recovers.
 
 `alerts_check` runs every five minutes (`tenants.tasks.delivery_alerts_check`) over every
-tenant at once, in a few grouped queries. Two kinds:
+tenant at once, in a few grouped queries. tenants checks one kind itself; the feature apps
+register theirs in `tenants.registry.alert_checks` (messaging: the delivery **failure_rate**,
+see `messaging/alerts.py`).
 
-* **failure_rate** — raised when, over the last 15 minutes, at least 20 outbound messages
-  finished (delivered + undelivered + failed, by the time their outcome arrived) and more than
-  5% of them were undelivered or failed (`messaging.monitoring`). Cleared when the rate over the
-  last 15 minutes is at most 2.5% (half the threshold, so a rate hovering around 5% does not
-  raise, clear and raise again every few minutes) or nothing finished in the window.
 * **signature_failures** — a spike of webhooks rejected for an invalid Twilio signature
   (usually a rotated auth token, or someone forging requests): raised when today's count
   (UTC day, `WebhookRejection`) is at least 10 AND more than 3x the tenant's daily average
@@ -34,26 +31,13 @@ from django.urls import reverse
 from django.utils import timezone
 
 from .models import Alert, Membership, Tenant, WebhookRejection
+from .registry import AlertCheck, AlertReading, alert_checks
 
 logger = logging.getLogger("commsportal.alerts")
 
-FAILURE_WINDOW = timedelta(minutes=15)
-FAILURE_MIN_MESSAGES = 20
-FAILURE_RATE_THRESHOLD = 0.05
-FAILURE_CLEAR_RATE = 0.025
 SIGNATURE_MIN_TODAY = 10
 SIGNATURE_SPIKE_FACTOR = 3
 SIGNATURE_BASELINE_DAYS = 7
-
-
-def failure_rate_breached(*, delivered: int, failed: int) -> bool:
-    finished = delivered + failed
-    return finished >= FAILURE_MIN_MESSAGES and failed / finished > FAILURE_RATE_THRESHOLD
-
-
-def failure_rate_recovered(*, delivered: int, failed: int) -> bool:
-    finished = delivered + failed
-    return finished == 0 or failed / finished <= FAILURE_CLEAR_RATE
 
 
 def signature_spike(*, today: int, previous_days: list[int]) -> bool:
@@ -106,19 +90,6 @@ def _notify(*, tenant: Tenant, subject: str, lines: list[str]) -> int:
         return 0
 
 
-_ADVICE = {
-    Alert.Kind.FAILURE_RATE: (
-        "Open the dashboard for the top error codes and what they mean. A sudden rise usually is "
-        "carrier filtering (30007), an unregistered 10DLC number (30034) or a bad contact list."
-    ),
-    Alert.Kind.SIGNATURE_FAILURES: (
-        "Twilio webhooks are being rejected because their signature does not match the tenant's "
-        "auth token: was the token rotated at Twilio but not in the portal? If not, someone may be "
-        "sending forged requests. Status callbacks and inbound messages are lost while this lasts."
-    ),
-}
-
-
 def alert_raise(*, tenant: Tenant, kind: str, details: dict, now: datetime | None = None) -> Alert | None:
     """Open an alert and email the tenant's admins; None (and no email) if one is already open."""
     try:
@@ -130,7 +101,11 @@ def alert_raise(*, tenant: Tenant, kind: str, details: dict, now: datetime | Non
     _notify(
         tenant=tenant,
         subject=f"{alert.get_kind_display()} alert",
-        lines=[alert.summary, _ADVICE[kind], "You will get one more email when it recovers; not one every check."],
+        lines=[
+            alert.summary,
+            _check_of(kind).advice,
+            "You will get one more email when it recovers; not one every check.",
+        ],
     )
     return alert
 
@@ -155,63 +130,81 @@ def alert_clear(*, alert: Alert, details: dict, now: datetime | None = None) -> 
     return True
 
 
-def alerts_check(*, now: datetime | None = None) -> dict[str, int]:
-    """Raise and clear every tenant's alerts (see the module docstring); returns counts."""
-    from messaging.monitoring import outcomes_by_tenant  # messaging depends on tenants, not back
-
-    now = now or timezone.now()
+def _signature_readings(*, now: datetime) -> dict[int, AlertReading]:
+    """Every tenant with signature rejections in the last SIGNATURE_BASELINE_DAYS days + today."""
     today = now.date()
-    outcomes = outcomes_by_tenant(since=now - FAILURE_WINDOW, until=now)
-
-    signature_counts: dict[int, dict] = defaultdict(dict)
+    counts: dict[int, dict] = defaultdict(dict)
     for tenant_id, day, count in WebhookRejection.objects.filter(
         tenant__isnull=False,
         reason=WebhookRejection.Reason.INVALID_SIGNATURE,
         day__gte=today - timedelta(days=SIGNATURE_BASELINE_DAYS),
         day__lte=today,
     ).values_list("tenant_id", "day", "count"):
-        signature_counts[tenant_id][day] = count
+        counts[tenant_id][day] = count
+    return {tenant_id: _signature_reading(days=days, now=now) for tenant_id, days in counts.items()}
 
+
+def _signature_reading(*, days: dict, now: datetime) -> AlertReading:
+    """The reading of one tenant from its per-day counts ({} for a tenant without any)."""
+    today = now.date()
+    previous = [days.get(today - timedelta(days=n), 0) for n in range(1, SIGNATURE_BASELINE_DAYS + 1)]
+    spike = signature_spike(today=days.get(today, 0), previous_days=previous)
+    details = {
+        "day": today.isoformat(),
+        "today": days.get(today, 0),
+        "baseline_average": round(sum(previous) / SIGNATURE_BASELINE_DAYS, 2),
+        "factor": SIGNATURE_SPIKE_FACTOR,
+        "minimum": SIGNATURE_MIN_TODAY,
+        "checked_at": now.isoformat(),
+    }
+    return AlertReading(breached=spike, recovered=not spike, details=details)
+
+
+def _signature_idle(*, now: datetime) -> AlertReading:
+    return _signature_reading(days={}, now=now)
+
+
+SIGNATURE_CHECK = AlertCheck(
+    key=Alert.Kind.SIGNATURE_FAILURES,
+    evaluate=_signature_readings,
+    idle=_signature_idle,
+    advice=(
+        "Twilio webhooks are being rejected because their signature does not match the tenant's "
+        "auth token: was the token rotated at Twilio but not in the portal? If not, someone may be "
+        "sending forged requests. Status callbacks and inbound messages are lost while this lasts."
+    ),
+    order=1000,
+)
+
+
+def _checks() -> list[AlertCheck]:
+    """The apps' checks, then tenants' own."""
+    return [*alert_checks, SIGNATURE_CHECK]
+
+
+def _check_of(kind: str) -> AlertCheck:
+    for check in _checks():
+        if check.key == kind:
+            return check
+    raise LookupError(f"No alert check registered for {kind!r}.")
+
+
+def alerts_check(*, now: datetime | None = None) -> dict[str, int]:
+    """Raise and clear every tenant's alerts of every registered kind; returns counts."""
+    now = now or timezone.now()
+    checks = _checks()
+    readings = {check.key: check.evaluate(now=now) for check in checks}
     open_alerts = {(a.tenant_id, a.kind): a for a in Alert.all_tenants.filter(cleared_at__isnull=True)}
-    tenant_ids = set(outcomes) | set(signature_counts) | {tenant_id for tenant_id, _ in open_alerts}
-    tenants = Tenant.objects.in_bulk(tenant_ids)
+    tenant_ids = {tenant_id for by_tenant in readings.values() for tenant_id in by_tenant}
+    tenant_ids |= {tenant_id for tenant_id, _ in open_alerts}
     result = {"raised": 0, "cleared": 0}
-
-    for tenant_id, tenant in tenants.items():
-        o = outcomes.get(tenant_id)
-        delivered, failed = (o.delivered, o.failed) if o else (0, 0)
-        numbers = {
-            "window_minutes": int(FAILURE_WINDOW.total_seconds() // 60),
-            "finished": delivered + failed,
-            "failed": failed,
-            "rate": round(failed / (delivered + failed), 4) if delivered + failed else 0.0,
-            "threshold": FAILURE_RATE_THRESHOLD,
-            "checked_at": now.isoformat(),
-        }
-        current = open_alerts.get((tenant_id, Alert.Kind.FAILURE_RATE))
-        if current is None and failure_rate_breached(delivered=delivered, failed=failed):
-            result["raised"] += bool(alert_raise(tenant=tenant, kind=Alert.Kind.FAILURE_RATE, details=numbers, now=now))
-        elif current is not None and failure_rate_recovered(delivered=delivered, failed=failed):
-            current.tenant = tenant
-            result["cleared"] += alert_clear(alert=current, details=numbers, now=now)
-
-        days = signature_counts.get(tenant_id, {})
-        previous = [days.get(today - timedelta(days=n), 0) for n in range(1, SIGNATURE_BASELINE_DAYS + 1)]
-        spike = signature_spike(today=days.get(today, 0), previous_days=previous)
-        numbers = {
-            "day": today.isoformat(),
-            "today": days.get(today, 0),
-            "baseline_average": round(sum(previous) / SIGNATURE_BASELINE_DAYS, 2),
-            "factor": SIGNATURE_SPIKE_FACTOR,
-            "minimum": SIGNATURE_MIN_TODAY,
-            "checked_at": now.isoformat(),
-        }
-        current = open_alerts.get((tenant_id, Alert.Kind.SIGNATURE_FAILURES))
-        if current is None and spike:
-            result["raised"] += bool(
-                alert_raise(tenant=tenant, kind=Alert.Kind.SIGNATURE_FAILURES, details=numbers, now=now)
-            )
-        elif current is not None and not spike:
-            current.tenant = tenant
-            result["cleared"] += alert_clear(alert=current, details=numbers, now=now)
+    for tenant_id, tenant in Tenant.objects.in_bulk(tenant_ids).items():
+        for check in checks:
+            reading = readings[check.key].get(tenant_id) or check.idle(now=now)
+            current = open_alerts.get((tenant_id, check.key))
+            if current is None and reading.breached:
+                result["raised"] += bool(alert_raise(tenant=tenant, kind=check.key, details=reading.details, now=now))
+            elif current is not None and reading.recovered:
+                current.tenant = tenant
+                result["cleared"] += alert_clear(alert=current, details=reading.details, now=now)
     return result

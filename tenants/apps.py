@@ -1,6 +1,8 @@
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
+from .schedules import schedules_install
+
 
 class TenantsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
@@ -9,11 +11,10 @@ class TenantsConfig(AppConfig):
 
     def ready(self) -> None:
         # After the last app migrates, (re)install the beat schedule: a fresh database gets it
-        # with no extra step, and new jobs arrive with the deploy's migrate.
+        # with no extra step, and new jobs arrive with the deploy's migrate. The feature apps
+        # register their jobs (and their parts of tenants' pages) in their own ready().
         post_migrate.connect(_install_once, sender=self, dispatch_uid="tenants.schedules_install")
 
 
 def _install_once(sender, using="default", **kwargs) -> None:
-    from .schedules import schedules_install
-
     schedules_install()

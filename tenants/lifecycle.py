@@ -278,58 +278,9 @@ def api_key_rotate(*, tenant: Tenant, actor, request=None) -> KeyRotation:
     tenant = Tenant.objects.get(pk=tenant.pk)
     _require_active(tenant)
     if tenant.pending_api_key_sid:
-        # Left by an interrupted rotation: that key was never verified or used.
-        leftover = tenant.pending_api_key_sid
-        if not _key_delete(tenant, leftover):
-            audit_record(
-                action="credentials.api_key_revoke.failed",
-                tenant=tenant,
-                actor=actor,
-                request=request,
-                target=leftover,
-                details={"leftover_key_sid": leftover},
-            )
-        _save(tenant, pending_api_key_sid="", pending_api_key_secret="")
-    label = f"commsportal {tenant.slug} {timezone.now():%Y-%m-%d %H:%M}"
-    try:
-        with twilio_errors():
-            key = (
-                tenant_auth_token_client(tenant)
-                .api.v2010.accounts(tenant.account_sid)
-                .new_keys.create(friendly_name=label)
-            )
-    except TwilioError as exc:
-        _audit_failure("credentials.api_key_rotation.failed", tenant, actor, request, tenant.api_key_sid, "create", exc)
-        raise
-    secret = Secret(key.secret)
-    _save(tenant, pending_api_key_sid=key.sid, pending_api_key_secret=secret)
-
-    with_new_key = credentials_client(account_sid=tenant.account_sid, username=key.sid, password=secret.reveal())
-    try:
-        _retrying(
-            lambda: with_new_key.api.v2010.accounts(tenant.account_sid).fetch(),
-            attempts=KEY_VERIFY_ATTEMPTS,
-            delay=KEY_VERIFY_DELAY,
-        )
-    except TwilioError as exc:
-        deleted = _key_delete(tenant, key.sid)
-        _save(tenant, pending_api_key_sid="", pending_api_key_secret="")
-        _audit_failure(
-            "credentials.api_key_rotation.failed",
-            tenant,
-            actor,
-            request,
-            key.sid,
-            "verify",
-            exc,
-            new_key_deleted=deleted,
-        )
-        raise RotationError(
-            f"The new API key {key.sid} did not work ({exc}); it was "
-            f"{'deleted' if deleted else 'NOT deleted, delete it in the Twilio console'} "
-            "and the current key stays in use.",
-            cause=exc,
-        ) from exc
+        _api_key_leftover_delete(tenant, actor=actor, request=request)
+    key, secret = _api_key_create_pending(tenant, actor=actor, request=request)
+    _api_key_verify(tenant, key_sid=key.sid, secret=secret, actor=actor, request=request)
 
     old_sid = tenant.api_key_sid
     with transaction.atomic():
@@ -366,6 +317,69 @@ def api_key_rotate(*, tenant: Tenant, actor, request=None) -> KeyRotation:
         extra={"tenant": locked.slug, "new_key_sid": key.sid, "old_key_sid": old_sid, "old_revoked": revoked},
     )
     return KeyRotation(new_key_sid=key.sid, old_key_sid=old_sid, old_key_revoked=revoked)
+
+
+def _api_key_leftover_delete(tenant: Tenant, *, actor, request) -> None:
+    """Delete the pending key an interrupted rotation left: it was never verified or used."""
+    leftover = tenant.pending_api_key_sid
+    if not _key_delete(tenant, leftover):
+        audit_record(
+            action="credentials.api_key_revoke.failed",
+            tenant=tenant,
+            actor=actor,
+            request=request,
+            target=leftover,
+            details={"leftover_key_sid": leftover},
+        )
+    _save(tenant, pending_api_key_sid="", pending_api_key_secret="")
+
+
+def _api_key_create_pending(tenant: Tenant, *, actor, request):
+    """Step 1 of `api_key_rotate`: create the key at Twilio and store it as pending at once."""
+    label = f"commsportal {tenant.slug} {timezone.now():%Y-%m-%d %H:%M}"
+    try:
+        with twilio_errors():
+            key = (
+                tenant_auth_token_client(tenant)
+                .api.v2010.accounts(tenant.account_sid)
+                .new_keys.create(friendly_name=label)
+            )
+    except TwilioError as exc:
+        _audit_failure("credentials.api_key_rotation.failed", tenant, actor, request, tenant.api_key_sid, "create", exc)
+        raise
+    secret = Secret(key.secret)
+    _save(tenant, pending_api_key_sid=key.sid, pending_api_key_secret=secret)
+    return key, secret
+
+
+def _api_key_verify(tenant: Tenant, *, key_sid: str, secret: Secret, actor, request) -> None:
+    """Step 2 of `api_key_rotate`: the new key must work, else it is deleted (`RotationError`)."""
+    with_new_key = credentials_client(account_sid=tenant.account_sid, username=key_sid, password=secret.reveal())
+    try:
+        _retrying(
+            lambda: with_new_key.api.v2010.accounts(tenant.account_sid).fetch(),
+            attempts=KEY_VERIFY_ATTEMPTS,
+            delay=KEY_VERIFY_DELAY,
+        )
+    except TwilioError as exc:
+        deleted = _key_delete(tenant, key_sid)
+        _save(tenant, pending_api_key_sid="", pending_api_key_secret="")
+        _audit_failure(
+            "credentials.api_key_rotation.failed",
+            tenant,
+            actor,
+            request,
+            key_sid,
+            "verify",
+            exc,
+            new_key_deleted=deleted,
+        )
+        raise RotationError(
+            f"The new API key {key_sid} did not work ({exc}); it was "
+            f"{'deleted' if deleted else 'NOT deleted, delete it in the Twilio console'} "
+            "and the current key stays in use.",
+            cause=exc,
+        ) from exc
 
 
 def auth_token_rotation_start(*, tenant: Tenant, actor, request=None) -> None:

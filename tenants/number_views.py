@@ -2,7 +2,8 @@
 
 Reads go through `tenants.numbers` (scoped to `request.tenant`); every write is an admin's
 (TenantMiddleware already refused read-only roles) and goes through a service that calls
-Twilio and audits. Support staff see the page read-only with numbers masked.
+Twilio and audits. Support staff see the page read-only with numbers masked. The "look up a
+customer's number" boxes come from the apps (`tenants.registry.number_lookups`).
 """
 
 from __future__ import annotations
@@ -13,11 +14,9 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from messaging.forms import NumberLookupForm
-from messaging.number_refs import number_ref
-
 from . import numbers
 from .models import PhoneNumber
+from .registry import number_lookups
 from .scoping import get_scoped_or_404
 from .twilio import TwilioError
 from .views import require_admin
@@ -41,13 +40,16 @@ class AvailableSearchForm(forms.Form):
 
 @require_GET
 def number_list(request):
-    """Synced numbers with drift shown per number, plus the number-history lookup box."""
+    """Synced numbers with drift shown per number, plus the apps' number lookup boxes."""
     tenant = request.tenant
-    lookup_form = NumberLookupForm(request.GET if "phone" in request.GET else None)
-    if lookup_form.is_bound and lookup_form.is_valid():
-        ref = number_ref(lookup_form.cleaned_data["phone"], tenant=tenant, access=request.tenant_access)
-        return redirect("number_history", tenant_slug=tenant.slug, number=ref)
-    filters = NumberFilterForm((request.GET or None) if "phone" not in request.GET else None)
+    lookups = []
+    for lookup in number_lookups:
+        form = lookup.form_class(request.GET if lookup.param in request.GET else None)
+        if form.is_bound and form.is_valid():
+            return redirect(lookup.target(tenant=tenant, access=request.tenant_access, cleaned_data=form.cleaned_data))
+        lookups.append((lookup, form))
+    looking_up = any(form.is_bound for _, form in lookups)
+    filters = NumberFilterForm((request.GET or None) if not looking_up else None)
     data = filters.cleaned_data if filters.is_bound and filters.is_valid() else {}
     qs = numbers.numbers_list(tenant=tenant, search=data.get("q", ""), capability=data.get("capability", ""))
     rows = [(n, numbers.number_drift(n)) for n in qs[:500]]
@@ -63,7 +65,7 @@ def number_list(request):
             "rows": rows,
             "drifted": drifted,
             "filters": filters,
-            "lookup_form": lookup_form,
+            "lookups": lookups,
             "last_sync": last_sync,
             "endpoints": numbers.webhook_urls(),
         },

@@ -235,8 +235,7 @@ def number_erase(request, slug: str):
         )
         messages.success(
             request,
-            f"Erased as {result.marker}: {result.messages} message(s), {result.opt_out_events} opt-out and "
-            f"{result.consent_events} consent event(s) redacted. The number stays suppressed.",
+            f"Erased as {result.marker}: {result.summary} redacted. The number stays suppressed.",
         )
         for error in result.errors:
             messages.warning(request, error)

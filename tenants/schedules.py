@@ -1,14 +1,18 @@
 """Periodic jobs, installed into django-celery-beat's database scheduler after every migrate.
 
-Each app lists its jobs in `PERIODIC_TASKS` in its own `schedules.py`; `schedules_install`
-creates or updates them (idempotent), so a fresh database and an upgraded one end up with the
+tenants' own jobs are `PERIODIC_TASKS` below; every other app registers its jobs in
+`tenants.registry.periodic_tasks` from its `AppConfig.ready()`. `schedules_install` creates or
+updates them all (idempotent), so a fresh database and an upgraded one end up with the
 same schedule, and an operator can still pause a job in the admin (its `enabled` flag is kept).
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
-from importlib import import_module
+
+from django.apps import apps
+
+from .registry import periodic_tasks
 
 PERIODIC_TASKS = [
     {
@@ -38,23 +42,20 @@ PERIODIC_TASKS = [
     },
 ]
 
-APPS = ("tenants", "messaging", "voice", "verify")
-
 
 def all_periodic_tasks() -> list[dict]:
-    jobs = []
-    for app in APPS:
-        try:
-            module = import_module(f"{app}.schedules")
-        except ModuleNotFoundError:
-            continue
-        jobs.extend(getattr(module, "PERIODIC_TASKS", []))
-    return jobs
+    """tenants' jobs first, then each app's, in registration order."""
+    return [*PERIODIC_TASKS, *(dict(job) for entry in periodic_tasks for job in entry.tasks)]
 
 
 def schedules_install(**_kwargs) -> int:
-    """Create or update every app's periodic task; returns how many there are."""
-    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+    """Create or update every app's periodic task; returns how many there are.
+
+    Connected to `post_migrate` by `tenants.apps`, which loads before any model: the models
+    are looked up here, when the function runs.
+    """
+    IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")  # noqa: N806 - a model class
+    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")  # noqa: N806
 
     jobs = all_periodic_tasks()
     for job in jobs:

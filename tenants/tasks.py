@@ -21,7 +21,7 @@ def webhook_rejections_purge(days: int = 90) -> int:
 # next one is due), and the soft limit stays below the interval so runs never pile up.
 @shared_task(name="tenants.tasks.delivery_alerts_check", expires=240, soft_time_limit=120, time_limit=150)
 def delivery_alerts_check() -> dict:
-    """Raise/clear failure-rate and signature-spike alerts for every tenant (tenants/alerts.py)."""
+    """Raise/clear every registered alert kind for every tenant (tenants/alerts.py)."""
     return alerts.alerts_check()
 
 
@@ -39,7 +39,7 @@ RETENTION_BUDGET_SECONDS = 480
 
 @shared_task(name="tenants.tasks.retention_purge", soft_time_limit=600, time_limit=660)
 def retention_purge() -> dict:
-    """Purge message bodies and media past each tenant's retention period (tenants/retention.py)."""
+    """Purge each app's data past each tenant's retention period (tenants/retention.py)."""
     totals = retention.retention_purge_all(budget_seconds=RETENTION_BUDGET_SECONDS)
     if totals["incomplete"]:
         retention_purge.apply_async(countdown=60)

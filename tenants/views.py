@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import csv
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 
+from celery import current_app
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
@@ -15,13 +16,12 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from messaging.monitoring import DEFAULT_RANGE, RANGES, Outcomes, delivery_stats, outcomes_by_tenant, status_chart
-
 from .alerts import alerts_open_by_tenant
 from .exports import safe_row
 from .forms import MembershipForm, TenantSettingsForm
 from .models import Membership, Tenant, is_support
 from .monitoring import reachability_snapshot, reachability_summary
+from .registry import overview_panels, support_columns
 from .selectors import (
     audit_event_list,
     membership_list,
@@ -48,14 +48,13 @@ def home(request):
 
 @require_GET
 def tenant_dashboard(request):
-    """Delivery statistics for one tenant over ?range=24h|7d|30d (messaging/monitoring.py)."""
-    range_key = request.GET.get("range", DEFAULT_RANGE)
-    stats = delivery_stats(tenant=request.tenant, range_key=range_key if range_key in RANGES else DEFAULT_RANGE)
-    return render(
-        request,
-        "tenants/dashboard.html",
-        {"tenant": request.tenant, "stats": stats, "chart": status_chart(stats), "ranges": RANGES.values()},
-    )
+    """One tenant at a glance: the panels the apps registered (`tenants.registry.overview_panels`,
+    e.g. messaging's delivery statistics over ?range=24h|7d|30d), then the account."""
+    context = {"tenant": request.tenant}
+    panels = list(overview_panels)
+    for panel in panels:
+        context.update(panel.context(tenant=request.tenant, params=request.GET))
+    return render(request, "tenants/dashboard.html", {**context, "panels": panels})
 
 
 def tenant_settings(request):
@@ -110,36 +109,39 @@ def tenant_audit_log(request):
 
 @require_GET
 def support_overview(request):
-    """Every tenant at a glance for support staff and operators, worst failure rate (24 h) first,
-    with webhook rejections (7 d), open alerts and Twilio reachability (last cached check).
+    """Every tenant at a glance for support staff and operators: the apps' figures per tenant
+    (`tenants.registry.support_columns`, e.g. messaging's failure rate over 24 h, worst first),
+    webhook rejections (7 d), open alerts and Twilio reachability (last cached check).
     `?format=csv` downloads the same table (audited: a cross-tenant export)."""
     if not (request.user.is_superuser or is_support(request.user)):
         raise PermissionDenied("Support staff only.")
+    columns = list(support_columns)
+    now = timezone.now()
+    collected = {column.key: column.collect(now=now) for column in columns}
     rejections = webhook_rejections_by_tenant(days=7)
-    outcomes = outcomes_by_tenant(since=timezone.now() - timedelta(hours=24))
     open_alerts = alerts_open_by_tenant()
     snapshot = reachability_snapshot()
     reachability = (snapshot or {}).get("tenants", {})
-    rows = [
-        {
-            "tenant": t,
-            "outcomes": outcomes.get(t.id, Outcomes()),
-            "rejected": rejections.get(t.id, 0),
-            "alerts": open_alerts.get(t.id, []),
-            "twilio": reachability.get(t.slug),
-        }
-        for t in tenant_list_for(request.user, search=request.GET.get("q", "").strip())
-    ]
-    # Worst first; tenants with nothing finished (no rate) last, then by name.
-    rows.sort(key=lambda r: (r["outcomes"].failure_rate is None, -(r["outcomes"].failure_rate or 0), r["tenant"].name))
+    rows = []
+    for t in tenant_list_for(request.user, search=request.GET.get("q", "").strip()):
+        values = {c.key: collected[c.key][t.id] if t.id in collected[c.key] else c.empty() for c in columns}
+        row = {"tenant": t, **values, "rejected": rejections.get(t.id, 0)}
+        row |= {"alerts": open_alerts.get(t.id, []), "twilio": reachability.get(t.slug)}
+        row["cells"] = [(c.cell_template_name, values[c.key]) for c in columns]
+        rows.append(row)
+    # Worst first by each app's order (e.g. failure rate, tenants without one last), then by name.
+    rows.sort(key=lambda r: (*(c.sort_key(r[c.key]) for c in columns if c.sort_key), r["tenant"].name))
     if request.GET.get("format") == "csv":
-        return _support_overview_csv(request, rows)
+        return _support_overview_csv(request, rows, columns)
     summary = reachability_summary(snapshot)
     return render(
         request,
         "tenants/support_overview.html",
         {
             "rows": rows,
+            "columns": columns,
+            "column_count": SUPPORT_OVERVIEW_OWN_HTML_COLUMNS + sum(c.header_count for c in columns),
+            "captions": [c.caption for c in columns if c.caption],
             "unknown_rejections": rejections.get(None, 0),
             "q": request.GET.get("q", ""),
             "twilio_summary": summary,
@@ -148,21 +150,13 @@ def support_overview(request):
     )
 
 
-SUPPORT_OVERVIEW_COLUMNS = (
-    "tenant",
-    "name",
-    "account_sid",
-    "status",
-    "failure_rate_24h",
-    "failed_24h",
-    "finished_24h",
-    "rejected_webhooks_7d",
-    "open_alerts",
-    "twilio",
-)
+# tenants' own columns around the apps' ones; the CSV's names are a contract with its readers.
+SUPPORT_OVERVIEW_LEADING_COLUMNS = ("tenant", "name", "account_sid", "status")
+SUPPORT_OVERVIEW_TRAILING_COLUMNS = ("rejected_webhooks_7d", "open_alerts", "twilio")
+SUPPORT_OVERVIEW_OWN_HTML_COLUMNS = 5  # tenant, status, rejected webhooks, alerts, Twilio
 
 
-def _support_overview_csv(request, rows: list[dict]) -> HttpResponse:
+def _support_overview_csv(request, rows: list[dict], columns: list) -> HttpResponse:
     """The overview table as CSV: a cross-tenant export, so it is audited. It holds no phone
     numbers, only per-tenant counts, and never a secret."""
     audit_record(
@@ -176,10 +170,10 @@ def _support_overview_csv(request, rows: list[dict]) -> HttpResponse:
     response["Content-Disposition"] = f'attachment; filename="support-overview-{timezone.now():%Y%m%d-%H%M}.csv"'
     response["Cache-Control"] = "no-store"  # personal data: never kept by a browser or proxy
     writer = csv.writer(response)
-    writer.writerow(SUPPORT_OVERVIEW_COLUMNS)
+    app_headers = [header for column in columns for header in column.csv_headers]
+    writer.writerow([*SUPPORT_OVERVIEW_LEADING_COLUMNS, *app_headers, *SUPPORT_OVERVIEW_TRAILING_COLUMNS])
     for row in rows:
-        tenant, outcomes, twilio = row["tenant"], row["outcomes"], row["twilio"]
-        rate = outcomes.failure_rate
+        tenant, twilio = row["tenant"], row["twilio"]
         writer.writerow(
             safe_row(
                 [
@@ -187,9 +181,7 @@ def _support_overview_csv(request, rows: list[dict]) -> HttpResponse:
                     tenant.name,
                     tenant.account_sid,
                     tenant.status,
-                    "" if rate is None else f"{rate:.4f}",
-                    outcomes.failed,
-                    outcomes.finished,
+                    *(value for c in columns for value in c.csv_values(row[c.key])),
                     row["rejected"],
                     " ".join(alert.kind for alert in row["alerts"]),
                     "unknown" if twilio is None else ("ok" if twilio.get("ok") else twilio.get("error") or "error"),
@@ -211,11 +203,10 @@ def _check_database() -> dict:
 
 
 def _check_broker() -> dict:
-    from commsportal.celery import app
-
+    """The project's Celery app is `current_app` once configured: tenants never imports it."""
     started = time.monotonic()
     try:
-        with app.connection_for_write() as conn:
+        with current_app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
             transport = conn.transport_cls
     except Exception as exc:  # noqa: BLE001

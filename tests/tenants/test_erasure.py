@@ -155,9 +155,15 @@ def test_erasure_leaves_no_trace_of_the_number_but_keeps_it_suppressed(tenant, o
     assert not number_is_suppressed(tenant=tenant, phone=NEIGHBOUR)
     assert numbers_suppressed(tenant=tenant, phones=[PERSON, NEIGHBOUR, "+14155550100"]) == {PERSON}
     assert result.marker.startswith("erased:") and len(result.marker) == len("erased:") + 16
-    assert (result.messages, result.opt_out_events, result.consent_events, result.revocation_reviews) == (3, 1, 2, 1)
+    counts = result.counts
+    assert (counts["messages"], counts["opt_out_events"], counts["consent_events"], counts["revocation_reviews"]) == (
+        3,
+        1,
+        2,
+        1,
+    )
     # Both drafts: the neighbour's lists a row error quoting the number ("415 555 0142x").
-    assert result.bulk_drafts == 2 and result.audit_events == 2 and not result.opt_out_recorded
+    assert counts["bulk_drafts"] == 2 and counts["audit_events"] == 2 and not counts["opt_out_recorded"]
 
     # The rows stay, pseudonymised: the ledgers still show that (and when) an opt-out happened.
     stop = Message.objects.for_tenant(tenant).get(keyword="opt_out", from_number=result.marker)
@@ -200,7 +206,7 @@ def test_erasing_a_number_never_opted_out_records_the_opt_out(tenant, operator):
         tenant=tenant, direction="inbound", from_number=PERSON, to_number=OUR_NUMBER, body="hi", status="received"
     )
     result = number_erase(tenant=tenant, phone="(415) 555-0142", actor=operator, reason="request")  # any format
-    assert result.opt_out_recorded
+    assert result.counts["opt_out_recorded"]
     event = OptOutEvent.objects.for_tenant(tenant).get(phone=result.marker)
     assert event.action == "opt_out" and event.source == "admin" and event.reason == "GDPR erasure"
     assert number_is_suppressed(tenant=tenant, phone=PERSON)
@@ -211,7 +217,7 @@ def test_erasure_is_idempotent_and_marker_stable(tenant, operator):
     seed_person(tenant)
     first = number_erase(tenant=tenant, phone=PERSON, actor=operator, reason="request")
     second = number_erase(tenant=tenant, phone=PERSON, actor=operator, reason="request again")
-    assert first.marker == second.marker and second.messages == 0
+    assert first.marker == second.marker and second.counts["messages"] == 0
     assert SuppressionHash.objects.for_tenant(tenant).count() == 1
     assert AuditEvent.objects.filter(action="gdpr.erase").count() == 2
 

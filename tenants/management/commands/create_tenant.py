@@ -5,6 +5,8 @@ Idempotent: re-running with the same SLUG updates the given fields. With
 re-run after a half-finished attempt never creates a second one.
 """
 
+import os
+
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
@@ -41,8 +43,6 @@ class Command(BaseCommand):
         parser.add_argument("--keyword-replies", choices=[c for c, _ in Tenant.KeywordReplies.choices])
 
     def handle(self, *args, slug, **opts):
-        import os
-
         existing = Tenant.objects.filter(slug=slug).first()
         token_arg = opts["auth_token"]
         if token_arg is None and os.environ.get("TWILIO_SUBACCOUNT_AUTH_TOKEN") and not opts["create_subaccount"]:

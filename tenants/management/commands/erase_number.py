@@ -41,10 +41,7 @@ class Command(BaseCommand):
             raise CommandError("Cancelled.")
         result = number_erase(tenant=tenant, phone=phone, actor=user, reason=reason, at_twilio=at_twilio or None)
         self.stdout.write(
-            self.style.SUCCESS(
-                f"Erased as {result.marker}: {result.messages} message(s), {result.opt_out_events} opt-out and "
-                f"{result.consent_events} consent event(s); the number stays suppressed."
-            )
+            self.style.SUCCESS(f"Erased as {result.marker}: {result.summary}; the number stays suppressed.")
         )
         for error in result.errors:
             self.stderr.write(error)
