@@ -6,5 +6,4 @@ class MessagingConfig(AppConfig):
     name = "messaging"
 
     def ready(self):
-        # Celery's autodiscovery imports `<app>.tasks` only; bulk sends keep theirs apart.
-        from . import bulk_tasks  # noqa: F401
+        pass

@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from messaging.forms import NumberLookupForm
+from messaging.forms.ledgers import NumberLookupForm
 from messaging.number_refs import number_ref
 
 from . import numbers

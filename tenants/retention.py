@@ -420,7 +420,7 @@ def number_erase(
         latest = OptOutEvent.objects.for_tenant(tenant).filter(phone=phone).order_by("-created_at", "-id").first()
         if latest is None or latest.action != OptOutEvent.Action.OPT_OUT:
             # Imported here: messaging.services -> messaging.selectors imports this module.
-            from messaging.services import opt_out_record
+            from messaging.ledgers.services import opt_out_record
 
             opt_out_record(
                 tenant=tenant,

@@ -3,7 +3,7 @@ its SID must not cause a second send when the task runs again.
 
 Done for real, not simulated: delivery runs in another OS process (a plain child process, and
 a real Celery worker on Redis) whose Twilio client talks HTTP to the local sandbox. The
-fault-injection hook `messaging.sending._fault_point("after_twilio_create")`, inert unless
+fault-injection hook `messaging.delivery.attempts._fault_point("after_twilio_create")`, inert unless
 MESSAGING_FAULT_KILL_FILE names a file holding that point's name, makes the process SIGKILL
 itself right after `messages.create` returned. Then delivery runs again, as the redelivered task
 would, and must find the message at Twilio (reconciliation) instead of sending it again.
@@ -44,7 +44,7 @@ CODE = "Your Acme code is 771204"
 DELIVER = """
 import json, sys, django
 django.setup()
-from messaging.sending import DeliveryRetry, message_deliver
+from messaging.delivery.attempts import DeliveryRetry, message_deliver
 try:
     print(json.dumps({"outcome": message_deliver(message_id=int(sys.argv[1]))}))
 except DeliveryRetry as exc:
