@@ -14,7 +14,11 @@ from phonenumbers import timezone as phone_timezone
 from phonenumbers.tzdata import TIMEZONE_DATA
 
 __all__ = [
+    "CA_PROVINCES",
     "REGION_ZONES",
+    "US_STATES",
+    "number_parse",
+    "number_place",
     "phone_e164",
 ]
 
@@ -30,6 +34,8 @@ def phone_e164(raw: str) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class ParsedNumber:
+    """A valid number, parsed once per gate run and shared by every check that needs it."""
+
     e164: str
     parsed: phonenumbers.PhoneNumber
     region: str  # phonenumbers' region ("US", "RE"; "001" for non-geographic entities)

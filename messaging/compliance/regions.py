@@ -23,6 +23,7 @@ __all__ = [
     "ClosedDays",
     "RegionRules",
     "StatutoryRule",
+    "holiday_calendar",
     "region_name",
     "statutory_rules",
 ]
@@ -84,6 +85,7 @@ class ClosedDays:
 
 @lru_cache(maxsize=64)
 def holiday_calendar(code: str) -> holidays.HolidayBase:
+    """Public holidays of a region ("FR", "US-FL"); cached: building a calendar is slow."""
     country, _, subdivision = code.partition("-")
     return holidays.country_holidays(country, subdiv=subdivision or None)
 

@@ -11,6 +11,7 @@ from tenants.phones import phone_normalize
 
 
 def param_text(params: Mapping, name: str) -> str:
+    """A field as stripped text; a missing field is empty (Twilio omits what does not apply)."""
     return str(params.get(name) or "").strip()
 
 
@@ -20,6 +21,7 @@ def params_dict(params: Mapping) -> dict[str, str]:
 
 
 def param_int(value) -> int | None:
+    """A non-negative integer field, or None for anything else (Twilio sends them as text)."""
     try:
         number = int(str(value).strip())
     except (TypeError, ValueError):
@@ -28,6 +30,7 @@ def param_int(value) -> int | None:
 
 
 def param_small_int(value) -> int | None:
+    """`param_int` that also fits a PostgreSQL smallint column, else None."""
     number = param_int(value)
     return number if number is not None and number <= 32767 else None
 

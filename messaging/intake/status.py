@@ -24,6 +24,7 @@ logger = logging.getLogger("commsportal.messaging")
 __all__ = [
     "CALLBACK_STATUSES",
     "ERROR_OPTED_OUT",
+    "sid_held_elsewhere",
     "status_callback_apply",
 ]
 

@@ -22,6 +22,7 @@ __all__ = [
     "REVOCATION_BUSINESS_DAYS",
     "revocation_confirm",
     "revocation_dismiss",
+    "revocation_open",
     "revocation_open_list",
 ]
 

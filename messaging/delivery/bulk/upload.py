@@ -24,11 +24,14 @@ from ..segments import GSM7, GSM7_BASIC_CHARS, GSM7_EXTENSION_CHARS, UCS2, sms_s
 from ..templating import ParsedTemplate, template_parse
 
 __all__ = [
+    "LISTED_ERRORS",
+    "MAX_CSV_BYTES",
     "BulkPreview",
     "CsvUpload",
     "bulk_csv_read",
     "bulk_draft_create",
     "bulk_preview",
+    "bulk_rows_render",
 ]
 
 
@@ -270,6 +273,8 @@ class BulkPreview:
 
 
 def bulk_rows_render(upload: dict) -> tuple[ParsedTemplate, list[str], list[str]]:
+    """The stored rows of a draft rendered: (template, phones, bodies). The preview samples them;
+    queueing sends exactly these bodies."""
     parsed = template_parse(upload["body"])
     names = upload["variables"]
     phones, bodies = [], []
