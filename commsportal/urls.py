@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from messaging import webhooks as messaging_webhooks
+from messaging.intake import webhooks as messaging_webhooks
 from tenants import views as tenant_views
 from tenants.urls import tenant_urlpatterns
 from verify import webhooks as verify_webhooks
@@ -31,7 +31,6 @@ urlpatterns = [
             + [
                 path("", include("tenants.number_urls")),
                 path("", include("messaging.urls")),
-                path("", include("messaging.bulk_urls")),
                 path("", include("voice.urls")),
                 path("", include("verify.urls")),
             ]

@@ -6,9 +6,6 @@ class MessagingConfig(AppConfig):
     name = "messaging"
 
     def ready(self):
-        # Celery's autodiscovery imports `<app>.tasks` only; bulk sends keep theirs apart.
-        from . import bulk_tasks  # noqa: F401
-
         # Models are loaded only now: messaging's parts of tenants' pages and jobs import them.
         from .registrations import registrations_install
 

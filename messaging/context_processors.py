@@ -1,6 +1,6 @@
 """Template context for every tenant page: the overdue revocation count behind the red banner."""
 
-from .selectors import revocation_overdue_count
+from .ledgers.selectors import revocation_overdue_count
 
 
 def revocations(request):

@@ -22,12 +22,12 @@ from collections.abc import Mapping
 from django.db.models import Q, Value
 from django.db.models.functions import Coalesce
 
+from messaging.ledgers.services import opt_out_record
 from tenants.registry import NumberEraser, NumberErasure
 from tenants.retention import ERASED_TEXT, json_column_scrub, text_columns_scrub, text_scrub
 
 from .models import BulkSend, ConsentEvent, Message, MessageEvent, OptOutEvent, RevocationReview
 from .retention import message_bodies_twilio_redact
-from .services import opt_out_record
 
 ERASER_KEY = "messaging"
 # Payload fields locating the person (Twilio's geographic lookup of From/To): dropped on erasure.

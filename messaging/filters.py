@@ -11,7 +11,7 @@ from django.db.models import Q
 from tenants.models import messaging_service_sid_validator
 
 from . import statuses
-from .forms import PhoneField
+from .forms.fields import PhoneField
 from .models import Message
 
 

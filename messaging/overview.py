@@ -15,10 +15,10 @@ from datetime import datetime, timedelta
 
 from django.urls import reverse
 
+from messaging.forms.ledgers import NumberLookupForm
 from tenants.models import Tenant
 from tenants.registry import NumberLookup, OverviewPanel, SupportColumn
 
-from .forms import NumberLookupForm
 from .monitoring import DEFAULT_RANGE, RANGES, Outcomes, delivery_stats, outcomes_by_tenant, status_chart
 from .number_refs import number_ref
 

@@ -1,5 +1,5 @@
 /* Live SMS encoding and segment count under a textarea[data-sms-counter="<output id>"].
- * The same rules as messaging/segments.py (GSM 03.38): the server's count on Preview is the
+ * The same rules as messaging/delivery/segments.py (GSM 03.38): the server's count on Preview is the
  * reference; this is a typing aid. Placeholders are counted as typed. */
 (function () {
   "use strict";

@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
+from messaging.ledgers.services import consent_record
 from messaging.models import ConsentEvent, Message, MessageEvent, OptOutEvent, RevocationReview
-from messaging.services import consent_record
 from tests.conftest import random_sid
 
 CUSTOMER = "+14155550100"

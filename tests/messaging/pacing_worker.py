@@ -7,7 +7,7 @@ import time
 
 def hammer(url: str, key: str, rate: float, start_at: float, seconds: float, queue) -> None:
     """Acquire `key` as fast as the bucket allows until `seconds` after `start_at`; report grant times."""
-    from messaging.pacing import pacing_acquire
+    from messaging.delivery.pacing import pacing_acquire
 
     granted: list[float] = []
     while time.time() < start_at:

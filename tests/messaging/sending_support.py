@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 import requests
 from django.utils import timezone
 
+from messaging.ledgers.services import consent_record
 from messaging.models import ConsentEvent, Message, Purpose
-from messaging.services import consent_record
 from sandbox.state import MAGIC_FROM, Fault
 
 SENDER = MAGIC_FROM  # the sandbox's always-accepted From number

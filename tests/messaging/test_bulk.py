@@ -12,25 +12,23 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
 
-from messaging import bulk as bulk_module
-from messaging.bulk import (
-    _DispatchLock,
+from messaging.compliance.policy import sending_policy_get
+from messaging.delivery.attempts import DeliveryRetry, message_deliver
+from messaging.delivery.bulk import lifecycle as bulk_lifecycle
+from messaging.delivery.bulk import upload as bulk_module
+from messaging.delivery.bulk.dispatch import _DispatchLock, bulk_dispatch, bulks_to_dispatch
+from messaging.delivery.bulk.lifecycle import (
     bulk_cancel,
-    bulk_csv_read,
-    bulk_dispatch,
     bulk_launch,
     bulk_pause,
-    bulk_preview,
     bulk_progress,
     bulk_queue,
     bulk_resume,
-    bulks_to_dispatch,
     bulks_to_queue,
 )
-from messaging.gate import sending_policy_get
+from messaging.delivery.bulk.upload import bulk_csv_read, bulk_preview
+from messaging.ledgers.services import opt_out_record
 from messaging.models import BulkSend, Message, MessageTemplate
-from messaging.sending import DeliveryRetry, message_deliver
-from messaging.services import opt_out_record
 from tenants.models import AuditEvent
 from tenants.twilio import TwilioError
 from tests.messaging.sending_support import NY, NY_2, SENDER, SF, grant_marketing, sandbox_messages, sent_marketing
@@ -287,10 +285,10 @@ def test_launch_queues_through_the_gate_and_drops_the_stored_rows(
 
 def test_big_launch_queues_in_a_task(tenant, template, monkeypatch, django_capture_on_commit_callbacks):
     all_day(tenant)
-    monkeypatch.setattr(bulk_module, "INLINE_QUEUE_MAX", 1)
+    monkeypatch.setattr(bulk_lifecycle, "INLINE_QUEUE_MAX", 1)
     bulk = make_draft(tenant, template, [f"{NY},Ana,Tue", f"{NY_2},Ben,Wed"])
     queued = []
-    monkeypatch.setattr("messaging.bulk_tasks.bulk_queue_task.delay", queued.append)
+    monkeypatch.setattr("messaging.tasks.bulk.bulk_queue_task.delay", queued.append)
     with django_capture_on_commit_callbacks(execute=True):
         bulk_launch(bulk=bulk)
     assert queued == [bulk.id]
@@ -521,10 +519,10 @@ def test_stale_bulk_row_is_requeued_only_while_its_bulk_send_runs(tenant, bulk_s
 
     from django.utils import timezone
 
-    from messaging import sending
+    from messaging.delivery import deferred as sending
     from messaging.models import BulkSend, Message, MessageTemplate
 
-    monkeypatch.setattr(sending, "_enqueue_on_commit", lambda ids: None)
+    monkeypatch.setattr(sending, "deliveries_enqueue_on_commit", lambda ids: None)
     template = MessageTemplate.objects.create(tenant=tenant, name="t", purpose="transactional", body="Hi")
     bulk = BulkSend.objects.create(
         tenant=tenant, name="b", template=template, purpose="transactional", status=bulk_status

@@ -8,12 +8,7 @@ from zoneinfo import ZoneInfo
 import phonenumbers
 import pytest
 
-from messaging.business_days import (
-    DEFAULT_COUNTRY,
-    add_business_days,
-    country_for_phone,
-    is_business_day,
-)
+from messaging.compliance.business_days import DEFAULT_COUNTRY, add_business_days, country_for_phone, is_business_day
 
 NEW_YORK = ZoneInfo("America/New_York")
 PARIS = ZoneInfo("Europe/Paris")

@@ -13,17 +13,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from phonenumbers import timezone as phone_timezone
 
-from messaging.gate import (
-    REVOCATION_RECHECK,
-    GateVerdict,
-    gate_check,
-    gate_check_many,
-    gate_evaluate,
-    phone_e164,
-    sending_policy_get,
-)
+from messaging.compliance.gate import REVOCATION_RECHECK, GateVerdict, gate_check, gate_check_many, gate_evaluate
+from messaging.compliance.numbers import phone_e164
+from messaging.compliance.policy import sending_policy_get
+from messaging.ledgers.services import opt_in_record, opt_out_record
 from messaging.models import GateDecision, GateReason, Message, Purpose, RevocationReview
-from messaging.services import opt_in_record, opt_out_record
 from tenants.models import Tenant
 from tests.messaging.sending_support import (
     FL,
@@ -120,7 +114,7 @@ def test_marketing_needs_a_granted_consent_whose_latest_event_is_granted(tenant)
     grant_marketing(tenant, NY)
     assert gate_check(tenant=tenant, to=NY, purpose="marketing", now=noon) == SEND
 
-    from messaging.services import consent_record
+    from messaging.ledgers.services import consent_record
 
     consent_record(tenant=tenant, phone=NY, purpose="marketing", action="revoked", method="web_form")
     assert gate_check(tenant=tenant, to=NY, purpose="marketing", now=noon) == block(GateReason.NO_CONSENT)

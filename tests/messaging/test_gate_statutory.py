@@ -15,16 +15,11 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from messaging import gate
-from messaging.gate import (
-    ClosedDays,
-    GateVerdict,
-    gate_check,
-    gate_check_many,
-    gate_evaluate,
-    phone_e164,
-    sending_policy_get,
-)
+from messaging.compliance import gate, numbers, regions
+from messaging.compliance.gate import GateVerdict, gate_check, gate_check_many, gate_evaluate
+from messaging.compliance.numbers import phone_e164
+from messaging.compliance.policy import sending_policy_get
+from messaging.compliance.regions import ClosedDays
 from messaging.models import GateDecision, GateReason
 from tests.messaging.sending_support import FL, NY, OK, SF, grant_marketing, sent_marketing
 
@@ -333,16 +328,16 @@ def test_numbers_sharing_plus_590_keep_their_own_holidays_in_one_batch(wide_poli
     now = local(GUADELOUPE, "2025-10-09", 11)  # a Thursday
     closed = defer(GateReason.QUIET_HOURS, local(GUADELOUPE, "2025-10-10", 8))
     for order in ([GUADELOUPE_MOBILE, SAINT_BARTH], [SAINT_BARTH, GUADELOUPE_MOBILE]):
-        gate._ZONE_CACHE.clear()
+        numbers._ZONE_CACHE.clear()
         verdicts = gate_check_many(tenant=wide_policy, recipients=order, purpose="marketing", now=now)
         assert verdicts == {GUADELOUPE_MOBILE: SEND, SAINT_BARTH: closed}
 
 
 def test_the_law_reaches_every_french_overseas_region_as_data():
-    for region, calendar in gate.FRENCH_LAW_REGIONS.items():
-        assert gate.STATUTORY_WINDOWS[region] == ("08:00", "22:00")
-        assert gate.STATUTORY_CLOSED_DAYS[region] == ClosedDays(frozenset({6}), (calendar,))
-    assert {"RE", "GP", "MQ", "GF", "YT", "BL", "MF", "PM"} <= set(gate.FRENCH_LAW_REGIONS)
+    for region, calendar in regions.FRENCH_LAW_REGIONS.items():
+        assert regions.STATUTORY_WINDOWS[region] == ("08:00", "22:00")
+        assert regions.STATUTORY_CLOSED_DAYS[region] == ClosedDays(frozenset({6}), (calendar,))
+    assert {"RE", "GP", "MQ", "GF", "YT", "BL", "MF", "PM"} <= set(regions.FRENCH_LAW_REGIONS)
 
 
 # --- statutory windows are never loosened by a tenant setting ---------------------------------------

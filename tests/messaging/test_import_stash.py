@@ -8,7 +8,7 @@ import pickle
 import pytest
 from django.core.cache import cache
 
-from messaging import imports
+from messaging.ledgers import imports
 
 pytestmark = pytest.mark.django_db
 

@@ -12,13 +12,15 @@ import pytest
 from django.db import connection, connections
 from django.utils import timezone
 
-from messaging import inbound as inbound_module
-from messaging.keywords import (
+from messaging.intake import inbound as inbound_module
+from messaging.intake.keywords import (
     DEFAULT_HELP_KEYWORDS,
     DEFAULT_OPT_IN_KEYWORDS,
     DEFAULT_OPT_OUT_KEYWORDS,
     normalize_keyword,
 )
+from messaging.ledgers.selectors import consent_granted_purposes, is_opted_out
+from messaging.ledgers.services import consent_record, opt_out_record
 from messaging.models import (
     ConsentEvent,
     Message,
@@ -28,8 +30,6 @@ from messaging.models import (
     TenantKeyword,
     disclosure_hash,
 )
-from messaging.selectors import consent_granted_purposes, is_opted_out
-from messaging.services import consent_record, opt_out_record
 from tests.conftest import make_tenant, random_sid, services_required
 
 INBOUND = "/webhooks/twilio/messaging/inbound/"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from messaging.keywords import (
+from messaging.intake.keywords import (
     DEFAULT_HELP_KEYWORDS,
     DEFAULT_OPT_IN_KEYWORDS,
     DEFAULT_OPT_OUT_KEYWORDS,

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from messaging.pacing import pacing_acquire, pacing_key, pacing_reserve
+from messaging.delivery.pacing import pacing_acquire, pacing_key, pacing_reserve
 from tests.conftest import redis_reachable, services_required
 from tests.messaging.pacing_worker import hammer
 

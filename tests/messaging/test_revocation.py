@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.utils import timezone
 
-from messaging.inbound import revocation_confirm, revocation_dismiss, revocation_open_list
+from messaging.ledgers.revocations import revocation_confirm, revocation_dismiss, revocation_open_list
+from messaging.ledgers.selectors import consent_granted_purposes, is_opted_out
+from messaging.ledgers.services import consent_record, opt_out_record
 from messaging.models import ConsentEvent, Message, OptOutEvent, RevocationReview
-from messaging.selectors import consent_granted_purposes, is_opted_out
-from messaging.services import consent_record, opt_out_record
 from tenants.models import AuditEvent
 from tests.conftest import random_sid
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from messaging.segments import (
+from messaging.delivery.segments import (
     GSM7,
     GSM7_BASIC_CHARS,
     GSM7_EXTENSION_CHARS,

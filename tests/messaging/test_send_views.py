@@ -6,8 +6,8 @@ import time
 import pytest
 from django.urls import reverse
 
+from messaging.ledgers.services import opt_out_record
 from messaging.models import Message
-from messaging.services import opt_out_record
 from tenants.models import AuditEvent
 from tests.conftest import PASSWORD, make_user
 

@@ -13,20 +13,15 @@ from datetime import time as wall_time
 import pytest
 from django.utils import timezone
 
-from messaging.gate import sending_policy_get
+from messaging.compliance.policy import sending_policy_get
+from messaging.delivery.attempts import DeliveryRetry, Outcome, message_deliver, status_callback_url
+from messaging.delivery.deferred import deferred_messages_release
+from messaging.delivery.queueing import message_send, messages_queue_many
+from messaging.delivery.retries import MAX_RETRIES
+from messaging.ledgers.selectors import is_opted_out
+from messaging.ledgers.services import opt_out_record
 from messaging.models import BulkSend, GateReason, Message, MessageEvent, MessageTemplate, OptOutEvent, RevocationReview
-from messaging.selectors import is_opted_out
-from messaging.sending import (
-    DeliveryRetry,
-    Outcome,
-    deferred_messages_release,
-    message_deliver,
-    message_send,
-    messages_queue_many,
-    status_callback_url,
-)
-from messaging.services import opt_out_record
-from messaging.tasks import MAX_RETRIES, message_deliver_task
+from messaging.tasks.delivery import message_deliver_task
 from tenants.twilio_errors import explain
 from tests.messaging.sending_support import (
     FL,
@@ -478,9 +473,9 @@ def test_queueing_100k_recipients_is_fast(twilio_tenant):
 def test_one_off_deliveries_share_the_senders_pacing_bucket(tenant, monkeypatch):
     """Every send of a sender takes a slot of the same bucket as bulk sends (1 msg/s default);
     a bucket booked too far ahead re-enqueues the task instead of holding the worker."""
-    from messaging import tasks
+    from messaging.delivery.pacing import pacing_key
     from messaging.models import Message
-    from messaging.pacing import pacing_key
+    from messaging.tasks import delivery as tasks
 
     rows = [
         Message.objects.create(

@@ -8,10 +8,10 @@ import threading
 import pytest
 from django.db import connection, connections
 
-from messaging.inbound import ERROR_21610_REASON, status_callback_apply
+from messaging.intake.status import ERROR_21610_REASON, status_callback_apply
+from messaging.ledgers.selectors import is_opted_out
+from messaging.ledgers.services import opt_in_record, opt_out_record
 from messaging.models import Message, MessageEvent, OptOutEvent
-from messaging.selectors import is_opted_out
-from messaging.services import opt_in_record, opt_out_record
 from tenants.twilio_errors import explain
 from tests.conftest import make_tenant, random_sid, services_required
 

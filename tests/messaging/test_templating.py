@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
+from messaging.delivery.segments import GSM7_BASIC_CHARS, GSM7_EXTENSION_CHARS
+from messaging.delivery.templating import sms_stats, template_parse, template_validate
 from messaging.models import BulkSend, MessageTemplate
-from messaging.segments import GSM7_BASIC_CHARS, GSM7_EXTENSION_CHARS
-from messaging.templating import sms_stats, template_parse, template_validate
 from tenants.models import AuditEvent
 
 
@@ -61,7 +61,7 @@ def test_render_fills_placeholders_and_needs_every_value():
 
 
 def test_js_counter_uses_the_same_gsm_tables():
-    """static/js/sms_counter.js repeats messaging/segments.py's tables: they must not drift."""
+    """static/js/sms_counter.js repeats messaging/delivery/segments.py's tables: they must not drift."""
     source = (Path(__file__).resolve().parents[2] / "static/js/sms_counter.js").read_text(encoding="utf-8")
     basic = "".join(re.findall(r'"((?:[^"\\]|\\.)*)"', source.split("var BASIC =", 1)[1].split("var EXTENSION", 1)[0]))
     extension = re.search(r'var EXTENSION = "((?:[^"\\]|\\.)*)"', source).group(1)

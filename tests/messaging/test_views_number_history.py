@@ -11,8 +11,8 @@ import re
 import pytest
 from django.urls import reverse
 
+from messaging.ledgers.services import opt_out_record
 from messaging.number_refs import number_ref
-from messaging.services import opt_out_record
 from tenants.models import AuditEvent
 from tenants.scoping import TenantAccess
 from tests.messaging.builders import (

@@ -8,8 +8,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from messaging.ledgers.selectors import consent_granted_purposes, is_opted_out
 from messaging.models import ConsentEvent, OptOutEvent
-from messaging.selectors import consent_granted_purposes, is_opted_out
 from tenants.models import AuditEvent
 from tests.messaging.builders import CUSTOMER, OTHER_CUSTOMER, ago, make_consent, make_opt_out
 

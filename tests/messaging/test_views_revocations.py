@@ -8,8 +8,8 @@ from django.test import RequestFactory
 from django.urls import reverse
 
 from messaging.context_processors import revocations
+from messaging.ledgers.selectors import is_opted_out
 from messaging.models import RevocationReview
-from messaging.selectors import is_opted_out
 from tenants.models import AuditEvent
 from tenants.scoping import TenantAccess
 from tests.messaging.builders import CUSTOMER, OTHER_CUSTOMER, ago, make_review

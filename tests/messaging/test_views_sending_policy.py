@@ -14,10 +14,10 @@ from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
 
-from messaging import gate
-from messaging.gate import GateVerdict, gate_check, gate_check_many, sending_policy_get
+from messaging.compliance import regions
+from messaging.compliance.gate import GateVerdict, gate_check, gate_check_many
+from messaging.compliance.policy import sending_policy_get, sending_policy_update
 from messaging.models import GateDecision, GateReason, SendingPolicy
-from messaging.services import sending_policy_update
 from tenants.models import AuditEvent
 from tests.conftest import make_user
 from tests.messaging.sending_support import FL, SF, grant_marketing, sent_marketing
@@ -144,8 +144,8 @@ def test_the_page_is_linked_from_the_navigation_and_the_settings(client, tenant,
 
 
 def test_the_law_listed_is_the_gates_data(client, tenant, viewer, monkeypatch):
-    """Rendered from gate.STATUTORY_*: a new statute shows up without touching the page."""
-    monkeypatch.setitem(gate.STATUTORY_CAPS, "US-TX", 2)
+    """Rendered from regions.STATUTORY_*: a new statute shows up without touching the page."""
+    monkeypatch.setitem(regions.STATUTORY_CAPS, "US-TX", 2)
     client.force_login(viewer)
     assert "Texas (US-TX): at most 2 per 24 h" in html(client.get(url(tenant)))
 
@@ -414,7 +414,7 @@ def test_the_service_itself_refuses_a_window_that_never_opens(tenant, tenant_adm
     can no longer slip in between."""
     from django.core.exceptions import ValidationError
 
-    from messaging.services import sending_policy_update
+    from messaging.compliance.policy import sending_policy_update
 
     sending_policy_update(tenant=tenant, changes={"quiet_start": time(19)}, actor=tenant_admin)
     with pytest.raises(ValidationError, match="19:00-10:00 never opens"):

@@ -170,7 +170,8 @@ def _bulk(status: str) -> Callable[[dict], None]:
     """Setup: a bulk send "Spring" to CUSTOMER in `status` (draft, running or paused)."""
 
     def setup(ctx):
-        from messaging.bulk import bulk_csv_read, bulk_draft_create, bulk_launch, bulk_pause
+        from messaging.delivery.bulk.lifecycle import bulk_launch, bulk_pause
+        from messaging.delivery.bulk.upload import bulk_csv_read, bulk_draft_create
 
         _template(ctx)
         upload = bulk_csv_read(content=_recipients_csv().read(), body=BULK_BODY)

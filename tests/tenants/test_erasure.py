@@ -13,6 +13,8 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
+from messaging.ledgers.selectors import is_opted_out, number_is_suppressed, numbers_suppressed
+from messaging.ledgers.services import consent_record, opt_out_record
 from messaging.models import (
     BulkSend,
     ConsentEvent,
@@ -22,8 +24,6 @@ from messaging.models import (
     OptOutEvent,
     RevocationReview,
 )
-from messaging.selectors import is_opted_out, number_is_suppressed, numbers_suppressed
-from messaging.services import consent_record, opt_out_record
 from tenants.models import AuditEvent, SuppressionHash, SuppressionKey
 from tenants.retention import number_erase
 from tenants.services import audit_record
@@ -312,7 +312,7 @@ def test_erasure_can_redact_the_bodies_at_twilio(sandbox_settings, sandbox, oper
 @pytest.mark.parametrize("purpose", ["otp", "transactional", "marketing"])
 def test_compliance_gate_blocks_an_erased_number_for_every_purpose(tenant, operator, purpose):
     """After erasure the ledgers no longer name the number; the suppression hash must still block it."""
-    from messaging.gate import gate_check
+    from messaging.compliance.gate import gate_check
 
     seed_person(tenant)
     number_erase(tenant=tenant, phone=PERSON, actor=operator, reason="GDPR request #42")

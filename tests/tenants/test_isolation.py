@@ -121,7 +121,7 @@ WRITES = {
 }
 
 
-# --- Message templates and bulk sends (messaging/bulk_urls.py) ----------------------------------
+# --- Message templates and bulk sends (messaging/urls.py) ----------------------------------
 
 
 def _bulk_template(ctx):

@@ -168,13 +168,13 @@ def tenant(db):
     return make_tenant("acme", api_key_sid=sid("SK"), api_key_secret=secrets.token_hex(16))
 
 
-# --- Messages (messaging/sending.py, tenants/retention.py) ---------------------------------------
+# --- Messages (messaging/delivery/, tenants/retention.py) ---------------------------------------
 
 
 @pytest.mark.parametrize("via", ["service", "from"])
 def test_message_create(calls, tenant, via):
+    from messaging.delivery.attempts import _create_params
     from messaging.models import Message
-    from messaging.sending import _create_params
 
     message = Message(
         pk=42,
@@ -190,7 +190,7 @@ def test_message_create(calls, tenant, via):
 
 
 def test_messages_list_filters(calls, tenant):
-    from messaging.sending import RECONCILE_LIMIT
+    from messaging.delivery.attempts import RECONCILE_LIMIT
 
     client = twilio_factory.tenant_client(tenant)
     since = datetime.now(UTC) - timedelta(minutes=5)

@@ -11,8 +11,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from messaging.ledgers.services import consent_record, opt_out_record
 from messaging.models import ConsentEvent, Message, OptOutEvent, RevocationReview
-from messaging.services import consent_record, opt_out_record
 from sandbox.state import Fault
 from tenants import retention, tasks
 from tenants.models import AuditEvent, Tenant

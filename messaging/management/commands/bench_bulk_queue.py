@@ -24,7 +24,10 @@ from django.core.management.base import BaseCommand
 from django.db import connection
 from django.utils import timezone
 
-from messaging import bulk
+from messaging.delivery.bulk.lifecycle import bulk_queue
+from messaging.delivery.bulk.upload import CsvUpload, bulk_draft_create
+from messaging.delivery.queueing import message_send
+from messaging.delivery.templating import template_parse
 from messaging.models import (
     BulkSend,
     ConsentEvent,
@@ -35,7 +38,6 @@ from messaging.models import (
     Purpose,
     SendingPolicy,
 )
-from messaging.sending import message_send
 from tenants.models import AuditEvent, Tenant
 
 AREA_CODES = ("212", "415", "305", "405", "208", "312", "617", "713")
@@ -134,9 +136,9 @@ def run_benchmark(*, recipients: int, naive_sample: int, keep: bool = False, log
         log(f"seeding ledgers for {recipients + naive_sample:,} numbers…")
         _seed(tenant, main + sample)
         template = MessageTemplate.objects.create(tenant=tenant, name="Spring", purpose=Purpose.MARKETING, body=BODY)
-        upload = bulk.CsvUpload(body=BODY, variables=["first_name", "day", "code"])
+        upload = CsvUpload(body=BODY, variables=["first_name", "day", "code"])
         upload.recipients = [[p, [f"Name{i}", "Friday", f"SPRING{i % 997}"]] for i, p in enumerate(main)]
-        draft = bulk.bulk_draft_create(
+        draft = bulk_draft_create(
             tenant=tenant, name="bench", template=template, purpose=Purpose.MARKETING, sender=SENDER, upload=upload
         )
         # Launched but paused: queueing runs in full, and no dispatcher task is published.
@@ -145,14 +147,14 @@ def run_benchmark(*, recipients: int, naive_sample: int, keep: bool = False, log
         log(f"batched: gating and queueing {recipients:,} recipients…")
         with counting_queries() as batched_q:
             started = time.perf_counter()
-            counts = bulk.bulk_queue(bulk_id=draft.pk)
+            counts = bulk_queue(bulk_id=draft.pk)
             batched_s = time.perf_counter() - started
         assert counts["total"] == recipients, counts
 
         naive_bulk = BulkSend.objects.create(
             tenant=tenant, name="naive", template=template, purpose=Purpose.MARKETING, sender=SENDER, status="paused"
         )
-        parsed = bulk.template_parse(BODY)
+        parsed = template_parse(BODY)
         log(f"naive: one gate check and one INSERT per recipient, {naive_sample:,} recipients…")
         with counting_queries() as naive_q:
             started = time.perf_counter()

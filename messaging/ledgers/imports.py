@@ -36,7 +36,7 @@ from tenants.models import Tenant
 from tenants.phones import phone_normalize
 from tenants.services import audit_record
 
-from .models import ConsentDisclosure, ConsentEvent, OptOutEvent, Purpose, disclosure_hash
+from ..models import ConsentDisclosure, ConsentEvent, OptOutEvent, Purpose, disclosure_hash
 from .selectors import opt_out_latest_for_phones
 from .services import OptOutRow, opt_out_bulk_record
 

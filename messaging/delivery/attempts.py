@@ -1,4 +1,5 @@
-"""Sending outbound SMS: queue through the compliance gate, then deliver each message once.
+"""Sending outbound SMS: queue through the compliance gate (`messaging.delivery.queueing`), then
+deliver each message once (here).
 
 Queueing (`message_send`, `messages_queue_many`) runs inside the user's request. It stores the
 log row with the gate's decision and never talks to Twilio:
@@ -33,13 +34,13 @@ worker killed at any instant, and still never send a message twice. How:
    whose SID no other row of ours holds. Found: its SID is attached and nothing is sent
    (outcome ``reconciled``). Twilio's Message resource does not show the StatusCallback URL,
    so the ``?m=<id>`` it carries cannot be matched here; instead, Twilio's status callbacks
-   for that message carry it, and `messaging.inbound.status_callback_apply` attaches the SID
+   for that message carry it, and `messaging.intake.status.status_callback_apply` attaches the SID
    to this row as soon as the first callback arrives, which makes step 2 stop any resend.
 5. Save the SID at once after Twilio answers, without moving a status a callback may already
    have advanced (`statuses.status_should_advance`).
 
 Errors: a retryable `TwilioError` (429/20429, 5xx, connection failures, timeouts) releases the
-lease and raises `DeliveryRetry`; the task retries with backoff (`messaging.tasks`). Any other
+lease and raises `DeliveryRetry`; the task retries with backoff (`messaging.tasks.delivery`). Any other
 error is terminal: status ``failed``, `error_code`, `failure_reason` = the explanation support
 staff read; never retried. 21610 (recipient opted out at Twilio) also records an opt-out.
 
@@ -50,56 +51,40 @@ there too.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import unicodedata
 import uuid
-from collections import Counter, defaultdict
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from tenants.models import Tenant
 from tenants.twilio import TwilioError, tenant_client, twilio_errors
 
-from . import statuses
-from .gate import GateVerdict, gate_evaluate
-from .models import BulkSend, GateDecision, Message, MessageEvent, OptOutEvent, Purpose
-from .selectors import is_opted_out
-from .services import opt_out_record
+from .. import statuses
+from ..compliance.gate import gate_evaluate
+from ..ledgers.selectors import is_opted_out
+from ..ledgers.services import opt_out_record
+from ..models import GateDecision, Message, MessageEvent, OptOutEvent, Purpose
 
 logger = logging.getLogger("commsportal.messaging")
 
 __all__ = [
-    "MAX_BODY_LENGTH",
     "DeliveryRetry",
     "Outcome",
-    "deferred_messages_release",
     "message_deliver",
     "message_delivery_abandon",
-    "message_send",
-    "messages_queue_many",
     "send_lease",
     "status_callback_url",
 ]
 
-#: Twilio's limit for one message body (error 21617 beyond it).
-MAX_BODY_LENGTH = 1600
-#: Rows per INSERT when queueing many messages.
-BULK_BATCH_SIZE = 1000
+
 #: Twilio's clock and ours may differ: the reconcile window starts this much earlier.
 RECONCILE_SKEW = timedelta(minutes=5)
 #: Messages per reconcile listing (one recipient, a short window: a page is plenty).
 RECONCILE_LIMIT = 50
-#: A pending message nobody has touched for this long (no lease, or a lease expired this long
-#: ago) is enqueued again by the periodic release: its task was lost (broker down at enqueue,
-#: worker died). Longer than the longest retry countdown, so a task waiting to retry is not
-#: duplicated; duplicates would be harmless anyway (lease + idempotence).
-STALE_AFTER = timedelta(minutes=5)
 #: After a retryable failure, pollers (the bulk dispatcher) leave the row alone this long; the
 #: task's own retry comes after its backoff regardless.
 RETRY_HOLD = timedelta(seconds=10)
@@ -144,293 +129,6 @@ def status_callback_url(message_id: int) -> str:
     """The StatusCallback of an outbound message: `?m=` lets the status webhook attach the SID
     to this row even when the worker never saved it."""
     return f"{settings.PUBLIC_BASE_URL}{reverse('webhook_messaging_status')}?m={message_id}"
-
-
-# --- Queueing -----------------------------------------------------------------------------------
-
-
-def message_send(
-    *,
-    tenant: Tenant,
-    to: str,
-    body: str,
-    purpose: str,
-    sender: str = "",
-    created_by=None,
-    bulk_send=None,
-    now: datetime | None = None,
-) -> Message:
-    """Store one outbound message with the gate's decision and, when it may go now, enqueue its
-    delivery once the surrounding transaction commits.
-
-    Returns the row: status ``blocked`` (gate_decision block, gate_reason), or ``pending`` with
-    gate_decision ``defer`` (send_after) or ``send``. Never calls Twilio. `sender` is the From
-    number; it may be empty when the tenant has a Messaging Service. Raises ValueError for an
-    unknown purpose, an empty or over-long body, or no sender at all.
-    """
-    now = now or timezone.now()
-    _check_sender(tenant, sender)
-    _check_body(body)
-    [(phone, verdict)] = gate_evaluate(tenant=tenant, recipients=[to], purpose=purpose, now=now)
-    with transaction.atomic():
-        message = Message.objects.create(
-            **_row_fields(
-                tenant=tenant,
-                to=to,
-                phone=phone,
-                verdict=verdict,
-                body=body,
-                purpose=purpose,
-                sender=sender,
-                created_by=created_by,
-                bulk_send=bulk_send,
-                now=now,
-            )
-        )
-        if verdict.sends and bulk_send is None:
-            _enqueue_on_commit([message.pk])
-    logger.info(
-        "message.queued",
-        extra={"tenant": tenant.slug, "message_id": message.pk, "decision": verdict.decision, "reason": verdict.reason},
-    )
-    return message
-
-
-def messages_queue_many(
-    *,
-    tenant: Tenant,
-    rows: Sequence[tuple[str, str]],
-    purpose: str,
-    sender: str = "",
-    created_by=None,
-    bulk_send=None,
-    now: datetime | None = None,
-) -> dict[str, int]:
-    """Gate and store many messages at once: `rows` are (to, body) pairs, in order.
-
-    A constant number of gate queries plus one INSERT per `BULK_BATCH_SIZE` rows, in one
-    transaction. Returns counts: ``total``, one per decision (``send``, ``defer``, ``block``)
-    and one per reason (``opted_out``, ``quiet_hours``, ...). A number listed twice counts
-    against its own frequency cap.
-
-    Without `bulk_send`, messages the gate lets through are enqueued on commit like
-    `message_send`'s. With `bulk_send`, nothing is enqueued: the rows wait as status
-    ``pending``, gate_decision ``send``, send_after = now, for the bulk dispatcher, which
-    picks them in id order (`Message.objects.for_tenant(t).filter(bulk_send=b,
-    status="pending", gate_decision="send", sid=None, send_after__lte=now)`) at its pace and
-    for each either calls `message_deliver(message_id=...)` (catching `DeliveryRetry`: the
-    row stays pending, try it again later) or enqueues `message_deliver_task.delay(id)`.
-    `message_deliver` re-checks the gate, holds the lease and never sends twice, so picking
-    a row twice is harmless. Deferred bulk rows come back to the dispatcher the same way:
-    the periodic release turns them into pending/send rows again without enqueueing them,
-    so a bulk send is only finished when it has no pending rows left.
-    """
-    now = now or timezone.now()
-    _check_sender(tenant, sender)
-    for _, body in rows:
-        _check_body(body)
-    verdicts = gate_evaluate(tenant=tenant, recipients=[to for to, _ in rows], purpose=purpose, now=now)
-    counts: Counter[str] = Counter(total=len(rows))
-    varying = []
-    for (to, body), (phone, verdict) in zip(rows, verdicts, strict=True):
-        counts[verdict.decision] += 1
-        if verdict.reason:
-            counts[verdict.reason] += 1
-        fields = _row_fields(
-            tenant=tenant,
-            to=to,
-            phone=phone,
-            verdict=verdict,
-            body=body,
-            purpose=purpose,
-            sender=sender,
-            created_by=created_by,
-            bulk_send=bulk_send,
-            now=now,
-        )
-        varying.append(tuple(fields[name] for name in _VARYING_FIELDS))
-    template = Message(
-        **_row_fields(
-            tenant=tenant,
-            to="",
-            phone="",
-            verdict=GateVerdict(GateDecision.SEND),
-            body="",
-            purpose=purpose,
-            sender=sender,
-            created_by=created_by,
-            bulk_send=bulk_send,
-            now=now,
-        )
-    )
-    with transaction.atomic():
-        ids = _messages_insert(template=template, varying=varying)
-        if bulk_send is None and counts[GateDecision.SEND]:
-            decision_at = _VARYING_FIELDS.index("gate_decision")
-            _enqueue_on_commit(
-                [pk for pk, values in zip(ids, varying, strict=True) if values[decision_at] == GateDecision.SEND]
-            )
-    logger.info("message.queued_many", extra={"tenant": tenant.slug, "counts": dict(counts)})
-    return dict(counts)
-
-
-def _check_sender(tenant: Tenant, sender: str) -> None:
-    if not sender and not tenant.messaging_service_sid:
-        raise ValueError("No sender: give a From number or set the tenant's Messaging Service.")
-
-
-def _check_body(body: str) -> None:
-    if not body or not body.strip():
-        raise ValueError("The message body is empty.")
-    if len(body) > MAX_BODY_LENGTH:
-        raise ValueError(f"The message body is longer than Twilio's {MAX_BODY_LENGTH}-character limit.")
-
-
-def _row_fields(*, tenant, to, phone, verdict, body, purpose, sender, created_by, bulk_send, now) -> dict:
-    blocked = verdict.decision == GateDecision.BLOCK
-    return {
-        "tenant": tenant,
-        "direction": Message.Direction.OUTBOUND,
-        "to_number": phone or (to or "").strip()[:32],
-        "from_number": sender,
-        "messaging_service_sid": tenant.messaging_service_sid,
-        "body": body,
-        "purpose": purpose,
-        "status": statuses.BLOCKED if blocked else statuses.PENDING,
-        "status_updated_at": now,
-        "gate_decision": verdict.decision,
-        "gate_reason": verdict.reason,
-        "send_after": None if blocked else (verdict.send_after or now),
-        "created_by": created_by,
-        "bulk_send": bulk_send,
-    }
-
-
-#: The fields that differ between the rows of one `messages_queue_many` call.
-_VARYING_FIELDS = ("to_number", "body", "status", "gate_decision", "gate_reason", "send_after")
-
-
-def _messages_insert(*, template: Message, varying: list[tuple]) -> list[int]:
-    """Insert one message per `varying` tuple (values of `_VARYING_FIELDS`; every other column
-    as on `template`) and return their ids, in order.
-
-    Why not `bulk_create`: it prepares every field of every row through the ORM (about 30
-    fields, ~0.5 ms a row) and on SQLite caps a statement at 999 parameters (33 rows), so
-    100,000 rows took over a minute. Here the constant columns are prepared once, by the same
-    field methods `bulk_create` uses, and rows go in multi-row INSERT ... RETURNING statements
-    (PostgreSQL, and SQLite >= 3.35; both return the ids in VALUES order, as `bulk_create`
-    itself relies on).
-    """
-    if not varying:
-        return []
-    if connection.vendor == "postgresql":
-        return _messages_insert_postgresql(template=template, varying=varying)
-    if not connection.features.can_return_rows_from_bulk_insert:  # pragma: no cover - old SQLite
-        objects = [
-            Message(**{**_model_fields(template), **dict(zip(_VARYING_FIELDS, v, strict=True))}) for v in varying
-        ]
-        return [m.pk for m in Message.objects.bulk_create(objects, batch_size=BULK_BATCH_SIZE)]
-    fields = [f for f in Message._meta.concrete_fields if not f.primary_key]
-    base = [f.get_db_prep_save(f.pre_save(template, add=True), connection) for f in fields]
-    position = {f.attname: i for i, f in enumerate(fields)}
-    slots = [(position[name], Message._meta.get_field(name)) for name in _VARYING_FIELDS]
-    prepared: dict[tuple[str, object], object] = {}
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(f.column) for f in fields)
-    placeholders = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    per_statement = max(1, min(BULK_BATCH_SIZE, _max_query_params() // len(fields)))
-    ids: list[int] = []
-    with connection.cursor() as cursor:
-        for start in range(0, len(varying), per_statement):
-            chunk = varying[start : start + per_statement]
-            params: list = []
-            for values in chunk:
-                row = base.copy()
-                for (index, field), value in zip(slots, values, strict=True):
-                    if value is None or isinstance(value, str):
-                        row[index] = value
-                    else:  # datetimes: adapt once per distinct value
-                        key = (field.attname, value)
-                        if key not in prepared:
-                            prepared[key] = field.get_db_prep_save(value, connection)
-                        row[index] = prepared[key]
-                params.extend(row)
-            cursor.execute(
-                f"INSERT INTO {quote(Message._meta.db_table)} ({columns}) "
-                f"VALUES {', '.join([placeholders] * len(chunk))} RETURNING {quote(Message._meta.pk.column)}",
-                params,
-            )
-            ids.extend(row[0] for row in cursor.fetchall())
-    return ids
-
-
-def _messages_insert_postgresql(*, template: Message, varying: list[tuple]) -> list[int]:
-    """PostgreSQL: reserve the ids from the table's sequence (ascending, in row order), then
-    INSERT ... SELECT FROM unnest(one array per varying column): a handful of parameters per
-    statement however many rows, which psycopg adapts in C (thousands of scalar placeholders
-    would be parsed one by one)."""
-    meta = Message._meta
-    quote = connection.ops.quote_name
-    fields = [f for f in meta.concrete_fields if not f.primary_key]
-    slots = {name: meta.get_field(name) for name in _VARYING_FIELDS}
-    ids: list[int] = []
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-            [meta.db_table, meta.pk.column, len(varying)],
-        )
-        ids = sorted(row[0] for row in cursor.fetchall())
-        select, constants = [], []
-        for field in fields:
-            if field.attname in slots:
-                select.append(f"v.{quote(field.column)}")
-            else:
-                select.append(f"%s::{field.cast_db_type(connection)}")
-                constants.append(field.get_db_prep_save(field.pre_save(template, add=True), connection))
-        arrays = ", ".join(
-            [f"%s::{meta.pk.cast_db_type(connection)}[]"]
-            + [f"%s::{slots[name].cast_db_type(connection)}[]" for name in _VARYING_FIELDS]
-        )
-        aliases = ", ".join(quote(c) for c in [meta.pk.column] + [slots[n].column for n in _VARYING_FIELDS])
-        targets = ", ".join(quote(c) for c in [meta.pk.column] + [f.column for f in fields])
-        sql = (
-            f"INSERT INTO {quote(meta.db_table)} ({targets}) "
-            f"SELECT v.{quote(meta.pk.column)}, {', '.join(select)} FROM unnest({arrays}) AS v({aliases})"
-        )
-        per_statement = 5000
-        for start in range(0, len(varying), per_statement):
-            chunk = varying[start : start + per_statement]
-            columns = [list(column) for column in zip(*chunk, strict=True)]
-            cursor.execute(sql, [*constants, ids[start : start + per_statement], *columns])
-    return ids
-
-
-def _model_fields(instance: Message) -> dict:
-    return {f.attname: getattr(instance, f.attname) for f in Message._meta.concrete_fields if not f.primary_key}
-
-
-def _max_query_params() -> int:
-    if connection.vendor == "sqlite":
-        try:
-            return connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-        except AttributeError:  # Python < 3.11 or no open connection
-            return connection.features.max_query_params
-    return connection.features.max_query_params or 65535
-
-
-def _enqueue_on_commit(message_ids: list[int]) -> None:
-    """Publish one delivery task per message after the transaction commits. A failed publish
-    (broker down) is logged, not raised: the periodic release re-enqueues stale rows."""
-    if not message_ids:
-        return
-
-    def publish() -> None:
-        from .tasks import message_deliver_task
-
-        for pk in message_ids:
-            message_deliver_task.delay(pk)
-
-    transaction.on_commit(publish, robust=True)
 
 
 # --- Delivery -----------------------------------------------------------------------------------
@@ -792,95 +490,4 @@ def _twilio_find(*, client, message: Message):
     return min(unclaimed, key=lambda c: c.date_created or datetime.max.replace(tzinfo=UTC))
 
 
-# --- Periodic pickup ----------------------------------------------------------------------------
-
-
-def deferred_messages_release(*, now: datetime | None = None, limit: int = 1000) -> int:
-    """Periodic: re-gate deferred messages whose time has come, and re-enqueue lost ones.
-
-    Cross-tenant on purpose (`all_tenants`). Due deferred rows (pending, decision defer,
-    send_after <= now, oldest first, at most `limit`) are gated again in one batch per tenant
-    and purpose: blocked, deferred anew, or released (decision send, send_after = now) and
-    enqueued, except bulk-send rows, which go back to the bulk dispatcher. Then pending
-    ``send`` rows nobody touched for `STALE_AFTER` (their task was lost, or their worker died
-    and its lease ran out) are enqueued again; reconciliation prevents a second send. Bulk rows
-    never attempted are the dispatcher's and are left alone.
-
-    Returns how many messages were released or re-enqueued.
-    """
-    now = now or timezone.now()
-    to_enqueue: list[int] = []
-    released = _deferred_release(now=now, limit=limit, to_enqueue=to_enqueue)
-    stale_before = now - STALE_AFTER
-    stale = (
-        Q(send_claimed_until__lt=stale_before)
-        | Q(send_claimed_until__isnull=True, send_after__lt=stale_before)
-        | Q(send_claimed_until__isnull=True, send_after__isnull=True, created_at__lt=stale_before)
-    )
-    lost = Message.all_tenants.filter(
-        stale,
-        # Bulk rows only while their bulk send runs: a paused or cancelled send stays put.
-        Q(bulk_send__isnull=True) | Q(send_attempts__gt=0, bulk_send__status=BulkSend.Status.RUNNING),
-        direction=Message.Direction.OUTBOUND,
-        status=statuses.PENDING,
-        gate_decision=GateDecision.SEND,
-        sid__isnull=True,
-    )
-    with transaction.atomic():
-        lost_ids = list(lost.order_by("id").values_list("pk", flat=True)[:limit])
-        if lost_ids:
-            # Mark them touched so the next run doesn't enqueue them again before they run.
-            lost.filter(pk__in=lost_ids).update(send_claim="", send_claimed_until=now)
-            logger.warning("message.send.requeued", extra={"count": len(lost_ids)})
-        _enqueue_on_commit(to_enqueue + lost_ids)
-    return released + len(lost_ids)
-
-
-def _deferred_release(*, now: datetime, limit: int, to_enqueue: list[int]) -> int:
-    due = list(
-        Message.all_tenants.filter(
-            direction=Message.Direction.OUTBOUND,
-            status=statuses.PENDING,
-            gate_decision=GateDecision.DEFER,
-            send_after__lte=now,
-            sid__isnull=True,
-        )
-        .order_by("send_after", "id")
-        .values_list("pk", "tenant_id", "purpose", "to_number", "bulk_send_id")[:limit]
-    )
-    if not due:
-        return 0
-    groups: dict[tuple[int, str], list[tuple]] = defaultdict(list)
-    for row in due:
-        groups[(row[1], row[2] or Purpose.TRANSACTIONAL)].append(row)
-    tenants = Tenant.objects.in_bulk({tenant_id for tenant_id, _ in groups})
-    released = 0
-    for (tenant_id, purpose), rows in groups.items():
-        verdicts = gate_evaluate(tenant=tenants[tenant_id], recipients=[r[3] for r in rows], purpose=purpose, now=now)
-        updates: dict[tuple, list[int]] = defaultdict(list)
-        bulk_ids = {r[0] for r in rows if r[4] is not None}
-        for row, (_, verdict) in zip(rows, verdicts, strict=True):
-            updates[(verdict.decision, verdict.reason, verdict.send_after)].append(row[0])
-        with transaction.atomic():
-            for (decision, reason, send_after), ids in updates.items():
-                still_deferred = Message.all_tenants.filter(
-                    pk__in=ids, status=statuses.PENDING, gate_decision=GateDecision.DEFER, sid__isnull=True
-                )
-                if decision == GateDecision.SEND:
-                    changed = list(still_deferred.values_list("pk", flat=True))
-                    Message.all_tenants.filter(pk__in=changed).update(
-                        gate_decision=decision, gate_reason="", send_after=now, send_claim="", send_claimed_until=None
-                    )
-                    released += len(changed)
-                    to_enqueue.extend(pk for pk in changed if pk not in bulk_ids)
-                elif decision == GateDecision.BLOCK:
-                    still_deferred.update(
-                        status=statuses.BLOCKED,
-                        status_updated_at=now,
-                        gate_decision=decision,
-                        gate_reason=reason,
-                        send_after=None,
-                    )
-                else:
-                    still_deferred.update(gate_reason=reason, send_after=send_after)
-    return released
+# --- Fault injection ----------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Twilio messaging webhooks (inbound SMS, delivery status): thin views over `messaging.inbound`.
+"""Twilio messaging webhooks (inbound SMS, delivery status): thin views over
+`messaging.intake.inbound` and `messaging.intake.status`.
 
 The gateway (`tenants.webhooks.twilio_webhook`) has already checked method, body, tenant and
 signature; each view checks its required fields, makes one service call and answers fast.
@@ -10,7 +11,8 @@ from django.http import HttpResponse, HttpResponseBadRequest
 
 from tenants.webhooks import require_fields, twilio_webhook
 
-from .inbound import CALLBACK_STATUSES, inbound_message_receive, status_callback_apply
+from .inbound import inbound_message_receive
+from .status import CALLBACK_STATUSES, status_callback_apply
 
 logger = logging.getLogger("commsportal.webhooks")
 

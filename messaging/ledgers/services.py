@@ -1,16 +1,13 @@
-"""Writes for messaging: the opt-out and consent ledgers (append-only), tenant keywords and the
-sending policy.
-
-Inbound/status webhook processing and the revocation review queue live in
-`messaging/inbound.py`; sending (gate, delivery) arrives with the sending issue.
+"""Writes to the opt-out and consent ledgers (append-only, audited) and the tenant's own
+keywords. The revocation review queue is `messaging.ledgers.revocations`; the sending policy
+`messaging.compliance.policy`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime
 
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -18,15 +15,7 @@ from tenants.models import Tenant
 from tenants.phones import phone_mask
 from tenants.services import audit_record
 
-from .models import (
-    ConsentDisclosure,
-    ConsentEvent,
-    Message,
-    OptOutEvent,
-    SendingPolicy,
-    TenantKeyword,
-    disclosure_hash,
-)
+from ..models import ConsentDisclosure, ConsentEvent, Message, OptOutEvent, TenantKeyword, disclosure_hash
 from .selectors import consent_granted_purposes, consent_latest_for_phones
 
 
@@ -293,48 +282,3 @@ def tenant_keyword_remove(*, tenant: Tenant, keyword: TenantKeyword, request) ->
         action="keyword.remove", tenant=tenant, request=request, target=keyword.word, details={"kind": keyword.kind}
     )
     TenantKeyword.objects.for_tenant(tenant).filter(pk=keyword.pk).delete()
-
-
-# --- Sending policy ----------------------------------------------------------------------------
-
-
-def _policy_value(name: str, value):
-    """A policy field's value as compared and audited: times as "HH:MM", the rate as a float."""
-    if name in ("quiet_start", "quiet_end"):
-        value = value if isinstance(value, time) else time.fromisoformat(str(value))
-        return value.isoformat(timespec="minutes") if not (value.second or value.microsecond) else value.isoformat()
-    if name == "messages_per_second":
-        return float(value)
-    return value
-
-
-def _as_time(value) -> time:
-    return time.fromisoformat(value) if isinstance(value, str) else value
-
-
-@transaction.atomic
-def sending_policy_update(*, tenant: Tenant, changes: dict, actor=None, request=None) -> list[str]:
-    """Apply an admin's edits to the tenant's policy; returns the names of the fields that
-    changed. `changes` holds only the fields the admin edited (`SendingPolicyForm.changes()`):
-    any other value the form showed may predate another admin's save and must not be written
-    back. Under a row lock, each is compared with the row as it is now; only those that differ
-    are written (``update_fields``), and one ``sending_policy.update`` audit event records each
-    as [value in the database, new value]. Nothing changed: no write, no audit."""
-    policy, _ = SendingPolicy.objects.select_for_update().get_or_create(tenant=tenant)
-    details = {}
-    for name, value in changes.items():
-        old, new = _policy_value(name, getattr(policy, name)), _policy_value(name, value)
-        if old != new:
-            details[name] = [old, new]
-            setattr(policy, name, value)
-    if details and not _as_time(policy.quiet_start) < _as_time(policy.quiet_end):
-        # Checked again here, under the lock, whatever the caller validated: a window that never
-        # opens would hold every marketing message for good.
-        raise ValidationError(
-            f"The window must open before it closes: {_as_time(policy.quiet_start):%H:%M}-"
-            f"{_as_time(policy.quiet_end):%H:%M} never opens."
-        )
-    if details:
-        policy.save(update_fields=list(details))
-        audit_record(action="sending_policy.update", tenant=tenant, actor=actor, request=request, details=details)
-    return list(details)

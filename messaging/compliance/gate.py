@@ -1,6 +1,6 @@
 """The compliance gate: may this message go to this number now, later, or never?
 
-Every outbound message passes the gate twice: when it is queued (`messaging.sending`) and again
+Every outbound message passes the gate twice: when it is queued (`messaging.delivery.queueing`) and again
 at send time in the worker, because an opt-out or a revocation can arrive while it waits.
 
 Checks, in this order; the first that applies names the reason:
@@ -73,9 +73,7 @@ and closed days per (rule, date).
 
 from __future__ import annotations
 
-import calendar
 import logging
-import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -83,19 +81,15 @@ from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import holidays
-import phonenumbers
 from django.core.cache import cache
 from django.db.models import Q
 from django.utils import timezone
-from phonenumbers import geocoder
-from phonenumbers import timezone as phone_timezone
-from phonenumbers.tzdata import TIMEZONE_DATA
 
 from tenants.models import Tenant
 
-from . import statuses
-from .models import (
+from .. import statuses
+from ..ledgers.selectors import numbers_suppressed
+from ..models import (
     ConsentEvent,
     GateDecision,
     GateReason,
@@ -105,106 +99,38 @@ from .models import (
     RevocationReview,
     SendingPolicy,
 )
-from .selectors import numbers_suppressed
+from .numbers import number_parse, number_place
+from .policy import sending_policy_get
+from .regions import (
+    FREQUENCY_WINDOW,
+    STATUTORY_CAPS,
+    STATUTORY_CLOSED_DAYS,
+    STATUTORY_WINDOWS,
+    ClosedDays,
+    RegionRules,
+    holiday_calendar,
+)
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("messaging.gate")  # a stable name: log routing and tests select it
 
 __all__ = [
-    "FRENCH_LAW_REGIONS",
-    "FREQUENCY_WINDOW",
-    "REGION_ZONES",
     "REVOCATION_RECHECK",
-    "STATUTORY_CAPS",
-    "STATUTORY_CLOSED_DAYS",
-    "STATUTORY_WINDOWS",
-    "ClosedDays",
     "GateVerdict",
-    "RegionRules",
-    "StatutoryRule",
     "gate_check",
     "gate_check_many",
     "gate_evaluate",
-    "phone_e164",
     "region_cap",
-    "region_name",
     "region_rules",
     "region_window",
     "restricted_purposes",
-    "sending_policy_get",
-    "statutory_rules",
 ]
+
 
 #: How long a message to a number under revocation review waits before the gate looks again.
 REVOCATION_RECHECK = timedelta(hours=1)
 #: The gate logs a setting it sets aside (saved before the form refused it) at most this often
 #: per tenant and region.
 WARN_EVERY_SECONDS = 3600
-#: The frequency cap's window.
-FREQUENCY_WINDOW = timedelta(hours=24)
-#: French law covers the overseas departments and the collectivities of Saint-Barthélemy,
-#: Saint-Martin and Saint-Pierre-et-Miquelon, which phonenumbers places in regions of their own
-#: (+262 RE and YT, +590 GP, BL and MF, +594 GF, +596 MQ, +508 PM): region -> the `holidays`
-#: calendar of its public holidays (each overseas one adds its own, e.g. abolition of slavery).
-#: New Caledonia, French Polynesia and Wallis and Futuna make their own consumer law: not here.
-FRENCH_LAW_REGIONS: dict[str, str] = {
-    "FR": "FR",
-    "GP": "FR-971",
-    "MQ": "FR-972",
-    "GF": "FR-973",
-    "RE": "FR-974",
-    "YT": "FR-976",
-    "BL": "FR-BL",
-    "MF": "FR-MF",
-    "PM": "FR-PM",
-}
-#: Local-time windows the law imposes, whatever the tenant configured (DOMAIN.md: Florida and
-#: Oklahoma allow 8:00-20:00, France 8:00-22:00). Applied on top of the policy's own window and
-#: region windows. Keys: a country ("FR") or an ISO 3166-2 subdivision ("US-FL").
-STATUTORY_WINDOWS: dict[str, tuple[str, str]] = {
-    "US-FL": ("08:00", "20:00"),
-    "US-OK": ("08:00", "20:00"),
-    **{region: ("08:00", "22:00") for region in FRENCH_LAW_REGIONS},
-}
-#: The most restricted-purpose messages per number per `FREQUENCY_WINDOW` the law allows, whatever
-#: the tenant's own `frequency_cap` (DOMAIN.md: Florida and Oklahoma, 3 "on the same matter", read
-#: as "from the same tenant"). Keys as in `STATUTORY_WINDOWS`.
-STATUTORY_CAPS: dict[str, int] = {
-    "US-FL": 3,
-    "US-OK": 3,
-}
-
-
-@dataclass(frozen=True)
-class ClosedDays:
-    """Local days on which restricted-purpose messages never go to a region: `weekdays`
-    (Monday 0 ... Sunday 6) and the public holidays of the `holidays` calendars named in
-    `calendars` ("FR", or "country-subdivision" such as "FR-57")."""
-
-    weekdays: frozenset[int] = frozenset()
-    calendars: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        if not self.weekdays < frozenset(range(7)):
-            raise ValueError("ClosedDays.weekdays must be a subset of 0-6 that leaves some day open")
-        for code in self.calendars:
-            _holiday_calendar(code)  # an unknown calendar fails here, not in a bulk send
-
-    def __or__(self, other: ClosedDays) -> ClosedDays:
-        return ClosedDays(self.weekdays | other.weekdays, tuple(dict.fromkeys(self.calendars + other.calendars)))
-
-
-@lru_cache(maxsize=64)
-def _holiday_calendar(code: str) -> holidays.HolidayBase:
-    country, _, subdivision = code.partition("-")
-    return holidays.country_holidays(country, subdiv=subdivision or None)
-
-
-#: Whole local days the law closes, by region (DOMAIN.md: France, no Sundays and no public
-#: holidays, overseas included). Keys as in `STATUTORY_WINDOWS`.
-STATUTORY_CLOSED_DAYS: dict[str, ClosedDays] = {
-    region: ClosedDays(weekdays=frozenset({6}), calendars=(holidays_calendar,))
-    for region, holidays_calendar in FRENCH_LAW_REGIONS.items()
-}
 #: Candidate zones further apart than this say nothing useful about where a number's owner is
 #: (a toll-free or non-geographic NANP number lists every zone from Guam to Adak): the tenant's
 #: own time zone decides instead. Idaho's Mountain/Pacific or Spain's Madrid/Canary stay.
@@ -276,7 +202,7 @@ def gate_evaluate(
     if purpose not in Purpose.values:
         raise ValueError(f"Unknown purpose {purpose!r}; expected one of {', '.join(Purpose.values)}")
     now = now or timezone.now()
-    parsed = [_parse(raw) for raw in recipients]
+    parsed = [number_parse(raw) for raw in recipients]
     phones = {p.e164 for p in parsed if p is not None}
     if not phones:
         return [(None, _INVALID)] * len(recipients)
@@ -291,7 +217,9 @@ def gate_evaluate(
         reviewing = _revocations_open(tenant, phones)
         rules = _Rules(policy, tenant, now)
         # Without a policy cap only numbers under a statutory one are counted (often none: no query).
-        capped = phones if rules.policy_cap else {n.e164 for n in parsed if n and rules.region(*_place(n)[1:]).cap}
+        capped = (
+            phones if rules.policy_cap else {n.e164 for n in parsed if n and rules.region(*number_place(n)[1:]).cap}
+        )
         counted = _recent_counted(tenant, capped, restricted_purposes(policy), now, ahead_of) if capped else {}
 
     results: list[tuple[str | None, GateVerdict]] = []
@@ -308,7 +236,7 @@ def gate_evaluate(
         elif not restricted:
             verdict = _SEND
         else:
-            zones, country, subdivision = _place(number)
+            zones, country, subdivision = number_place(number)
             region = rules.region(country, subdivision)
             cap_until = None
             if cap := region.cap:
@@ -329,133 +257,6 @@ def restricted_purposes(policy: SendingPolicy) -> frozenset[str]:
     if policy.informational_follows_marketing_rules:
         return frozenset({Purpose.MARKETING, Purpose.INFORMATIONAL})
     return frozenset({Purpose.MARKETING})
-
-
-def sending_policy_get(*, tenant: Tenant) -> SendingPolicy:
-    """The tenant's sending policy, created with the defaults the first time it is needed."""
-    policy, _ = SendingPolicy.objects.get_or_create(tenant=tenant)
-    return policy
-
-
-def phone_e164(raw: str) -> str | None:
-    """`raw` as E.164 when it is a valid international number, else None."""
-    number = _parse(raw)
-    return number.e164 if number else None
-
-
-# --- Numbers ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Number:
-    e164: str
-    parsed: phonenumbers.PhoneNumber
-    region: str  # phonenumbers' region ("US", "RE"; "001" for non-geographic entities)
-
-
-_NANP_E164 = re.compile(r"\+1[2-9]\d{9}")
-
-
-def _parse(raw: str) -> _Number | None:
-    """Parse once: a number must be international (+country code) and valid."""
-    text = raw.strip() if isinstance(raw, str) else ""
-    if not text.startswith("+"):
-        return None  # no national formats guessed: E.164 is the contract
-    if _NANP_E164.fullmatch(text):
-        # Already E.164 in the +1 plan (most of the traffic): building the number directly is
-        # exactly what parse() would produce, and a number valid for the US is valid (that is
-        # what is_valid_number finds first, at twice the cost).
-        number = phonenumbers.PhoneNumber(country_code=1, national_number=int(text[2:]))
-        if phonenumbers.is_valid_number_for_region(number, "US"):
-            return _Number(text, number, "US")
-    else:
-        try:
-            number = phonenumbers.parse(text, None)
-        except phonenumbers.NumberParseException:
-            return None
-    # is_valid_number, keeping the region it finds: under a country code several regions share
-    # (+590: Guadeloupe, Saint-Barthélemy, Saint-Martin) only the whole number says which.
-    region = phonenumbers.region_code_for_number(number)
-    if not region or not phonenumbers.is_valid_number_for_region(number, region):
-        return None
-    return _Number(f"+{number.country_code}{phonenumbers.national_significant_number(number)}", number, region)
-
-
-@lru_cache(maxsize=512)
-def _tz_prefix_length(country_code: int) -> int:
-    """Longest time-zone data prefix for a country code: numbers sharing that many leading
-    digits share their zones, so zone lookups are cached by it."""
-    code = str(country_code)
-    return max((len(k) for k in TIMEZONE_DATA if k.startswith(code)), default=len(code))
-
-
-#: Number prefix -> time zones; bounded, cleared when full.
-_ZONE_CACHE: dict[str, tuple[str, ...]] = {}
-_ZONE_CACHE_MAX = 200_000
-_SUBDIVISION_CACHE: dict[str, str] = {}
-#: Zones of regions that share a country code with a region in another zone. phonenumbers
-#: answers a mobile number with every zone of its country code (+262: Mayotte and Réunion, an
-#: hour apart), though the number's region already says which one is the owner's.
-REGION_ZONES: dict[str, tuple[str, ...]] = {
-    "RE": ("Indian/Reunion",),
-    "YT": ("Indian/Mayotte",),
-}
-
-
-def _place(number: _Number) -> tuple[tuple[str, ...], str, str]:
-    """(time zones, ISO country, ISO subdivision or '') of a number. Zones are cached by the
-    longest time-zone prefix (numbers sharing it share their zones), subdivisions by area code."""
-    zones = REGION_ZONES.get(number.region)
-    if zones is None:
-        key = number.e164[1 : 1 + _tz_prefix_length(number.parsed.country_code)]
-        zones = _ZONE_CACHE.get(key)
-        if zones is None:
-            found = phone_timezone.time_zones_for_number(number.parsed)
-            if len(_ZONE_CACHE) >= _ZONE_CACHE_MAX:
-                _ZONE_CACHE.clear()
-            zones = _ZONE_CACHE[key] = tuple(sorted({z for z in found if z != "Etc/Unknown"}))
-    return zones, number.region, _subdivision(number, number.region)
-
-
-_US_STATES = {
-    "Alabama": "AL", "Alaska": "AK", "Arizona": "AZ", "Arkansas": "AR", "California": "CA",
-    "Colorado": "CO", "Connecticut": "CT", "Delaware": "DE", "Florida": "FL", "Georgia": "GA",
-    "Hawaii": "HI", "Idaho": "ID", "Illinois": "IL", "Indiana": "IN", "Iowa": "IA", "Kansas": "KS",
-    "Kentucky": "KY", "Louisiana": "LA", "Maine": "ME", "Maryland": "MD", "Massachusetts": "MA",
-    "Michigan": "MI", "Minnesota": "MN", "Mississippi": "MS", "Missouri": "MO", "Montana": "MT",
-    "Nebraska": "NE", "Nevada": "NV", "New Hampshire": "NH", "New Jersey": "NJ", "New Mexico": "NM",
-    "New York": "NY", "North Carolina": "NC", "North Dakota": "ND", "Ohio": "OH", "Oklahoma": "OK",
-    "Oregon": "OR", "Pennsylvania": "PA", "Rhode Island": "RI", "South Carolina": "SC",
-    "South Dakota": "SD", "Tennessee": "TN", "Texas": "TX", "Utah": "UT", "Vermont": "VT",
-    "Virginia": "VA", "Washington": "WA", "West Virginia": "WV", "Wisconsin": "WI", "Wyoming": "WY",
-    "Washington D.C.": "DC", "District of Columbia": "DC",
-}  # fmt: skip
-_CA_PROVINCES = {
-    "Alberta": "AB", "British Columbia": "BC", "Manitoba": "MB", "New Brunswick": "NB",
-    "Newfoundland and Labrador": "NL", "Nova Scotia": "NS", "Ontario": "ON",
-    "Prince Edward Island": "PE", "Quebec": "QC", "Saskatchewan": "SK",
-    "Northwest Territories": "NT", "Nunavut": "NU", "Yukon": "YT",
-}  # fmt: skip
-_STATE_SUFFIX = re.compile(r",\s*([A-Z]{2})$")
-
-
-def _subdivision(number: _Number, country: str) -> str:
-    """ISO 3166-2 subdivision ("US-FL") of a US or Canadian number, from its area code; ''
-    elsewhere or when the area code isn't tied to one state (toll-free, non-geographic)."""
-    if country not in ("US", "CA"):
-        return ""
-    key = number.e164[:5]  # +1 and the area code: area codes never cross state lines
-    found = _SUBDIVISION_CACHE.get(key)
-    if found is None:
-        text = geocoder.description_for_number(number.parsed, "en").strip()
-        codes = _US_STATES if country == "US" else _CA_PROVINCES
-        code = ""
-        if match := _STATE_SUFFIX.search(text):
-            code = match.group(1)
-        elif text in codes:
-            code = codes[text]
-        found = _SUBDIVISION_CACHE[key] = f"{country}-{code}" if code else ""
-    return found
 
 
 # --- Quiet hours, closed days and caps by region ----------------------------------------------
@@ -482,24 +283,6 @@ def _narrowed(window: tuple[time, time], bounds) -> tuple[time, time]:
     if low is None or high is None or low >= high:
         return window
     return max(window[0], low), min(window[1], high)
-
-
-@dataclass(frozen=True, slots=True)
-class RegionRules:
-    """The rules for one region (a country, or a country and a subdivision) in one gate run:
-    the local `window`, the days the law `closed`, the `cap` (0: none), the `law`'s own window
-    (None where no statute sets one), and the tenant's settings the gate could not apply there,
-    which only data saved before the form refused them can hold: `policy_window_disjoint`, the
-    policy's window misses the law's altogether, so the law's applies instead (wider than the
-    tenant asked: the page flags it, the gate logs it); `lines_ignored`, region lines that
-    would have closed the window altogether."""
-
-    window: tuple[time, time]
-    closed: ClosedDays | None
-    cap: int
-    law: tuple[time, time] | None = None
-    policy_window_disjoint: bool = False
-    lines_ignored: tuple[str, ...] = ()
 
 
 class _Rules:
@@ -630,7 +413,7 @@ class _Rules:
 
 @lru_cache(maxsize=8192)
 def _is_closed(closed: ClosedDays, day: date) -> bool:
-    return day.weekday() in closed.weekdays or any(day in _holiday_calendar(c) for c in closed.calendars)
+    return day.weekday() in closed.weekdays or any(day in holiday_calendar(c) for c in closed.calendars)
 
 
 def _inside(moment: datetime, zone: ZoneInfo, window: tuple[time, time], closed: ClosedDays | None) -> bool:
@@ -669,30 +452,6 @@ def _local_moment(day: date, at: time, zone: ZoneInfo) -> datetime:
     return moment
 
 
-# --- Describing the rules (the sending policy page) ---------------------------------------------
-# Read from the same data and the same `_Rules` the gate decides with, so the page can't drift.
-
-
-@lru_cache(maxsize=512)
-def region_name(code: str) -> str | None:
-    """English name of a region the gate can tell numbers apart by: a country ("FR": "France") or
-    a US/Canadian subdivision ("US-FL": "Florida"). None when no number is ever placed there: an
-    unknown country, or a subdivision elsewhere (only US and Canadian area codes name one)."""
-    country, dash, subdivision = code.partition("-")
-    if not dash:
-        if country not in phonenumbers.SUPPORTED_REGIONS:
-            return None
-        # phonenumbers' own names, by region: an example number would not do for regions sharing
-        # their numbers (+590: Saint-Barthélemy's example is also Guadeloupe's). "*xx": as in xx.
-        names = geocoder.LOCALE_DATA.get(country, {})
-        name = names.get("en", "")
-        if name.startswith("*"):
-            name = names.get(name[1:], "")
-        return name or country
-    names = {"US": _US_STATES, "CA": _CA_PROVINCES}.get(country, {})
-    return next((name for name, short in names.items() if short == subdivision), None)
-
-
 def region_rules(*, policy: SendingPolicy, region: str) -> RegionRules:
     """The `RegionRules` a gate run applies to numbers of `region` ("FR", "US-FL") under
     `policy`, settings set aside included (nothing is logged: pages and forms ask this)."""
@@ -711,50 +470,6 @@ def region_cap(*, policy: SendingPolicy, region: str) -> int:
     """The frequency cap the gate applies to numbers of `region` under `policy` (0: none): the
     policy's, lowered by the law's, exactly as in a gate run."""
     return region_rules(policy=policy, region=region).cap
-
-
-@dataclass(frozen=True)
-class StatutoryRule:
-    """What the law imposes in one region, whatever the tenant's policy says."""
-
-    region: str
-    name: str
-    window: tuple[str, str] | None
-    cap: int | None
-    closed: ClosedDays | None
-
-    @property
-    def summary(self) -> str:
-        """e.g. "Florida (US-FL): 08:00–20:00, at most 3 per 24 h"."""
-        parts = []
-        if self.window:
-            parts.append(f"{self.window[0]}–{self.window[1]}")
-        if self.cap:
-            parts.append(f"at most {self.cap} per {FREQUENCY_WINDOW.total_seconds() / 3600:g} h")
-        if self.closed:
-            days = [f"{calendar.day_name[d]}s" for d in sorted(self.closed.weekdays)]
-            for code in self.closed.calendars:
-                country, _, subdivision = code.partition("-")
-                place = region_name(country) or country
-                days.append(f"public holidays in {place}{f' ({subdivision})' if subdivision else ''}")
-            parts.append("never on " + " or ".join(days))
-        return f"{self.name} ({self.region}): {', '.join(parts)}"
-
-
-def statutory_rules() -> list[StatutoryRule]:
-    """One `StatutoryRule` per region named in `STATUTORY_WINDOWS`, `STATUTORY_CAPS` or
-    `STATUTORY_CLOSED_DAYS`, by region code."""
-    codes = sorted({*STATUTORY_WINDOWS, *STATUTORY_CAPS, *STATUTORY_CLOSED_DAYS})
-    return [
-        StatutoryRule(
-            region=code,
-            name=region_name(code) or code,
-            window=STATUTORY_WINDOWS.get(code),
-            cap=STATUTORY_CAPS.get(code),
-            closed=STATUTORY_CLOSED_DAYS.get(code),
-        )
-        for code in codes
-    ]
 
 
 # --- Ledgers ------------------------------------------------------------------------------------

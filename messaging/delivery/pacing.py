@@ -22,6 +22,7 @@ import threading
 import time
 from functools import lru_cache
 
+import redis
 from django.conf import settings
 
 __all__ = ["pacing_acquire", "pacing_key", "pacing_reserve", "redis_client"]
@@ -56,8 +57,6 @@ def pacing_key(*, tenant_id: int, sender: str) -> str:
 @lru_cache(maxsize=4)
 def redis_client(url: str):
     """One client (and connection pool) per URL per process; redis-py re-opens after a fork."""
-    import redis
-
     return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
 
 

@@ -21,7 +21,7 @@ from django.db import IntegrityError, transaction
 from tenants.models import Tenant
 from tenants.services import audit_record
 
-from .models import BulkSend, MessageTemplate
+from ..models import BulkSend, MessageTemplate
 from .segments import sms_encoding, sms_length, sms_segments
 
 VARIABLE_RE = re.compile(r"[a-z_][a-z0-9_]*")

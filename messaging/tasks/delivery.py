@@ -1,4 +1,4 @@
-"""Celery tasks for messaging: thin wrappers that take ids and call `messaging.sending`.
+"""Celery tasks for messaging: thin wrappers that take ids and call `messaging.delivery`.
 
 Retries and their backoff live here; what counts as retryable, and how a message is sent
 exactly once, live in the services. Every task is idempotent: with `acks_late` and
@@ -12,25 +12,12 @@ import time
 
 from celery import shared_task
 
-from .models import Message, SendingPolicy
-from .pacing import pacing_key, pacing_reserve
-from .sending import (
-    DeliveryRetry,
-    Outcome,
-    deferred_messages_release,
-    message_deliver,
-    message_delivery_abandon,
-    send_lease,
-)
+from ..delivery.attempts import DeliveryRetry, Outcome, message_deliver, message_delivery_abandon, send_lease
+from ..delivery.deferred import deferred_messages_release
+from ..delivery.pacing import pacing_key, pacing_reserve
+from ..delivery.retries import MAX_RETRIES, backoff_countdown
+from ..models import Message, SendingPolicy
 
-#: Delivery retries before a message is marked failed.
-MAX_RETRIES = 6
-#: Exponential backoff with full jitter: countdown = uniform(0, min(CAP, BASE * 2**retry)).
-BACKOFF_BASE = 2.0
-BACKOFF_CAP = 240.0
-#: After an ambiguous failure (connection dropped: Twilio may have accepted it), wait at least
-#: this long so Twilio's message list shows the message to the reconciling retry.
-AMBIGUOUS_MIN_DELAY = 5.0
 #: The periodic release stops looping after this long (beat runs it every minute).
 RELEASE_TIME_BUDGET = 45.0
 #: A one-off send waits this long at most for its sender's pacing slot, then retries later.
@@ -57,12 +44,6 @@ def pacing_wait(message_id: int) -> float | None:
     # The same bucket the bulk dispatcher uses for this sender (bulk.sender, else the service).
     key = pacing_key(tenant_id=tenant_id, sender=from_number or service_sid or tenant_service_sid)
     return pacing_reserve(key=key, rate=rate if rate and rate > 0 else DEFAULT_RATE, max_wait=PACING_MAX_WAIT)
-
-
-def backoff_countdown(retries: int, *, ambiguous: bool = False) -> float:
-    """Seconds before retry number `retries + 1` (full jitter spreads a burst of 429s)."""
-    countdown = random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**retries))
-    return max(countdown, AMBIGUOUS_MIN_DELAY) if ambiguous else countdown
 
 
 @shared_task(bind=True, name="messaging.tasks.message_deliver_task", acks_late=True, max_retries=MAX_RETRIES)

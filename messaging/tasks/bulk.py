@@ -1,4 +1,5 @@
-"""Celery tasks for bulk sends: thin wrappers around `messaging.bulk` (ids in, services called).
+"""Celery tasks for bulk sends: thin wrappers around `messaging.delivery.bulk` (ids in,
+services called).
 
 Every task is idempotent (tasks are acknowledged late and redelivered when a worker dies):
 queueing drops the stored rows in the same transaction that creates the messages, and a
@@ -9,7 +10,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from .bulk import bulk_dispatch, bulk_queue, bulks_to_dispatch, bulks_to_queue
+from ..delivery.bulk.dispatch import bulk_dispatch, bulks_to_dispatch
+from ..delivery.bulk.lifecycle import bulk_queue, bulks_to_queue
 
 #: Pause before dispatching again when Twilio answered several retryable errors in a row
 #: (short: far below the broker's visibility timeout).

@@ -7,9 +7,9 @@ from django.core.exceptions import ValidationError
 
 from tenants.phones import phone_normalize
 
-from .bulk import MAX_CSV_BYTES, CsvUpload, bulk_csv_read
-from .models import MessageTemplate, Purpose
-from .templating import template_parse
+from ..delivery.bulk.upload import MAX_CSV_BYTES, CsvUpload, bulk_csv_read
+from ..delivery.templating import template_parse
+from ..models import MessageTemplate, Purpose
 
 
 class MessageTemplateForm(forms.ModelForm):

@@ -17,22 +17,27 @@ from django.views.decorators.http import require_GET, require_POST
 
 from tenants.scoping import get_scoped_or_404
 
-from .bulk import (
-    LISTED_ERRORS,
+from ..delivery.bulk.lifecycle import (
     bulk_cancel,
-    bulk_draft_create,
     bulk_launch,
     bulk_list,
     bulk_pause,
-    bulk_preview,
     bulk_progress,
     bulk_progress_many,
     bulk_resume,
 )
-from .bulk_forms import BulkUploadForm, MessageTemplateForm
-from .models import BulkSend, MessageTemplate
-from .templating import sms_stats, template_create, template_delete, template_list, template_parse, template_update
-from .templating import template_sample_values as sample_values
+from ..delivery.bulk.upload import LISTED_ERRORS, bulk_draft_create, bulk_preview
+from ..delivery.templating import (
+    sms_stats,
+    template_create,
+    template_delete,
+    template_list,
+    template_parse,
+    template_update,
+)
+from ..delivery.templating import template_sample_values as sample_values
+from ..forms.bulk import BulkUploadForm, MessageTemplateForm
+from ..models import BulkSend, MessageTemplate
 
 
 def _require_admin(request) -> None:

@@ -3,7 +3,6 @@ status endpoint the message page polls so an admin watches callbacks arrive."""
 
 from __future__ import annotations
 
-from django import forms
 from django.contrib import messages as flash
 from django.core.exceptions import ValidationError
 from django.http import JsonResponse
@@ -11,17 +10,18 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from tenants.models import PhoneNumber
 from tenants.phones import phone_mask, phone_normalize
 from tenants.scoping import get_scoped_or_404
 from tenants.services import audit_record
 from tenants.views import require_admin
 
-from .forms import PhoneField
-from .gate import gate_check
-from .models import GateReason, Message, Purpose
-from .segments import sms_encoding, sms_segments
-from .sending import message_send
-from .statuses import FINAL_STATUSES
+from ..compliance.gate import gate_check
+from ..delivery.queueing import message_send
+from ..delivery.segments import sms_encoding, sms_segments
+from ..forms.send import MessageSendForm
+from ..models import GateReason, Message, Purpose
+from ..statuses import FINAL_STATUSES
 
 GATE_EXPLANATIONS = {
     "": "Passes the compliance gate: it will be sent now.",
@@ -35,49 +35,14 @@ GATE_EXPLANATIONS = {
 }
 
 
-class MessageSendForm(forms.Form):
-    to = PhoneField(label="To")
-    purpose = forms.ChoiceField(choices=Purpose.choices, initial=Purpose.TRANSACTIONAL)
-    sender = forms.CharField(
-        label="From number",
-        required=False,
-        max_length=40,
-        help_text="One of this tenant's Twilio numbers (not needed when the tenant has a Messaging Service).",
-    )
-    body = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 4, "data-sms-counter": "send-counter"}), max_length=1600
-    )
-
-    def __init__(self, *args, tenant, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.tenant = tenant
-        if tenant.messaging_service_sid:
-            self.fields["sender"].help_text = f"Sent through Messaging Service {tenant.messaging_service_sid}."
-
-    def clean_sender(self):
-        sender = self.cleaned_data["sender"].strip()
-        if sender:
-            return phone_normalize(sender)
-        if not self.tenant.messaging_service_sid:
-            raise ValidationError("Choose the From number: this tenant has no Messaging Service.")
-        return ""
-
-
 def _our_numbers(tenant) -> list[str]:
     """Numbers this tenant receives on or has sent from: suggestions for the From field."""
     inbound = Message.objects.for_tenant(tenant).filter(direction="inbound").values_list("to_number", flat=True)
     outbound = Message.objects.for_tenant(tenant).filter(direction="outbound").values_list("from_number", flat=True)
     found = {n for n in list(inbound.distinct()[:20]) + list(outbound.distinct()[:20]) if n and n.startswith("+")}
-    try:
-        from tenants.models import PhoneNumber
-
-        found |= set(
-            PhoneNumber.objects.for_tenant(tenant)
-            .filter(released_at__isnull=True)
-            .values_list("phone_number", flat=True)
-        )
-    except ImportError:  # numbers sync not installed
-        pass
+    found |= set(
+        PhoneNumber.objects.for_tenant(tenant).filter(released_at__isnull=True).values_list("phone_number", flat=True)
+    )
     return sorted(found)
 
 

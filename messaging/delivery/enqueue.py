@@ -1,0 +1,40 @@
+"""Enqueueing Celery tasks from services, by task name.
+
+The task modules (`messaging.tasks`) import the services they wrap, so a service cannot import a
+task object back without an import cycle. Services name the task instead. A process that has
+registered the task (a worker, or any process that imported `messaging.tasks`) calls it like
+`task.delay`, which keeps eager mode and per-task options; one that has not (a web process)
+publishes by name, which is what `delay` does there anyway.
+"""
+
+from __future__ import annotations
+
+from celery import current_app
+from django.db import transaction
+
+#: Task names as django-celery-beat rows and queued messages know them: never rename.
+MESSAGE_DELIVER_TASK = "messaging.tasks.message_deliver_task"
+BULK_QUEUE_TASK = "messaging.bulk_tasks.bulk_queue"
+BULK_DISPATCH_TASK = "messaging.bulk_tasks.bulk_dispatch"
+
+
+def task_delay(name: str, *args) -> None:
+    """Publish task `name` with positional `args`, as `task.delay(*args)` would."""
+    task = current_app.tasks.get(name)
+    if task is None:
+        current_app.send_task(name, args=args)
+    else:
+        task.delay(*args)
+
+
+def deliveries_enqueue_on_commit(message_ids: list[int]) -> None:
+    """Publish one delivery task per message after the transaction commits. A failed publish
+    (broker down) is logged, not raised: the periodic release re-enqueues stale rows."""
+    if not message_ids:
+        return
+
+    def publish() -> None:
+        for pk in message_ids:
+            task_delay(MESSAGE_DELIVER_TASK, pk)
+
+    transaction.on_commit(publish, robust=True)

@@ -1,0 +1,46 @@
+"""Reading a Twilio webhook's form fields: missing fields are empty, numbers are tolerant, phone
+numbers normalised the way the ledgers store them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from django.core.exceptions import ValidationError
+
+from tenants.phones import phone_normalize
+
+
+def param_text(params: Mapping, name: str) -> str:
+    """A field as stripped text; a missing field is empty (Twilio omits what does not apply)."""
+    return str(params.get(name) or "").strip()
+
+
+def params_dict(params: Mapping) -> dict[str, str]:
+    """A plain dict of the payload (a QueryDict's last value per name), for JSON storage."""
+    return {str(k): str(params.get(k) or "") for k in params}
+
+
+def param_int(value) -> int | None:
+    """A non-negative integer field, or None for anything else (Twilio sends them as text)."""
+    try:
+        number = int(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+    return number if number >= 0 else None
+
+
+def param_small_int(value) -> int | None:
+    """`param_int` that also fits a PostgreSQL smallint column, else None."""
+    number = param_int(value)
+    return number if number is not None and number <= 32767 else None
+
+
+def param_phone(raw: str) -> str:
+    """E.164 when `raw` is a valid phone number; otherwise as received (short codes,
+    alphanumeric sender IDs, `whatsapp:` addresses)."""
+    if not raw:
+        return ""
+    try:
+        return phone_normalize(raw)
+    except ValidationError:
+        return raw[:32]

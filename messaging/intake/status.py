@@ -1,0 +1,191 @@
+"""Twilio's delivery status callbacks: applied in any order, duplicated or concurrent, keyed on
+(MessageSid, MessageStatus); a 21610 answer also records an opt-out. See
+`messaging.intake.inbound` for why every write here is keyed on what Twilio guarantees unique."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from tenants.models import Tenant
+from tenants.phones import phone_mask
+
+from .. import statuses
+from ..ledgers.selectors import is_opted_out
+from ..ledgers.services import opt_out_record
+from ..models import Message, MessageEvent, OptOutEvent
+from .params import param_int, param_phone, param_small_int, param_text, params_dict
+
+logger = logging.getLogger("commsportal.messaging")
+
+__all__ = [
+    "CALLBACK_STATUSES",
+    "ERROR_OPTED_OUT",
+    "sid_held_elsewhere",
+    "status_callback_apply",
+]
+
+
+#: Twilio error 21610: the recipient texted STOP to this sender; Twilio blocks every send.
+ERROR_OPTED_OUT = 21610
+ERROR_21610_REASON = "Twilio answered 21610: recipient had opted out at Twilio"
+
+#: Statuses Twilio may report in a status callback. `pending` and `blocked` are the portal's
+#: own and never come from Twilio.
+CALLBACK_STATUSES: frozenset[str] = (statuses.OUTBOUND_STATUSES | statuses.INBOUND_STATUSES) - {
+    statuses.PENDING,
+    statuses.BLOCKED,
+}
+
+
+# --- Status callbacks ---------------------------------------------------------------------------
+
+
+def status_callback_apply(*, tenant: Tenant, params: Mapping, message_id: str | int | None = None) -> Message | None:
+    """Apply one status callback: a timeline event per distinct status, a status that only
+    moves forward, the error code, and an opt-out when Twilio says 21610.
+
+    Idempotent per (MessageSid, MessageStatus): a repeat changes nothing. The message row is
+    locked (`select_for_update`) so concurrent callbacks for one message apply one at a time;
+    `status_should_advance` makes their order irrelevant. `message_id` is the portal's own id
+    from the StatusCallback URL (`?m=`): an outbound message of this tenant still waiting for
+    its SID gets it here, even if the callback beats the send's own bookkeeping. A callback
+    for a message the portal never sent creates its log row.
+
+    Returns None, changing nothing, when the SID belongs to another tenant (module docstring).
+    Raises ValueError for a status Twilio does not send (the view answers 400 before that).
+    """
+    sid = param_text(params, "MessageSid")
+    new_status = param_text(params, "MessageStatus").lower()
+    if new_status not in CALLBACK_STATUSES:
+        raise ValueError(f"Unknown MessageStatus {new_status!r}")
+    error_code = param_int(params.get("ErrorCode"))
+    now = timezone.now()
+    with transaction.atomic():
+        found = _callback_message(
+            tenant=tenant, sid=sid, status=new_status, error_code=error_code, params=params, message_id=message_id
+        )
+        if found is None:
+            return None
+        message, created = found
+        events = MessageEvent.objects.for_tenant(tenant).filter(message=message, status=new_status)
+        if not created and events.exists():
+            return message  # this (MessageSid, MessageStatus) was applied before
+        try:
+            with transaction.atomic():
+                MessageEvent.objects.create(
+                    tenant=tenant,
+                    message=message,
+                    status=new_status,
+                    error_code=error_code,
+                    occurred_at=now,
+                    payload=params_dict(params),
+                )
+        except IntegrityError:
+            return message  # the row lock makes this unreachable on PostgreSQL; kept as a backstop
+        if not created and statuses.status_should_advance(message.status, new_status):
+            message.status = new_status
+            message.status_updated_at = now
+            update = ["status", "status_updated_at"]
+            if error_code is not None:
+                message.error_code = error_code
+                update.append("error_code")
+            message.save(update_fields=update)
+        if error_code == ERROR_OPTED_OUT:
+            _opt_out_from_21610(tenant=tenant, message=message, params=params)
+    return message
+
+
+def _callback_message(
+    *, tenant: Tenant, sid: str, status: str, error_code: int | None, params: Mapping, message_id
+) -> tuple[Message, bool] | None:
+    """The locked message a callback is about, as (message, created), or None if foreign."""
+    locked = Message.objects.for_tenant(tenant).select_for_update()
+    message = locked.filter(sid=sid).first()
+    if message is not None:
+        return message, False
+    pk = param_int(message_id)
+    if pk is not None:
+        # Only a row still waiting for its SID: never re-point a message that already has one.
+        message = locked.filter(pk=pk, direction=Message.Direction.OUTBOUND, sid__isnull=True).first()
+        if message is not None:
+            message.sid = sid
+            update = ["sid"]
+            if message.accepted_at is None:  # a callback proves Twilio accepted it
+                message.accepted_at = timezone.now()
+                update.append("accepted_at")
+            if not message.messaging_service_sid and param_text(params, "MessagingServiceSid"):
+                message.messaging_service_sid = param_text(params, "MessagingServiceSid")[:34]
+                update.append("messaging_service_sid")
+            if not message.from_number and param_text(params, "From"):
+                message.from_number = param_phone(param_text(params, "From"))
+                update.append("from_number")
+            try:
+                with transaction.atomic():
+                    message.save(update_fields=update)
+                return message, False
+            except IntegrityError:
+                pass  # a concurrent callback already stored this SID on a new row: use that
+    direction = Message.Direction.INBOUND if status in statuses.INBOUND_STATUSES else Message.Direction.OUTBOUND
+    try:
+        with transaction.atomic():
+            message = Message.objects.create(
+                tenant=tenant,
+                direction=direction,
+                sid=sid,
+                messaging_service_sid=param_text(params, "MessagingServiceSid")[:34],
+                from_number=param_phone(param_text(params, "From")),
+                to_number=param_phone(param_text(params, "To")),
+                num_segments=param_small_int(params.get("NumSegments")),
+                status=status,
+                error_code=error_code,
+                status_updated_at=timezone.now(),
+            )
+        logger.info("twilio.status.unknown_message", extra={"tenant": tenant.slug, "sid": sid})
+        return message, True
+    except IntegrityError:
+        message = locked.filter(sid=sid).first()
+        if message is not None:
+            return message, False  # a concurrent callback created it first
+        if sid_held_elsewhere(tenant=tenant, sid=sid):
+            return None
+        raise
+
+
+def _opt_out_from_21610(*, tenant: Tenant, message: Message, params: Mapping) -> None:
+    """Twilio refused the send because the person opted out at Twilio: our list had drifted.
+
+    Recorded once: not when the number is already opted out here, and never twice for the
+    same message (a failed and an undelivered callback may both carry 21610).
+    """
+    phone = param_phone(param_text(params, "To")) or message.to_number
+    if not phone or is_opted_out(tenant=tenant, phone=phone):
+        return
+    if OptOutEvent.objects.for_tenant(tenant).filter(message=message, action=OptOutEvent.Action.OPT_OUT).exists():
+        return
+    opt_out_record(
+        tenant=tenant,
+        phone=phone,
+        source=OptOutEvent.Source.ERROR_21610,
+        sender=param_text(params, "From") or param_text(params, "MessagingServiceSid") or message.from_number,
+        reason=ERROR_21610_REASON,
+        message=message,
+    )
+    logger.info("messaging.opt_out.error_21610", extra={"tenant": tenant.slug, "phone": phone_mask(phone)})
+
+
+# --- Helpers --------------------------------------------------------------------------------------
+
+
+def sid_held_elsewhere(*, tenant: Tenant, sid: str) -> bool:
+    """Whether another tenant holds `sid`: a deliberate cross-tenant check, logged when true."""
+    held = Message.all_tenants.filter(sid=sid).exclude(tenant=tenant).exists()
+    if held:
+        logger.warning(
+            "twilio.webhook.foreign_message_sid",
+            extra={"event": "twilio.webhook.foreign_message_sid", "tenant": tenant.slug, "sid": sid},
+        )
+    return held

@@ -1,0 +1,7 @@
+"""Messaging's Celery tasks. Celery's autodiscovery imports this package; importing each module
+here registers its tasks. Task names are explicit and never change (beat rows and queued
+messages refer to them), whatever module a task lives in."""
+
+from . import bulk, delivery
+
+__all__ = ["bulk", "delivery"]

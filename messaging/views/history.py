@@ -1,0 +1,152 @@
+"""One number's history page, its exports, and unmasking a number for support staff (audited)."""
+
+from __future__ import annotations
+
+import csv
+from datetime import UTC
+
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from tenants.exports import spreadsheet_safe
+from tenants.middleware import support_action
+from tenants.phones import phone_mask
+from tenants.services import audit_record
+
+from ..forms.ledgers import UnmaskForm
+from ..ledgers.history import number_history as number_history_build
+from ..number_refs import number_from_ref
+
+# --- Numbers -----------------------------------------------------------------------------------
+
+
+HISTORY_COLUMNS = (
+    "occurred_at_utc",
+    "category",
+    "action",
+    "phone",
+    "purpose",
+    "source",
+    "sender",
+    "text",
+    "actor",
+    "disclosure_version",
+    "disclosure_sha256",
+    "ip_address",
+    "user_agent",
+    "reference",
+    "alert",
+)
+
+
+@require_GET
+def number_history(request, number: str):
+    """Everything the portal knows about one number: a printable, exportable consent proof."""
+    tenant = request.tenant
+    phone = number_from_ref(number, tenant=tenant)
+    history = number_history_build(tenant=tenant, phone=phone)
+    export = request.GET.get("format")
+    if export in ("csv", "json"):
+        return _history_export(request, history, export)
+    masked = request.tenant_access.masks_numbers
+    return render(
+        request,
+        "messaging/number_history.html",
+        {
+            "tenant": tenant,
+            "phone": phone,
+            "history": history,
+            "timeline": history.timeline(),
+            "consent_by_purpose": sorted(history.consent_by_purpose.values(), key=lambda e: e.purpose),
+            "unmask_form": UnmaskForm() if masked else None,
+            "generated_at": timezone.now(),
+        },
+    )
+
+
+def _history_export(request, history, export: str):
+    tenant = request.tenant
+    masked = request.tenant_access.masks_numbers
+    show = phone_mask if masked else (lambda value: value)
+    rows = [
+        {
+            "occurred_at_utc": e.at.astimezone(UTC).isoformat(),
+            "category": e.category,
+            "action": e.action,
+            "phone": show(history.phone),
+            "purpose": e.purpose,
+            "source": e.source,
+            "sender": show(e.sender) if e.sender.startswith("+") else e.sender,
+            "text": e.text,
+            "actor": e.actor,
+            "disclosure_version": e.disclosure_version,
+            "disclosure_sha256": e.disclosure_sha256,
+            "ip_address": e.ip_address,
+            "user_agent": e.user_agent,
+            "reference": e.reference,
+            "alert": "yes" if e.alert else "",
+        }
+        for e in history.timeline()
+    ]
+    # Personal data leaving the portal, whoever takes it (a member, or support staff reading
+    # another tenant's data): on the record, the number masked like every audit target.
+    audit_record(
+        action="export.number_history",
+        tenant=tenant,
+        request=request,
+        target=phone_mask(history.phone),
+        details={"format": export, "rows": len(rows), "masked": masked},
+    )
+    filename = f"number-history-{tenant.slug}-{history.phone[-4:]}-{timezone.now():%Y%m%d}"
+    if export == "json":
+        response = JsonResponse(
+            {
+                "tenant": tenant.slug,
+                "phone": show(history.phone),
+                "generated_at": timezone.now().isoformat(),
+                "opted_out": history.is_opted_out,
+                "events": rows,
+            },
+            json_dumps_params={"indent": 2},
+        )
+        response["Content-Disposition"] = f'attachment; filename="{filename}.json"'
+        response["Cache-Control"] = "no-store"  # personal data: never kept by a browser or proxy
+        return response
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
+    response["Cache-Control"] = "no-store"  # personal data: never kept by a browser or proxy
+    writer = csv.DictWriter(response, fieldnames=HISTORY_COLUMNS)
+    writer.writeheader()
+    writer.writerows({key: spreadsheet_safe(value) for key, value in row.items()} for row in rows)
+    return response
+
+
+@support_action
+@never_cache
+@require_POST
+def number_unmask(request, number: str):
+    """Support staff see one full number, once, after writing down why. Audited."""
+    if not request.tenant_access.masks_numbers:
+        raise PermissionDenied("You already see full numbers: only support staff unmask.")
+    tenant = request.tenant
+    phone = number_from_ref(number, tenant=tenant)
+    form = UnmaskForm(request.POST)
+    revealed = None
+    if form.is_valid():
+        audit_record(
+            action="support.unmask",
+            tenant=tenant,
+            request=request,
+            target=phone_mask(phone),
+            reason=form.cleaned_data["reason"],
+        )
+        revealed = phone
+    return render(
+        request,
+        "messaging/number_unmask.html",
+        {"tenant": tenant, "phone": phone, "revealed": revealed, "form": form, "number": number},
+    )

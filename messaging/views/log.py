@@ -1,0 +1,55 @@
+"""The message log pages: the list with its filters, and one message with its events."""
+
+from __future__ import annotations
+
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from tenants.twilio_errors import explain
+
+from .. import log, statuses
+from ..filters import MessageFilter
+from ..models import RevocationReview
+from ..pagination import keyset_page
+
+# --- Message log -------------------------------------------------------------------------------
+
+
+@require_GET
+def message_list(request):
+    tenant = request.tenant
+    filters = MessageFilter(request.GET or None, queryset=log.message_list(tenant=tenant))
+    if filters.is_bound and not filters.is_valid():
+        qs = filters.queryset.none()
+    else:
+        qs = filters.qs
+    page = keyset_page(qs, cursor=request.GET.get("cursor"))
+    return render(
+        request,
+        "messaging/message_list.html",
+        {
+            "tenant": tenant,
+            "filter_form": filters.form,
+            "page": page,
+            "filtered": any(v for k, v in request.GET.items() if k != "cursor"),
+        },
+    )
+
+
+@require_GET
+def message_detail(request, message_id: int):
+    tenant = request.tenant
+    message, events = log.message_detail(tenant=tenant, message_id=message_id)
+    review = RevocationReview.objects.for_tenant(tenant).filter(message=message).first()
+    return render(
+        request,
+        "messaging/message_detail.html",
+        {
+            "tenant": tenant,
+            "message": message,
+            "events": events,
+            "error_explanation": explain(message.error_code),
+            "review": review,
+            "message_final": message.status in statuses.FINAL_STATUSES,
+        },
+    )
