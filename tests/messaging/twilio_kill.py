@@ -60,7 +60,7 @@ def install() -> None:
 def deliver(message_id: int) -> None:
     """One `message_deliver` run, printing {"outcome": ...} or {"retry": ...} as its last line."""
     django.setup()
-    sending = importlib.import_module("messaging.sending")  # needs the app registry: after setup
+    sending = importlib.import_module("messaging.delivery.attempts")  # needs the app registry: after setup
     try:
         print(json.dumps({"outcome": sending.message_deliver(message_id=message_id)}))
     except sending.DeliveryRetry as exc:
