@@ -334,7 +334,7 @@ class SuppressionKey(models.Model):
 class SuppressionHash(TenantOwned):
     """A number erased under GDPR, kept only as a keyed hash so it is never messaged again.
 
-    `messaging.ledgers.selectors.number_is_suppressed` checks it before every send. Append-only.
+    `messaging.ledgers.reachability` checks it before every send. Append-only.
     """
 
     phone_hash = models.CharField(max_length=64, help_text="HMAC-SHA256 of the E.164 number (hex).")

@@ -65,7 +65,7 @@ from tenants.twilio import TwilioError, tenant_client, twilio_errors
 
 from .. import statuses
 from ..compliance.gate import gate_evaluate
-from ..ledgers.selectors import is_opted_out
+from ..ledgers.reachability import number_is_opted_out
 from ..ledgers.services import opt_out_record
 from ..models import GateDecision, Message, MessageEvent, OptOutEvent, Purpose
 
@@ -402,7 +402,7 @@ def _attempt_failed(message: Message, token: str, exc: TwilioError) -> str:
             status=statuses.FAILED,
             defaults={"occurred_at": now, "error_code": code, "payload": {"error": str(exc)[:500]}},
         )
-        if code == ERROR_OPTED_OUT and not is_opted_out(tenant=message.tenant, phone=message.to_number):
+        if code == ERROR_OPTED_OUT and not number_is_opted_out(tenant=message.tenant, phone=message.to_number):
             # Twilio's opt-out list knew what ours did not: record it so the gate blocks next time.
             opt_out_record(
                 tenant=message.tenant,

@@ -14,7 +14,7 @@ from tenants.models import Tenant
 from tenants.phones import phone_mask
 
 from .. import statuses
-from ..ledgers.selectors import is_opted_out
+from ..ledgers.reachability import number_is_opted_out
 from ..ledgers.services import opt_out_record
 from ..models import Message, MessageEvent, OptOutEvent
 from .params import param_int, param_phone, param_small_int, param_text, params_dict
@@ -162,7 +162,7 @@ def _opt_out_from_21610(*, tenant: Tenant, message: Message, params: Mapping) ->
     same message (a failed and an undelivered callback may both carry 21610).
     """
     phone = param_phone(param_text(params, "To")) or message.to_number
-    if not phone or is_opted_out(tenant=tenant, phone=phone):
+    if not phone or number_is_opted_out(tenant=tenant, phone=phone):
         return
     if OptOutEvent.objects.for_tenant(tenant).filter(message=message, action=OptOutEvent.Action.OPT_OUT).exists():
         return

@@ -18,7 +18,8 @@ from tenants.views import require_admin
 
 from ..forms.ledgers import ConsentCaptureForm, ConsentSearchForm, CsvImportForm, OptOutChangeForm, OptOutSearchForm
 from ..ledgers import imports, services
-from ..ledgers.selectors import consent_event_list, is_opted_out, opt_out_current_list
+from ..ledgers.reachability import number_is_opted_out
+from ..ledgers.selectors import consent_event_list, opt_out_current_list
 from ..ledgers.services import opt_out_admin_change
 from ..models import ConsentEvent, OptOutEvent, disclosure_hash
 from ..pagination import keyset_page
@@ -186,7 +187,7 @@ def consent_capture(request):
     if request.method == "POST" and form.is_valid():
         event = services.consent_capture(tenant=tenant, request=request, **form.cleaned_data)
         messages.success(request, f"Consent {event.action} recorded for {event.phone} ({event.get_purpose_display()}).")
-        if event.action == ConsentEvent.Action.GRANTED and is_opted_out(tenant=tenant, phone=event.phone):
+        if event.action == ConsentEvent.Action.GRANTED and number_is_opted_out(tenant=tenant, phone=event.phone):
             messages.warning(
                 request,
                 "This number is still opted out: consent does not lift an opt-out. The person must text START, "
