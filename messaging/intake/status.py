@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from tenants import twilio_codes
 from tenants.models import Tenant
 from tenants.phones import phone_mask
 
@@ -23,14 +24,11 @@ logger = logging.getLogger("commsportal.messaging")
 
 __all__ = [
     "CALLBACK_STATUSES",
-    "ERROR_OPTED_OUT",
     "sid_held_elsewhere",
     "status_callback_apply",
 ]
 
 
-#: Twilio error 21610: the recipient texted STOP to this sender; Twilio blocks every send.
-ERROR_OPTED_OUT = 21610
 ERROR_21610_REASON = "Twilio answered 21610: recipient had opted out at Twilio"
 
 #: Statuses Twilio may report in a status callback. `pending` and `blocked` are the portal's
@@ -94,7 +92,7 @@ def status_callback_apply(*, tenant: Tenant, params: Mapping, message_id: str | 
                 message.error_code = error_code
                 update.append("error_code")
             message.save(update_fields=update)
-        if error_code == ERROR_OPTED_OUT:
+        if error_code == twilio_codes.OPTED_OUT:
             _opt_out_from_21610(tenant=tenant, message=message, params=params)
     return message
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from tenants import twilio_codes
 from tenants.models import Tenant
 
 from .. import statuses
@@ -18,7 +19,6 @@ from .reachability import number_is_opted_out
 
 #: Outbound statuses that mean nothing left the portal: never a "sent after opt-out".
 _NOT_SENT = (statuses.BLOCKED, statuses.CANCELED)
-ERROR_OPTED_OUT_AT_TWILIO = 21610
 
 
 @dataclass(frozen=True)
@@ -235,7 +235,7 @@ def number_history(*, tenant: Tenant, phone: str) -> NumberHistory:
                     break
     failed_21610 = list(
         Message.objects.for_tenant(tenant)
-        .filter(direction=Message.Direction.OUTBOUND, to_number=phone, error_code=ERROR_OPTED_OUT_AT_TWILIO)
+        .filter(direction=Message.Direction.OUTBOUND, to_number=phone, error_code=twilio_codes.OPTED_OUT)
         .order_by("created_at", "id")
     )
     history = NumberHistory(
