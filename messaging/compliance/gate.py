@@ -98,6 +98,7 @@ from ..models import (
     RevocationReview,
     SendingPolicy,
 )
+from .calendars import holiday_calendar
 from .numbers import number_parse, number_place
 from .policy import sending_policy_get
 from .regions import (
@@ -107,7 +108,6 @@ from .regions import (
     STATUTORY_WINDOWS,
     ClosedDays,
     RegionRules,
-    holiday_calendar,
 )
 
 logger = logging.getLogger("messaging.gate")  # a stable name: log routing and tests select it
