@@ -119,7 +119,7 @@ def _callback_message(
                 message.messaging_service_sid = param_text(params, "MessagingServiceSid")[:34]
                 update.append("messaging_service_sid")
             if not message.from_number and param_text(params, "From"):
-                message.from_number = param_phone(param_text(params, "From"))
+                message.from_number = param_phone(param_text(params, "From"), tenant=tenant)
                 update.append("from_number")
             try:
                 with transaction.atomic():
@@ -135,8 +135,8 @@ def _callback_message(
                 direction=direction,
                 sid=sid,
                 messaging_service_sid=param_text(params, "MessagingServiceSid")[:34],
-                from_number=param_phone(param_text(params, "From")),
-                to_number=param_phone(param_text(params, "To")),
+                from_number=param_phone(param_text(params, "From"), tenant=tenant),
+                to_number=param_phone(param_text(params, "To"), tenant=tenant),
                 num_segments=param_small_int(params.get("NumSegments")),
                 status=status,
                 error_code=error_code,
@@ -159,7 +159,7 @@ def _opt_out_from_21610(*, tenant: Tenant, message: Message, params: Mapping) ->
     Recorded once: not when the number is already opted out here, and never twice for the
     same message (a failed and an undelivered callback may both carry 21610).
     """
-    phone = param_phone(param_text(params, "To")) or message.to_number
+    phone = param_phone(param_text(params, "To"), tenant=tenant) or message.to_number
     if not phone or number_is_opted_out(tenant=tenant, phone=phone):
         return
     if OptOutEvent.objects.for_tenant(tenant).filter(message=message, action=OptOutEvent.Action.OPT_OUT).exists():

@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from tenants.crypto import fernet
 from tenants.models import Tenant
-from tenants.phones import phone_normalize
+from tenants.phones import phone_parse, tenant_phone_region
 from tenants.services import audit_record
 
 from ..models import ConsentDisclosure, ConsentEvent, OptOutEvent, Purpose, disclosure_hash
@@ -155,13 +155,6 @@ def _parse_when(raw: str, *, now: datetime) -> datetime:
     return value
 
 
-def _phone(raw: str) -> str:
-    try:
-        return phone_normalize(raw)
-    except ValidationError as exc:
-        raise ValidationError(" ".join(exc.messages)) from exc
-
-
 # --- Opt-outs --------------------------------------------------------------------------------
 
 
@@ -172,12 +165,13 @@ def opt_out_import_check(*, tenant: Tenant, content: bytes) -> ImportReport:
     if rows is None:
         return report
     now = timezone.now()
+    region = tenant_phone_region(tenant)
     first_line: dict[str, int] = {}
     candidates: list[tuple[int, str, OptOutRow]] = []
     for line, row in rows:
         raw_phone = row.get("phone", "")
         try:
-            phone = _phone(raw_phone)
+            phone = phone_parse(raw_phone, region=region)
             at = _parse_when(row["opted_out_at"], now=now) if row.get("opted_out_at") else now
         except ValidationError as exc:
             report.errors.append(RowIssue(line, raw_phone, " ".join(exc.messages)))
@@ -268,7 +262,7 @@ def _choice(raw: str, choices, column: str) -> str:
     raise ValidationError(f"{column} “{raw[:40]}” is not one of: {allowed}.")
 
 
-def _consent_row(row: dict[str, str], *, now: datetime) -> ConsentRow:
+def _consent_row(row: dict[str, str], *, now: datetime, region: str) -> ConsentRow:
     problems: list[str] = []
 
     def check(fn: Callable[[], object]):
@@ -281,7 +275,7 @@ def _consent_row(row: dict[str, str], *, now: datetime) -> ConsentRow:
     for name in _CONSENT_REQUIRED:
         if not row.get(name):
             problems.append(f"{name} is empty.")
-    phone = check(lambda: _phone(row["phone"])) if row.get("phone") else None
+    phone = check(lambda: phone_parse(row["phone"], region=region)) if row.get("phone") else None
     purpose = check(lambda: _choice(row["purpose"], Purpose.choices, "purpose")) if row.get("purpose") else None
     action = check(lambda: _choice(row["action"], ConsentEvent.Action.choices, "action")) if row.get("action") else None
     method = check(lambda: _choice(row["method"], ConsentEvent.Method.choices, "method")) if row.get("method") else None
@@ -325,7 +319,7 @@ def consent_import_check(*, tenant: Tenant, content: bytes) -> ImportReport:
     candidates: list[tuple[int, str, ConsentRow]] = []
     for line, row in rows:
         try:
-            parsed = _consent_row(row, now=now)
+            parsed = _consent_row(row, now=now, region=tenant_phone_region(tenant))
         except ValidationError as exc:
             report.errors.append(RowIssue(line, row.get("phone", ""), " ".join(exc.messages)))
             continue

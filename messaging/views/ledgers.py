@@ -13,6 +13,7 @@ from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
+from tenants.phones import form_phone_region_set, tenant_phone_region
 from tenants.scoping import get_scoped_or_404
 from tenants.views import require_admin
 
@@ -31,6 +32,7 @@ from ..pagination import keyset_page
 def opt_out_list(request):
     tenant = request.tenant
     form = OptOutSearchForm(request.GET or None)
+    form_phone_region_set(form, region=tenant_phone_region(tenant))
     search, state = "", ""
     if form.is_bound and form.is_valid():
         search = form.cleaned_data["q"][1] if form.cleaned_data["q"] else ""
@@ -143,6 +145,7 @@ def _csv_import(request, *, kind, check, apply, template, done_url, noun, column
 def consent_list(request):
     tenant = request.tenant
     form = ConsentSearchForm(request.GET or None)
+    form_phone_region_set(form, region=tenant_phone_region(tenant))
     filters: dict = {}
     if form.is_bound and form.is_valid():
         data = form.cleaned_data
@@ -184,6 +187,7 @@ def consent_capture(request):
     require_admin(request)
     tenant = request.tenant
     form = ConsentCaptureForm(request.POST or None)
+    form_phone_region_set(form, region=tenant_phone_region(tenant))
     if request.method == "POST" and form.is_valid():
         event = services.consent_capture(tenant=tenant, request=request, **form.cleaned_data)
         messages.success(request, f"Consent {event.action} recorded for {event.phone} ({event.get_purpose_display()}).")

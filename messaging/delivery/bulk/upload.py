@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from tenants.models import Tenant
-from tenants.phones import phone_normalize
+from tenants.phones import phone_parse
 from tenants.services import audit_record
 
 from ...compliance.gate import gate_check_many
@@ -81,13 +81,14 @@ def _column_name(raw: str) -> str:
     return raw.strip().lower().replace(" ", "_").replace("-", "_")
 
 
-def bulk_csv_read(*, content: bytes, body: str) -> CsvUpload:
+def bulk_csv_read(*, content: bytes, body: str, region: str | None = None) -> CsvUpload:
     """Validate a recipients CSV against a template body.
 
     Column `phone` is required; every other column whose name is a valid variable name can be
     used by the template, and every variable the template uses must be a column. Problems of
     the whole file land in `file_errors` (nothing can be sent); problems of single rows are
-    listed with their line number and the row is left out.
+    listed with their line number and the row is left out. National numbers are read as
+    numbers of `region` (the tenant's); without it only international ones are accepted.
     """
     parsed = template_parse(body)
     upload = CsvUpload(body=body, variables=list(parsed.variables))
@@ -102,7 +103,7 @@ def bulk_csv_read(*, content: bytes, body: str) -> CsvUpload:
     if not body.strip():
         upload.file_errors.append("The template is empty.")
         return upload
-    if _rows_read(upload, reader, header=header, parsed=parsed) and not upload.recipients:
+    if _rows_read(upload, reader, header=header, parsed=parsed, region=region) and not upload.recipients:
         upload.file_errors.append("No row can be sent: see the problems below.")
     return upload
 
@@ -149,7 +150,7 @@ def _header_check(upload: CsvUpload, header: list[str]) -> None:
     upload.ignored_columns = [h for h in upload.columns if h != "phone" and h not in upload.variables]
 
 
-def _rows_read(upload: CsvUpload, reader, *, header: list[str], parsed: ParsedTemplate) -> bool:
+def _rows_read(upload: CsvUpload, reader, *, header: list[str], parsed: ParsedTemplate, region: str | None) -> bool:
     """Read every row into `upload`: recipients, row errors, duplicates. False when the file
     has more rows than MAX_RECIPIENTS (nothing can be sent then)."""
     check_length = bool(upload.variables) or len(upload.body) > MAX_BODY_LENGTH
@@ -170,7 +171,7 @@ def _rows_read(upload: CsvUpload, reader, *, header: list[str], parsed: ParsedTe
             values = values + [""] * (width - len(values))
         raw_phone = values[phone_at].strip()
         try:
-            phone = phone_normalize(raw_phone)
+            phone = phone_parse(raw_phone, region=region)
         except ValidationError as exc:
             upload.add_error(line, raw_phone, " ".join(exc.messages))
             continue
