@@ -17,8 +17,6 @@ and a random token), encrypted, so that "Import now" doesn't make the admin pick
 
 from __future__ import annotations
 
-import csv
-import io
 import ipaddress
 import secrets
 from collections.abc import Callable, Iterator
@@ -36,6 +34,7 @@ from tenants.models import Tenant
 from tenants.phones import phone_parse, tenant_phone_region
 from tenants.services import audit_record
 
+from ..csvfiles import CsvFileError, CsvTable, csv_open
 from ..models import ConsentDisclosure, ConsentEvent, OptOutEvent, Purpose, disclosure_hash
 from .selectors import opt_out_latest_for_phones
 from .services import OptOutRow, opt_out_bulk_record
@@ -104,40 +103,28 @@ class ImportReport:
 def _read(content: bytes, report: ImportReport, *, known: tuple[str, ...], required: tuple[str, ...]):
     """Rows of the CSV as (line number, {column: stripped value}), or None on a file error."""
     try:
-        text = content.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        report.file_errors.append("The file is not UTF-8 text. In Excel, save it as “CSV UTF-8”.")
+        table = csv_open(content, max_rows=MAX_ROWS, split_into="imports")
+    except CsvFileError as exc:
+        report.file_errors.append(str(exc))
         return None
-    if not text.strip():
-        report.file_errors.append("The file is empty.")
-        return None
-    # The header row decides the separator (Excel writes ";" in many locales); sniffing the
-    # data instead is fooled by commas and semicolons inside quoted disclosure texts.
-    first_line = text.lstrip().split("\n", 1)[0]
-    delimiter = next((d for d in (",", ";", "\t") if d in first_line), ",")
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    header = [h.strip().lower().replace(" ", "_") for h in next((r for r in reader if any(map(str.strip, r))), [])]
-    missing = [name for name in required if name not in header]
+    missing = [name for name in required if name not in table.header]
     if missing:
         report.file_errors.append(
             f"Missing column{'s' if len(missing) > 1 else ''}: {', '.join(missing)}. "
             f"The first row must name the columns ({', '.join(known)})."
         )
         return None
-    report.ignored_columns = [h for h in header if h and h not in known]
-    return _rows(reader, header, report)
+    report.ignored_columns = [h for h in table.header if h and h not in known]
+    return _rows(table, report)
 
 
-def _rows(reader, header: list[str], report: ImportReport) -> Iterator[tuple[int, dict[str, str]]]:
-    for values in reader:
-        if not any(v.strip() for v in values):
-            continue  # blank line
-        report.total_rows += 1
-        if report.total_rows > MAX_ROWS:
-            report.file_errors.append(f"More than {MAX_ROWS:,} rows: split the file into several imports.")
-            return
-        row = {name: (values[i].strip() if i < len(values) else "") for i, name in enumerate(header) if name}
-        yield reader.line_num, row
+def _rows(table: CsvTable, report: ImportReport) -> Iterator[tuple[int, dict[str, str]]]:
+    for line, values in table.rows():
+        report.total_rows = table.rows_read
+        yield line, {name: value for name, value in zip(table.header, values, strict=False) if name}
+    if table.error:
+        report.total_rows = table.rows_read
+        report.file_errors.append(table.error)
 
 
 def _parse_when(raw: str, *, now: datetime) -> datetime:
