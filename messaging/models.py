@@ -12,24 +12,10 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from tenants.models import AppendOnlyModel
 from tenants.scoping import TenantOwned
 
 from . import statuses
-
-
-class AppendOnly(models.Model):
-    """Evidence rows: saved once, never edited or deleted through the ORM."""
-
-    class Meta:
-        abstract = True
-
-    def save(self, *args, **kwargs):
-        if self.pk is not None and not kwargs.pop("_allow_update", False):
-            raise ValueError(f"{type(self).__name__} rows are append-only; record a new event instead")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise ValueError(f"{type(self).__name__} rows are append-only")
 
 
 class Purpose(models.TextChoices):
@@ -175,7 +161,7 @@ class TenantKeyword(TenantOwned):
         return f"{self.word} ({self.kind})"
 
 
-class OptOutEvent(TenantOwned, AppendOnly):
+class OptOutEvent(AppendOnlyModel, TenantOwned):
     """One opt-out or opt-in of a number. The number's state is its latest event."""
 
     class Action(models.TextChoices):
@@ -223,7 +209,7 @@ def disclosure_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-class ConsentDisclosure(TenantOwned, AppendOnly):
+class ConsentDisclosure(AppendOnlyModel, TenantOwned):
     """The exact text a person was shown when consenting, stored once, referenced by hash."""
 
     text = models.TextField()
@@ -240,7 +226,7 @@ class ConsentDisclosure(TenantOwned, AppendOnly):
         return f"{self.version or 'disclosure'} {self.sha256[:12]}"
 
 
-class ConsentEvent(TenantOwned, AppendOnly):
+class ConsentEvent(AppendOnlyModel, TenantOwned):
     """Consent granted or revoked for one (number, purpose): TCPA/GDPR evidence."""
 
     class Action(models.TextChoices):

@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.http import Http404
 
 from tenants.crypto import fernet
-from tenants.phones import phone_normalize
+from tenants.phones import phone_parse
 
 __all__ = ["number_from_ref", "number_ref"]
 
@@ -30,7 +30,7 @@ def number_from_ref(ref: str, *, tenant) -> str:
     """The E.164 number a URL names (either form); 404 for anything else."""
     if ref.startswith("+"):
         try:
-            return phone_normalize(ref)
+            return phone_parse(ref)
         except ValidationError as exc:
             raise Http404("Not a phone number") from exc
     try:

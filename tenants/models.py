@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zoneinfo
+from typing import ClassVar
 
 from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
@@ -32,6 +33,31 @@ DEFAULT_START_TEXT = (
     "{brand}: You are resubscribed. Msg frequency varies. Msg & data rates may apply. "
     "Reply HELP for help, STOP to cancel."
 )
+
+
+class AppendOnlyModel:
+    """Evidence rows (audit log, suppression hashes, the apps' ledgers): saved once, never edited
+    or deleted through a model instance; a correction is a new row.
+
+    A plain mixin, listed before the model base (``class X(AppendOnlyModel, TenantOwned)``) so its
+    `save`/`delete` run first. Queryset `.update()` bypasses it on purpose: GDPR erasure's
+    pseudonymisation is the one sanctioned rewrite (see `tenants.retention`).
+    """
+
+    #: How the error names the rows, e.g. "Audit events"; by default "<ModelName> rows".
+    append_only_label: ClassVar[str] = ""
+
+    @classmethod
+    def _append_only_error(cls) -> ValueError:
+        return ValueError(f"{cls.append_only_label or f'{cls.__name__} rows'} are append-only")
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise self._append_only_error()
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise self._append_only_error()
 
 
 class _KeepUnknown(dict):
@@ -200,8 +226,10 @@ def is_support(user) -> bool:
     return cached
 
 
-class AuditEvent(models.Model):
+class AuditEvent(AppendOnlyModel, models.Model):
     """Append-only record of an admin action or a support-staff privileged read."""
+
+    append_only_label = "Audit events"
 
     tenant = models.ForeignKey(Tenant, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_events")
     actor = models.ForeignKey(
@@ -221,14 +249,6 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_label} {self.action} {self.target}"
-
-    def save(self, *args, **kwargs):
-        if self.pk is not None:
-            raise ValueError("Audit events are append-only")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise ValueError("Audit events are append-only")
 
 
 class WebhookRejection(models.Model):
@@ -331,11 +351,13 @@ class SuppressionKey(models.Model):
         return f"Suppression key of tenant {self.tenant_id}"
 
 
-class SuppressionHash(TenantOwned):
+class SuppressionHash(AppendOnlyModel, TenantOwned):
     """A number erased under GDPR, kept only as a keyed hash so it is never messaged again.
 
-    `messaging.ledgers.selectors.number_is_suppressed` checks it before every send. Append-only.
+    `messaging.ledgers.reachability` checks it before every send. Append-only.
     """
+
+    append_only_label = "Suppression hashes"
 
     phone_hash = models.CharField(max_length=64, help_text="HMAC-SHA256 of the E.164 number (hex).")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -348,14 +370,6 @@ class SuppressionHash(TenantOwned):
 
     def __str__(self) -> str:
         return f"suppressed {self.phone_hash[:16]}"
-
-    def save(self, *args, **kwargs):
-        if self.pk is not None:
-            raise ValueError("Suppression hashes are append-only")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise ValueError("Suppression hashes are append-only")
 
 
 phone_number_sid_validator = RegexValidator(r"^PN[0-9a-f]{32}$", "A phone number SID is PN followed by 32 hex digits.")

@@ -24,6 +24,7 @@ import requests
 from django.core.cache import cache
 from django.utils import timezone
 
+from . import twilio_codes
 from .models import Tenant
 from .twilio import TwilioError, tenant_client, twilio_errors
 
@@ -44,7 +45,7 @@ def _error_kind(exc: TwilioError) -> str:
         return "timeout"
     if isinstance(cause, requests.RequestException):
         return "connection"
-    if exc.code in (20003, 401) or exc.status in (401, 403):
+    if exc.code in (twilio_codes.AUTHENTICATION_FAILED, 401) or exc.status in (401, 403):
         return "auth"
     if exc.status is not None and exc.status >= 500:
         return "twilio_5xx"

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from . import numbers
 from .models import PhoneNumber
+from .phones import form_phone_region_set, tenant_phone_region
 from .registry import number_lookups
 from .scoping import get_scoped_or_404
 from .twilio import TwilioError
@@ -45,6 +46,7 @@ def number_list(request):
     lookups = []
     for lookup in number_lookups:
         form = lookup.form_class(request.GET if lookup.param in request.GET else None)
+        form_phone_region_set(form, region=tenant_phone_region(tenant))
         if form.is_bound and form.is_valid():
             return redirect(lookup.target(tenant=tenant, access=request.tenant_access, cleaned_data=form.cleaned_data))
         lookups.append((lookup, form))

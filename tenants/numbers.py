@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from .models import PhoneNumber, Tenant
-from .phones import phone_normalize
+from .phones import phone_parse, tenant_phone_region
 from .services import audit_record
 from .twilio import TwilioError, tenant_client, twilio_errors
 
@@ -293,7 +293,7 @@ def numbers_search_available(
 def number_buy(*, tenant: Tenant, phone_number: str, actor, request=None) -> PhoneNumber:
     """Buy `phone_number` for the tenant with its webhooks already pointing at the portal (one
     Twilio call, so there is never a window where a new number drops texts). Audited."""
-    phone_number = phone_normalize(phone_number)
+    phone_number = phone_parse(phone_number, region=tenant_phone_region(tenant))
     want = webhook_urls()
     with twilio_errors():
         record = tenant_client(tenant).incoming_phone_numbers.create(
@@ -324,7 +324,7 @@ def number_release(*, tenant: Tenant, number: PhoneNumber, actor, confirm: str, 
     if number.tenant_id != tenant.pk:
         raise ValueError("number belongs to another tenant")
     try:
-        typed = phone_normalize(confirm.strip())
+        typed = phone_parse(confirm, region=tenant_phone_region(tenant))
     except ValidationError:
         typed = ""
     if typed != number.phone_number:

@@ -6,7 +6,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from .models import TIMEZONE_CHOICES, Tenant
-from .phones import phone_normalize
+from .phones import DEFAULT_REGION, phone_parse
 
 
 class TenantCreateForm(forms.Form):
@@ -62,7 +62,7 @@ class ErasureForm(forms.Form):
             if raw is None:
                 return cleaned
             try:
-                numbers.append(phone_normalize(raw))
+                numbers.append(phone_parse(raw, region=DEFAULT_REGION))
             except ValidationError as exc:
                 self.add_error(name, exc)
                 return cleaned

@@ -1,41 +1,95 @@
-"""Phone numbers: E.164 normalisation (phonenumbers) and the masked form support staff see."""
+"""Phone numbers: the one parser to E.164 every form, import, upload and webhook uses, and the
+masked form support staff see.
+
+One rule: a number in international format (+ and country code) is always understood; a national
+number ("(415) 555-0123") only with an explicit region, the tenant's (`tenant_phone_region`),
+because guessing a country turns a typo into someone else's number. Errors are the portal's own
+words with an example, never phonenumbers' exception text.
+"""
 
 from __future__ import annotations
+
+import zoneinfo
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
 
 import phonenumbers
 from django.core.exceptions import ValidationError
 
+#: The region when a tenant's time zone names no country (UTC): the portal's home market.
 DEFAULT_REGION = "US"
+EXAMPLE = "+14155550123"
+_INTERNATIONAL = f"Enter it in international format, like {EXAMPLE}."
 
 
-def phone_normalize(raw: str, *, region: str = DEFAULT_REGION) -> str:
-    """Return `raw` as E.164, or raise ValidationError saying why it is not a valid number."""
+def phone_parse(raw: str, *, region: str | None = None) -> str:
+    """`raw` as E.164, or a ValidationError saying what is wrong, with an example.
+
+    Without `region` only international numbers are accepted; with it a national number is
+    read as one of that region (pass the tenant's: `tenant_phone_region`).
+    """
     text = (raw or "").strip()
     if not text:
-        raise ValidationError("Enter a phone number.", code="required")
+        raise ValidationError(f"Enter a phone number in international format, like {EXAMPLE}.", code="required")
+    shown = {"value": text[:40]}
+    if region is None and not text.startswith("+") and phonenumbers.is_possible_number_string(text, DEFAULT_REGION):
+        raise ValidationError("“%(value)s” has no country code. " + _INTERNATIONAL, code="international", params=shown)
     try:
-        number = phonenumbers.parse(text, region)
+        number = phonenumbers.parse(text, region.upper() if region else None)
     except phonenumbers.NumberParseException as exc:
         raise ValidationError(
-            "“%(value)s” is not a phone number (%(why)s).",
-            code="invalid",
-            params={"value": text[:40], "why": str(exc).split(". ", 1)[-1].rstrip(".")},
+            "“%(value)s” is not a phone number. " + _INTERNATIONAL, code="invalid", params=shown
         ) from exc
     if not phonenumbers.is_valid_number(number):
-        raise ValidationError(
-            "“%(value)s” is not a valid number: use international format, e.g. +14155550123.",
-            code="invalid",
-            params={"value": text[:40]},
-        )
+        if region and not text.startswith("+"):
+            message = "“%(value)s” is not a valid number for %(region)s. " + _INTERNATIONAL
+            raise ValidationError(message, code="invalid", params={**shown, "region": region.upper()})
+        raise ValidationError("“%(value)s” is not a valid number. " + _INTERNATIONAL, code="invalid", params=shown)
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def phone_is_valid(raw: str) -> bool:
+def phone_parse_sender(raw: str, *, region: str | None = None) -> str:
+    """A number as Twilio reports it in a webhook: E.164 when it is a valid phone number,
+    otherwise as received, cut to 32 characters. Twilio legitimately sends short codes
+    ("12345"), alphanumeric sender IDs ("ACME") and ``whatsapp:`` addresses, which are kept."""
+    if not raw:
+        return ""
     try:
-        phone_normalize(raw)
+        return phone_parse(raw, region=region)
     except ValidationError:
-        return False
-    return True
+        return raw[:32]
+
+
+def tenant_phone_region(tenant) -> str:
+    """The region a tenant's national numbers belong to: the country of its time zone
+    (America/New_York: US, Europe/Paris: FR), else `DEFAULT_REGION`. Tenants have no country
+    field; their time zone is the setting that already says where they are."""
+    return _zone_countries().get(tenant.timezone, DEFAULT_REGION)
+
+
+def form_phone_region_set(form, *, region: str) -> None:
+    """Read national numbers typed into `form`'s phone fields (fields with a `region`
+    attribute, like messaging's PhoneField) as numbers of `region`: forms built without their
+    tenant get it from the view this way, before validation."""
+    for field in form.fields.values():
+        if hasattr(field, "region"):
+            field.region = region
+
+
+@lru_cache(maxsize=1)
+def _zone_countries() -> dict[str, str]:
+    """Time zone -> ISO country, from the IANA `zone.tab` (tzdata package, else the system's)."""
+    candidates = [Path(base) / "zone.tab" for base in zoneinfo.TZPATH]
+    try:
+        candidates.insert(0, Path(str(resources.files("tzdata").joinpath("zoneinfo", "zone.tab"))))
+    except ModuleNotFoundError:
+        pass
+    for path in candidates:
+        if path.is_file():
+            rows = (line.split("\t") for line in path.read_text(encoding="utf-8").splitlines())
+            return {row[2]: row[0] for row in rows if len(row) >= 3 and not row[0].startswith("#")}
+    return {}
 
 
 def phone_mask(value: str) -> str:

@@ -53,7 +53,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from .models import AuditEvent, SuppressionHash, SuppressionKey, Tenant
-from .phones import phone_normalize
+from .phones import DEFAULT_REGION, phone_parse
 from .registry import NumberErasure, RetentionPurger, number_erasers, retention_purgers
 from .services import audit_record
 
@@ -256,7 +256,7 @@ def _phone_canonical(phone: str) -> str:
     if _E164.fullmatch(phone):  # already canonical either way; the gate checks thousands at once
         return phone
     try:
-        return phone_normalize(phone)
+        return phone_parse(phone, region=DEFAULT_REGION)
     except ValidationError:
         return (phone or "").strip()
 

@@ -8,10 +8,10 @@ public holidays come from the ``holidays`` package rather than a hand-kept list.
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from functools import lru_cache
 
-import holidays
 import phonenumbers
+
+from .calendars import holiday_calendar_nearest
 
 __all__ = ["DEFAULT_COUNTRY", "add_business_days", "country_for_phone", "is_business_day"]
 
@@ -21,33 +21,13 @@ DEFAULT_COUNTRY = "US"
 _DEFAULT_WEEKEND = frozenset({5, 6})
 
 
-@lru_cache(maxsize=256)
-def _calendar(country: str, subdivision: str | None) -> holidays.HolidayBase | None:
-    """The holiday calendar for a country (and subdivision), or None when none is known.
-
-    An unknown subdivision falls back to the national calendar, an unknown country to
-    weekends only: both produce an *earlier* deadline than the true one, never a later one,
-    which is the safe side for a legal deadline. Cached because building a calendar is costly
-    and the objects expand year by year on demand.
-    """
-    if subdivision:
-        try:
-            return holidays.country_holidays(country, subdiv=subdivision)
-        except NotImplementedError:
-            pass
-    try:
-        return holidays.country_holidays(country)
-    except NotImplementedError:
-        return None
-
-
 def is_business_day(day: date, *, country: str = DEFAULT_COUNTRY, subdivision: str | None = None) -> bool:
     """Whether ``day`` is neither a weekend day nor a public holiday in ``country``.
 
     Weekends follow the country's own definition (e.g. Friday-Saturday where that applies),
     including any weekend days a country declares working days.
     """
-    calendar = _calendar(country.upper(), subdivision.upper() if subdivision else None)
+    calendar = holiday_calendar_nearest(country=country, subdivision=subdivision)
     if calendar is None:
         return day.weekday() not in _DEFAULT_WEEKEND
     if day in calendar:  # also makes the calendar populate that year

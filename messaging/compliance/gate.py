@@ -88,17 +88,17 @@ from django.utils import timezone
 from tenants.models import Tenant
 
 from .. import statuses
-from ..ledgers.selectors import numbers_suppressed
+from ..ledgers.reachability import IN_LIST_LIMIT, latest_actions, ledger_for_phones, numbers_opted_out
 from ..models import (
     ConsentEvent,
     GateDecision,
     GateReason,
     Message,
-    OptOutEvent,
     Purpose,
     RevocationReview,
     SendingPolicy,
 )
+from .calendars import holiday_calendar
 from .numbers import number_parse, number_place
 from .policy import sending_policy_get
 from .regions import (
@@ -108,7 +108,6 @@ from .regions import (
     STATUTORY_WINDOWS,
     ClosedDays,
     RegionRules,
-    holiday_calendar,
 )
 
 logger = logging.getLogger("messaging.gate")  # a stable name: log routing and tests select it
@@ -135,9 +134,6 @@ WARN_EVERY_SECONDS = 3600
 #: (a toll-free or non-geographic NANP number lists every zone from Guam to Adak): the tenant's
 #: own time zone decides instead. Idaho's Mountain/Pacific or Spain's Madrid/Canary stay.
 MAX_ZONE_SPREAD = timedelta(hours=3)
-#: Up to this many distinct numbers the ledgers are read with `phone IN (...)`; above it, the
-#: tenant's whole current state is read once and intersected in memory.
-IN_LIST_LIMIT = 2000
 
 
 @dataclass(frozen=True)
@@ -211,7 +207,7 @@ def gate_evaluate(
 
     policy = sending_policy_get(tenant=tenant)
     restricted = purpose in restricted_purposes(policy)
-    opted_out = _opted_out(tenant, phones)
+    opted_out = numbers_opted_out(tenant=tenant, phones=phones)
     consented = _marketing_consented(tenant, phones) if purpose == Purpose.MARKETING else set()
     if restricted:
         reviewing = _revocations_open(tenant, phones)
@@ -475,42 +471,18 @@ def region_cap(*, policy: SendingPolicy, region: str) -> int:
 # --- Ledgers ------------------------------------------------------------------------------------
 
 
-def _by_phone(queryset, phones: set[str]):
-    """Filter by the numbers for small batches; read the tenant's whole table for large ones."""
-    return queryset.filter(phone__in=phones) if len(phones) <= IN_LIST_LIMIT else queryset
-
-
-def _latest_actions(rows) -> dict[str, str]:
-    """phone -> action of its latest event, from rows ordered oldest first."""
-    latest: dict[str, str] = {}
-    for phone, action in rows:
-        latest[phone] = action
-    return latest
-
-
-def _opted_out(tenant: Tenant, phones: set[str]) -> set[str]:
-    rows = (
-        _by_phone(OptOutEvent.objects.for_tenant(tenant), phones)
-        .order_by("phone", "created_at", "id")
-        .values_list("phone", "action")
-    )
-    opted_out = {p for p, a in _latest_actions(rows).items() if a == OptOutEvent.Action.OPT_OUT and p in phones}
-    # A GDPR-erased number's ledger rows no longer carry it: only its keyed hash blocks it now.
-    return opted_out | numbers_suppressed(tenant=tenant, phones=phones)
-
-
 def _marketing_consented(tenant: Tenant, phones: set[str]) -> set[str]:
     rows = (
-        _by_phone(ConsentEvent.objects.for_tenant(tenant).filter(purpose=Purpose.MARKETING), phones)
+        ledger_for_phones(ConsentEvent.objects.for_tenant(tenant).filter(purpose=Purpose.MARKETING), phones)
         .order_by("phone", "captured_at", "id")
         .values_list("phone", "action")
     )
-    return {p for p, a in _latest_actions(rows).items() if a == ConsentEvent.Action.GRANTED and p in phones}
+    return {p for p, a in latest_actions(rows).items() if a == ConsentEvent.Action.GRANTED and p in phones}
 
 
 def _revocations_open(tenant: Tenant, phones: set[str]) -> set[str]:
     open_reviews = RevocationReview.objects.for_tenant(tenant).filter(status=RevocationReview.Status.OPEN)
-    return set(_by_phone(open_reviews, phones).values_list("phone", flat=True)) & phones
+    return set(ledger_for_phones(open_reviews, phones).values_list("phone", flat=True)) & phones
 
 
 def _recent_counted(

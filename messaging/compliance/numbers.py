@@ -19,14 +19,7 @@ __all__ = [
     "US_STATES",
     "number_parse",
     "number_place",
-    "phone_e164",
 ]
-
-
-def phone_e164(raw: str) -> str | None:
-    """`raw` as E.164 when it is a valid international number, else None."""
-    number = number_parse(raw)
-    return number.e164 if number else None
 
 
 # --- Numbers ------------------------------------------------------------------------------------
@@ -45,7 +38,11 @@ _NANP_E164 = re.compile(r"\+1[2-9]\d{9}")
 
 
 def number_parse(raw: str) -> ParsedNumber | None:
-    """Parse once: a number must be international (+country code) and valid."""
+    """Parse once: a number must be international (+country code) and valid.
+
+    The gate's fast path of `tenants.phones.phone_parse` with no region (it must accept exactly
+    what that accepts, as the same E.164): recipients reach the gate already parsed, so no
+    national format is guessed here, and a None is the gate's ``invalid_number``."""
     text = raw.strip() if isinstance(raw, str) else ""
     if not text.startswith("+"):
         return None  # no national formats guessed: E.164 is the contract

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from datetime import time, timedelta
 from functools import lru_cache
 
-import holidays
 import phonenumbers
 from phonenumbers import geocoder
 
+from .calendars import holiday_calendar
 from .numbers import CA_PROVINCES, US_STATES
 
 __all__ = [
@@ -23,7 +23,6 @@ __all__ = [
     "ClosedDays",
     "RegionRules",
     "StatutoryRule",
-    "holiday_calendar",
     "region_name",
     "statutory_rules",
 ]
@@ -81,13 +80,6 @@ class ClosedDays:
 
     def __or__(self, other: ClosedDays) -> ClosedDays:
         return ClosedDays(self.weekdays | other.weekdays, tuple(dict.fromkeys(self.calendars + other.calendars)))
-
-
-@lru_cache(maxsize=64)
-def holiday_calendar(code: str) -> holidays.HolidayBase:
-    """Public holidays of a region ("FR", "US-FL"); cached: building a calendar is slow."""
-    country, _, subdivision = code.partition("-")
-    return holidays.country_holidays(country, subdiv=subdivision or None)
 
 
 #: Whole local days the law closes, by region (DOMAIN.md: France, no Sundays and no public

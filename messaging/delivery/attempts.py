@@ -61,11 +61,12 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from tenants import twilio_codes
 from tenants.twilio import TwilioError, tenant_client, twilio_errors
 
 from .. import statuses
 from ..compliance.gate import gate_evaluate
-from ..ledgers.selectors import is_opted_out
+from ..ledgers.reachability import number_is_opted_out
 from ..ledgers.services import opt_out_record
 from ..models import GateDecision, Message, MessageEvent, OptOutEvent, Purpose
 
@@ -90,7 +91,6 @@ RECONCILE_LIMIT = 50
 RETRY_HOLD = timedelta(seconds=10)
 #: Why a 21610 answer becomes an opt-out in the ledger.
 ERROR_21610_REASON = "Twilio answered 21610 when sending: recipient had opted out at Twilio"
-ERROR_OPTED_OUT = 21610
 
 
 class Outcome:
@@ -402,7 +402,7 @@ def _attempt_failed(message: Message, token: str, exc: TwilioError) -> str:
             status=statuses.FAILED,
             defaults={"occurred_at": now, "error_code": code, "payload": {"error": str(exc)[:500]}},
         )
-        if code == ERROR_OPTED_OUT and not is_opted_out(tenant=message.tenant, phone=message.to_number):
+        if code == twilio_codes.OPTED_OUT and not number_is_opted_out(tenant=message.tenant, phone=message.to_number):
             # Twilio's opt-out list knew what ours did not: record it so the gate blocks next time.
             opt_out_record(
                 tenant=message.tenant,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.core.exceptions import ValidationError
 
-from tenants.phones import phone_normalize
+from tenants.phones import phone_parse, tenant_phone_region
 
 from ..delivery.bulk.upload import MAX_CSV_BYTES, CsvUpload, bulk_csv_read
 from ..delivery.templating import template_parse
@@ -75,7 +75,7 @@ class BulkUploadForm(forms.Form):
 
     def clean_sender(self):
         raw = self.cleaned_data["sender"].strip()
-        return phone_normalize(raw) if raw else ""
+        return phone_parse(raw, region=tenant_phone_region(self.tenant)) if raw else ""
 
     def clean_csv_file(self):
         upload = self.cleaned_data["csv_file"]
@@ -94,7 +94,9 @@ class BulkUploadForm(forms.Form):
                 "choose that purpose, or another template.",
             )
         if template and upload and not self.errors:
-            self.upload = bulk_csv_read(content=upload.read(), body=template.body)
+            self.upload = bulk_csv_read(
+                content=upload.read(), body=template.body, region=tenant_phone_region(self.tenant)
+            )
             for problem in self.upload.file_errors:
                 self.add_error("csv_file", problem)
         return cleaned

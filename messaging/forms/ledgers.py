@@ -1,5 +1,5 @@
 """Forms of the ledger pages (opt-outs, consent, imports, reviews, keywords, number lookup).
-Every phone number goes through `phone_normalize`."""
+Every phone number goes through `tenants.phones.phone_parse`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from datetime import timedelta
 
 from django import forms
 from django.utils import timezone
+
+from tenants.phones import tenant_phone_region
 
 from ..intake.keywords import (
     DEFAULT_HELP_KEYWORDS,
@@ -56,6 +58,7 @@ class OptOutChangeForm(forms.Form):
     def __init__(self, *args, tenant, **kwargs):
         self.tenant = tenant
         super().__init__(*args, **kwargs)
+        self.fields["phone"].region = tenant_phone_region(tenant)
 
     def clean(self):
         cleaned = super().clean()

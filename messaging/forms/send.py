@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.core.exceptions import ValidationError
 
-from tenants.phones import phone_normalize
+from tenants.phones import phone_parse, tenant_phone_region
 
 from ..models import Purpose
 from .fields import PhoneField
@@ -27,13 +27,14 @@ class MessageSendForm(forms.Form):
     def __init__(self, *args, tenant, **kwargs):
         super().__init__(*args, **kwargs)
         self.tenant = tenant
+        self.fields["to"].region = tenant_phone_region(tenant)
         if tenant.messaging_service_sid:
             self.fields["sender"].help_text = f"Sent through Messaging Service {tenant.messaging_service_sid}."
 
     def clean_sender(self):
         sender = self.cleaned_data["sender"].strip()
         if sender:
-            return phone_normalize(sender)
+            return phone_parse(sender, region=tenant_phone_region(self.tenant))
         if not self.tenant.messaging_service_sid:
             raise ValidationError("Choose the From number: this tenant has no Messaging Service.")
         return ""

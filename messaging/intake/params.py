@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from django.core.exceptions import ValidationError
-
-from tenants.phones import phone_normalize
+from tenants.models import Tenant
+from tenants.phones import phone_parse_sender, tenant_phone_region
 
 
 def param_text(params: Mapping, name: str) -> str:
@@ -35,12 +34,8 @@ def param_small_int(value) -> int | None:
     return number if number is not None and number <= 32767 else None
 
 
-def param_phone(raw: str) -> str:
-    """E.164 when `raw` is a valid phone number; otherwise as received (short codes,
-    alphanumeric sender IDs, `whatsapp:` addresses)."""
-    if not raw:
-        return ""
-    try:
-        return phone_normalize(raw)
-    except ValidationError:
-        return raw[:32]
+def param_phone(raw: str, *, tenant: Tenant) -> str:
+    """A webhook's number field: E.164 when it is a valid phone number (a national one read as
+    the tenant's), else as received (short codes, alphanumeric sender IDs, `whatsapp:`
+    addresses), via the one parser."""
+    return phone_parse_sender(raw, region=tenant_phone_region(tenant))

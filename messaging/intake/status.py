@@ -10,11 +10,12 @@ from collections.abc import Mapping
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from tenants import twilio_codes
 from tenants.models import Tenant
 from tenants.phones import phone_mask
 
 from .. import statuses
-from ..ledgers.selectors import is_opted_out
+from ..ledgers.reachability import number_is_opted_out
 from ..ledgers.services import opt_out_record
 from ..models import Message, MessageEvent, OptOutEvent
 from .params import param_int, param_phone, param_small_int, param_text, params_dict
@@ -23,14 +24,11 @@ logger = logging.getLogger("commsportal.messaging")
 
 __all__ = [
     "CALLBACK_STATUSES",
-    "ERROR_OPTED_OUT",
     "sid_held_elsewhere",
     "status_callback_apply",
 ]
 
 
-#: Twilio error 21610: the recipient texted STOP to this sender; Twilio blocks every send.
-ERROR_OPTED_OUT = 21610
 ERROR_21610_REASON = "Twilio answered 21610: recipient had opted out at Twilio"
 
 #: Statuses Twilio may report in a status callback. `pending` and `blocked` are the portal's
@@ -94,7 +92,7 @@ def status_callback_apply(*, tenant: Tenant, params: Mapping, message_id: str | 
                 message.error_code = error_code
                 update.append("error_code")
             message.save(update_fields=update)
-        if error_code == ERROR_OPTED_OUT:
+        if error_code == twilio_codes.OPTED_OUT:
             _opt_out_from_21610(tenant=tenant, message=message, params=params)
     return message
 
@@ -121,7 +119,7 @@ def _callback_message(
                 message.messaging_service_sid = param_text(params, "MessagingServiceSid")[:34]
                 update.append("messaging_service_sid")
             if not message.from_number and param_text(params, "From"):
-                message.from_number = param_phone(param_text(params, "From"))
+                message.from_number = param_phone(param_text(params, "From"), tenant=tenant)
                 update.append("from_number")
             try:
                 with transaction.atomic():
@@ -137,8 +135,8 @@ def _callback_message(
                 direction=direction,
                 sid=sid,
                 messaging_service_sid=param_text(params, "MessagingServiceSid")[:34],
-                from_number=param_phone(param_text(params, "From")),
-                to_number=param_phone(param_text(params, "To")),
+                from_number=param_phone(param_text(params, "From"), tenant=tenant),
+                to_number=param_phone(param_text(params, "To"), tenant=tenant),
                 num_segments=param_small_int(params.get("NumSegments")),
                 status=status,
                 error_code=error_code,
@@ -161,8 +159,8 @@ def _opt_out_from_21610(*, tenant: Tenant, message: Message, params: Mapping) ->
     Recorded once: not when the number is already opted out here, and never twice for the
     same message (a failed and an undelivered callback may both carry 21610).
     """
-    phone = param_phone(param_text(params, "To")) or message.to_number
-    if not phone or is_opted_out(tenant=tenant, phone=phone):
+    phone = param_phone(param_text(params, "To"), tenant=tenant) or message.to_number
+    if not phone or number_is_opted_out(tenant=tenant, phone=phone):
         return
     if OptOutEvent.objects.for_tenant(tenant).filter(message=message, action=OptOutEvent.Action.OPT_OUT).exists():
         return

@@ -7,17 +7,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from tenants import twilio_codes
 from tenants.models import Tenant
 
 from .. import statuses
 from ..intake.keywords import DEFAULT_OPT_IN_KEYWORDS, DEFAULT_OPT_OUT_KEYWORDS, normalize_keyword
 from ..models import ConsentEvent, Message, OptOutEvent, RevocationReview
+from .reachability import number_is_opted_out
 
 # --- Per-number history (the consent proof) ---------------------------------------------------
 
 #: Outbound statuses that mean nothing left the portal: never a "sent after opt-out".
 _NOT_SENT = (statuses.BLOCKED, statuses.CANCELED)
-ERROR_OPTED_OUT_AT_TWILIO = 21610
 
 
 @dataclass(frozen=True)
@@ -56,16 +57,14 @@ class NumberHistory:
     reviews: list[RevocationReview]
     sent_while_opted_out: list[SentWhileOptedOut]
     failed_21610: list[Message]
+    #: Whether the tenant may not message the number now (opted out or erased), asked of
+    #: `reachability` rather than read off the ledger above, which forgets erased numbers.
+    is_opted_out: bool
     twilio_block: dict | None  # {"sender", "service", "message", "why"} when Twilio likely still blocks
 
     @property
     def current_opt_out(self) -> OptOutEvent | None:
         return self.opt_out_events[-1] if self.opt_out_events else None
-
-    @property
-    def is_opted_out(self) -> bool:
-        current = self.current_opt_out
-        return current is not None and current.action == OptOutEvent.Action.OPT_OUT
 
     @property
     def consent_by_purpose(self) -> dict[str, ConsentEvent]:
@@ -236,7 +235,7 @@ def number_history(*, tenant: Tenant, phone: str) -> NumberHistory:
                     break
     failed_21610 = list(
         Message.objects.for_tenant(tenant)
-        .filter(direction=Message.Direction.OUTBOUND, to_number=phone, error_code=ERROR_OPTED_OUT_AT_TWILIO)
+        .filter(direction=Message.Direction.OUTBOUND, to_number=phone, error_code=twilio_codes.OPTED_OUT)
         .order_by("created_at", "id")
     )
     history = NumberHistory(
@@ -247,6 +246,7 @@ def number_history(*, tenant: Tenant, phone: str) -> NumberHistory:
         reviews=reviews,
         sent_while_opted_out=sent_after,
         failed_21610=failed_21610,
+        is_opted_out=number_is_opted_out(tenant=tenant, phone=phone),
         twilio_block=None,
     )
     history.twilio_block = _twilio_block(history)

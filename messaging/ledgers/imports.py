@@ -17,8 +17,6 @@ and a random token), encrypted, so that "Import now" doesn't make the admin pick
 
 from __future__ import annotations
 
-import csv
-import io
 import ipaddress
 import secrets
 from collections.abc import Callable, Iterator
@@ -33,9 +31,10 @@ from django.utils import timezone
 
 from tenants.crypto import fernet
 from tenants.models import Tenant
-from tenants.phones import phone_normalize
+from tenants.phones import phone_parse, tenant_phone_region
 from tenants.services import audit_record
 
+from ..csvfiles import CsvFileError, CsvTable, csv_open
 from ..models import ConsentDisclosure, ConsentEvent, OptOutEvent, Purpose, disclosure_hash
 from .selectors import opt_out_latest_for_phones
 from .services import OptOutRow, opt_out_bulk_record
@@ -104,40 +103,28 @@ class ImportReport:
 def _read(content: bytes, report: ImportReport, *, known: tuple[str, ...], required: tuple[str, ...]):
     """Rows of the CSV as (line number, {column: stripped value}), or None on a file error."""
     try:
-        text = content.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        report.file_errors.append("The file is not UTF-8 text. In Excel, save it as “CSV UTF-8”.")
+        table = csv_open(content, max_rows=MAX_ROWS, split_into="imports")
+    except CsvFileError as exc:
+        report.file_errors.append(str(exc))
         return None
-    if not text.strip():
-        report.file_errors.append("The file is empty.")
-        return None
-    # The header row decides the separator (Excel writes ";" in many locales); sniffing the
-    # data instead is fooled by commas and semicolons inside quoted disclosure texts.
-    first_line = text.lstrip().split("\n", 1)[0]
-    delimiter = next((d for d in (",", ";", "\t") if d in first_line), ",")
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    header = [h.strip().lower().replace(" ", "_") for h in next((r for r in reader if any(map(str.strip, r))), [])]
-    missing = [name for name in required if name not in header]
+    missing = [name for name in required if name not in table.header]
     if missing:
         report.file_errors.append(
             f"Missing column{'s' if len(missing) > 1 else ''}: {', '.join(missing)}. "
             f"The first row must name the columns ({', '.join(known)})."
         )
         return None
-    report.ignored_columns = [h for h in header if h and h not in known]
-    return _rows(reader, header, report)
+    report.ignored_columns = [h for h in table.header if h and h not in known]
+    return _rows(table, report)
 
 
-def _rows(reader, header: list[str], report: ImportReport) -> Iterator[tuple[int, dict[str, str]]]:
-    for values in reader:
-        if not any(v.strip() for v in values):
-            continue  # blank line
-        report.total_rows += 1
-        if report.total_rows > MAX_ROWS:
-            report.file_errors.append(f"More than {MAX_ROWS:,} rows: split the file into several imports.")
-            return
-        row = {name: (values[i].strip() if i < len(values) else "") for i, name in enumerate(header) if name}
-        yield reader.line_num, row
+def _rows(table: CsvTable, report: ImportReport) -> Iterator[tuple[int, dict[str, str]]]:
+    for line, values in table.rows():
+        report.total_rows = table.rows_read
+        yield line, {name: value for name, value in zip(table.header, values, strict=False) if name}
+    if table.error:
+        report.total_rows = table.rows_read
+        report.file_errors.append(table.error)
 
 
 def _parse_when(raw: str, *, now: datetime) -> datetime:
@@ -155,13 +142,6 @@ def _parse_when(raw: str, *, now: datetime) -> datetime:
     return value
 
 
-def _phone(raw: str) -> str:
-    try:
-        return phone_normalize(raw)
-    except ValidationError as exc:
-        raise ValidationError(" ".join(exc.messages)) from exc
-
-
 # --- Opt-outs --------------------------------------------------------------------------------
 
 
@@ -172,12 +152,13 @@ def opt_out_import_check(*, tenant: Tenant, content: bytes) -> ImportReport:
     if rows is None:
         return report
     now = timezone.now()
+    region = tenant_phone_region(tenant)
     first_line: dict[str, int] = {}
     candidates: list[tuple[int, str, OptOutRow]] = []
     for line, row in rows:
         raw_phone = row.get("phone", "")
         try:
-            phone = _phone(raw_phone)
+            phone = phone_parse(raw_phone, region=region)
             at = _parse_when(row["opted_out_at"], now=now) if row.get("opted_out_at") else now
         except ValidationError as exc:
             report.errors.append(RowIssue(line, raw_phone, " ".join(exc.messages)))
@@ -268,7 +249,7 @@ def _choice(raw: str, choices, column: str) -> str:
     raise ValidationError(f"{column} “{raw[:40]}” is not one of: {allowed}.")
 
 
-def _consent_row(row: dict[str, str], *, now: datetime) -> ConsentRow:
+def _consent_row(row: dict[str, str], *, now: datetime, region: str) -> ConsentRow:
     problems: list[str] = []
 
     def check(fn: Callable[[], object]):
@@ -281,7 +262,7 @@ def _consent_row(row: dict[str, str], *, now: datetime) -> ConsentRow:
     for name in _CONSENT_REQUIRED:
         if not row.get(name):
             problems.append(f"{name} is empty.")
-    phone = check(lambda: _phone(row["phone"])) if row.get("phone") else None
+    phone = check(lambda: phone_parse(row["phone"], region=region)) if row.get("phone") else None
     purpose = check(lambda: _choice(row["purpose"], Purpose.choices, "purpose")) if row.get("purpose") else None
     action = check(lambda: _choice(row["action"], ConsentEvent.Action.choices, "action")) if row.get("action") else None
     method = check(lambda: _choice(row["method"], ConsentEvent.Method.choices, "method")) if row.get("method") else None
@@ -325,7 +306,7 @@ def consent_import_check(*, tenant: Tenant, content: bytes) -> ImportReport:
     candidates: list[tuple[int, str, ConsentRow]] = []
     for line, row in rows:
         try:
-            parsed = _consent_row(row, now=now)
+            parsed = _consent_row(row, now=now, region=tenant_phone_region(tenant))
         except ValidationError as exc:
             report.errors.append(RowIssue(line, row.get("phone", ""), " ".join(exc.messages)))
             continue

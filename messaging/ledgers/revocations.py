@@ -15,7 +15,7 @@ from tenants.services import audit_record
 
 from ..compliance.business_days import add_business_days, country_for_phone
 from ..models import Message, OptOutEvent, RevocationReview
-from .selectors import is_opted_out
+from .reachability import number_is_opted_out
 from .services import opt_out_record
 
 __all__ = [
@@ -40,7 +40,7 @@ def revocation_open(*, tenant: Tenant, message: Message) -> RevocationReview | N
     has nothing left to revoke: no review, nothing to miss.
     """
     phone = message.from_number
-    if is_opted_out(tenant=tenant, phone=phone):
+    if number_is_opted_out(tenant=tenant, phone=phone):
         return None
     received_at = timezone.localtime(message.created_at, ZoneInfo(tenant.timezone))
     deadline = add_business_days(received_at, REVOCATION_BUSINESS_DAYS, country=country_for_phone(phone))

@@ -1,4 +1,7 @@
-"""Reads of the opt-out and consent ledgers, reviews and keywords, always scoped to one tenant."""
+"""Reads of the opt-out and consent ledgers, reviews and keywords, always scoped to one tenant.
+
+Whether a number may be messaged at all is `messaging.ledgers.reachability`'s question, not
+the ledger's: an erased number has no ledger rows left but stays blocked."""
 
 from __future__ import annotations
 
@@ -8,7 +11,6 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from tenants.models import Tenant
-from tenants.retention import phone_is_suppressed, suppressed_phones
 
 from ..models import ConsentEvent, OptOutEvent, RevocationReview, TenantKeyword
 
@@ -19,29 +21,6 @@ _CHUNK = 500
 def opt_out_latest(*, tenant: Tenant, phone: str) -> OptOutEvent | None:
     """The number's latest opt-out ledger event (its current state), or None if it has none."""
     return OptOutEvent.objects.for_tenant(tenant).filter(phone=phone).order_by("-created_at", "-id").first()
-
-
-def is_opted_out(*, tenant: Tenant, phone: str) -> bool:
-    latest = opt_out_latest(tenant=tenant, phone=phone)
-    return latest is not None and latest.action == OptOutEvent.Action.OPT_OUT
-
-
-def opted_out_phones(*, tenant: Tenant, phones: Iterable[str]) -> set[str]:
-    """Which of `phones` are currently opted out, in one query (for bulk gating and imports)."""
-    phones = list(set(phones))
-    if not phones:
-        return set()
-    latest = (
-        OptOutEvent.objects.for_tenant(tenant)
-        .filter(phone=OuterRef("phone"))
-        .order_by("-created_at", "-id")
-        .values("id")[:1]
-    )
-    return set(
-        OptOutEvent.objects.for_tenant(tenant)
-        .filter(phone__in=phones, id=Subquery(latest), action=OptOutEvent.Action.OPT_OUT)
-        .values_list("phone", flat=True)
-    )
 
 
 def opt_out_current_list(*, tenant: Tenant, search: str = "", state: str = ""):
@@ -138,19 +117,3 @@ def revocation_overdue_count(*, tenant: Tenant) -> int:
 
 def tenant_keyword_list(*, tenant: Tenant) -> QuerySet[TenantKeyword]:
     return TenantKeyword.objects.for_tenant(tenant).order_by("kind", "word")
-
-
-# --- GDPR suppression (erased numbers) ---------------------------------------------------------
-# An erased number no longer appears in the opt-out ledger (its rows carry a hash marker), so
-# the opt-out check must also ask the suppression table. The hashing lives with the erasure
-# service in tenants/retention.py (imported where used: it imports messaging's models).
-
-
-def number_is_suppressed(*, tenant: Tenant, phone: str) -> bool:
-    """Whether `phone` was erased in `tenant` (GDPR) and so may never be messaged again."""
-    return phone_is_suppressed(tenant=tenant, phone=phone)
-
-
-def numbers_suppressed(*, tenant: Tenant, phones: Iterable[str]) -> set[str]:
-    """Which of `phones` were erased in `tenant`: the bulk form of `number_is_suppressed`."""
-    return suppressed_phones(tenant=tenant, phones=phones)

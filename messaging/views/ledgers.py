@@ -13,12 +13,14 @@ from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
+from tenants.phones import form_phone_region_set, tenant_phone_region
 from tenants.scoping import get_scoped_or_404
 from tenants.views import require_admin
 
 from ..forms.ledgers import ConsentCaptureForm, ConsentSearchForm, CsvImportForm, OptOutChangeForm, OptOutSearchForm
 from ..ledgers import imports, services
-from ..ledgers.selectors import consent_event_list, is_opted_out, opt_out_current_list
+from ..ledgers.reachability import number_is_opted_out
+from ..ledgers.selectors import consent_event_list, opt_out_current_list
 from ..ledgers.services import opt_out_admin_change
 from ..models import ConsentEvent, OptOutEvent, disclosure_hash
 from ..pagination import keyset_page
@@ -30,6 +32,7 @@ from ..pagination import keyset_page
 def opt_out_list(request):
     tenant = request.tenant
     form = OptOutSearchForm(request.GET or None)
+    form_phone_region_set(form, region=tenant_phone_region(tenant))
     search, state = "", ""
     if form.is_bound and form.is_valid():
         search = form.cleaned_data["q"][1] if form.cleaned_data["q"] else ""
@@ -142,6 +145,7 @@ def _csv_import(request, *, kind, check, apply, template, done_url, noun, column
 def consent_list(request):
     tenant = request.tenant
     form = ConsentSearchForm(request.GET or None)
+    form_phone_region_set(form, region=tenant_phone_region(tenant))
     filters: dict = {}
     if form.is_bound and form.is_valid():
         data = form.cleaned_data
@@ -183,10 +187,11 @@ def consent_capture(request):
     require_admin(request)
     tenant = request.tenant
     form = ConsentCaptureForm(request.POST or None)
+    form_phone_region_set(form, region=tenant_phone_region(tenant))
     if request.method == "POST" and form.is_valid():
         event = services.consent_capture(tenant=tenant, request=request, **form.cleaned_data)
         messages.success(request, f"Consent {event.action} recorded for {event.phone} ({event.get_purpose_display()}).")
-        if event.action == ConsentEvent.Action.GRANTED and is_opted_out(tenant=tenant, phone=event.phone):
+        if event.action == ConsentEvent.Action.GRANTED and number_is_opted_out(tenant=tenant, phone=event.phone):
             messages.warning(
                 request,
                 "This number is still opted out: consent does not lift an opt-out. The person must text START, "

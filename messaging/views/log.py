@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from tenants.phones import form_phone_region_set, tenant_phone_region
 from tenants.twilio_errors import explain
 
 from .. import log, statuses
@@ -19,6 +20,7 @@ from ..pagination import keyset_page
 def message_list(request):
     tenant = request.tenant
     filters = MessageFilter(request.GET or None, queryset=log.message_list(tenant=tenant))
+    form_phone_region_set(filters.form, region=tenant_phone_region(tenant))
     if filters.is_bound and not filters.is_valid():
         qs = filters.queryset.none()
     else:

@@ -11,7 +11,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from tenants.models import PhoneNumber
-from tenants.phones import phone_mask, phone_normalize
+from tenants.phones import phone_mask, phone_parse, tenant_phone_region
 from tenants.scoping import get_scoped_or_404
 from tenants.services import audit_record
 from tenants.views import require_admin
@@ -107,7 +107,7 @@ def message_send_preview(request):
     if body:
         result.update(encoding=sms_encoding(body), segments=sms_segments(body))
     try:
-        result["e164"] = phone_normalize(raw)
+        result["e164"] = phone_parse(raw, region=tenant_phone_region(tenant))
         result["valid"] = True
     except ValidationError as exc:
         result["error"] = " ".join(exc.messages)

@@ -90,6 +90,7 @@ def test_csv_rows_are_normalised_checked_and_collapsed():
             "+14155550188,Dee,Sun",  # short row: the missing trailing cell is just empty
         ),
         body=BODY,
+        region="US",  # the tenant's: national numbers read as US ones
     )
     assert upload.file_errors == []
     assert upload.columns == ["phone", "first_name", "when", "notes"]

@@ -9,6 +9,8 @@ import phonenumbers
 import pytest
 
 from messaging.compliance.business_days import DEFAULT_COUNTRY, add_business_days, country_for_phone, is_business_day
+from messaging.compliance.calendars import holiday_calendar, holiday_calendar_nearest
+from messaging.compliance.regions import ClosedDays
 
 NEW_YORK = ZoneInfo("America/New_York")
 PARIS = ZoneInfo("Europe/Paris")
@@ -256,3 +258,18 @@ def test_phone_country_feeds_the_deadline():
     start = at(2026, 7, 13, tz=PARIS)
     country = country_for_phone("+33142685300")
     assert add_business_days(start, 1, country=country) == at(2026, 7, 15, tz=PARIS)
+
+
+def test_one_holiday_loader_for_the_gate_and_the_deadlines():
+    """The gate's closed days and the business days read the same cached calendar; the gate's own
+    loader used to refuse a lower-case region that the deadline's loader accepted."""
+    shared = holiday_calendar("fr-57")
+    assert shared is holiday_calendar("FR-57") is holiday_calendar_nearest(country="fr", subdivision="57")
+    assert ClosedDays(calendars=("fr",)).calendars == ("fr",)
+
+
+def test_unknown_calendars_fail_loudly_for_rules_and_fall_back_for_deadlines():
+    with pytest.raises(NotImplementedError):
+        holiday_calendar("XX")
+    assert holiday_calendar_nearest(country="XX") is None
+    assert holiday_calendar_nearest(country="US", subdivision="ZZ") is holiday_calendar("US")

@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from phonenumbers import timezone as phone_timezone
 
 from messaging.compliance.gate import REVOCATION_RECHECK, GateVerdict, gate_check, gate_check_many, gate_evaluate
-from messaging.compliance.numbers import phone_e164
+from messaging.compliance.numbers import number_parse
 from messaging.compliance.policy import sending_policy_get
 from messaging.ledgers.services import opt_in_record, opt_out_record
 from messaging.models import GateDecision, GateReason, Message, Purpose, RevocationReview
@@ -76,8 +76,8 @@ def test_invalid_numbers_are_blocked_for_every_purpose(tenant, raw):
 
 
 def test_numbers_are_normalised_to_e164():
-    assert phone_e164("+1 (212) 555-0123") == NY
-    assert phone_e164("2125550123") is None  # national formats are not guessed
+    assert number_parse("+1 (212) 555-0123").e164 == NY
+    assert number_parse("2125550123") is None  # national formats are not guessed
 
 
 def test_suspended_tenant_blocks_everything_but_an_invalid_number_says_so_first(tenant):
@@ -334,7 +334,7 @@ def numbers(count: int, area: str = "212") -> list[str]:
     while len(found) < count:
         candidate = f"+1{area}{200 + line // 10000:03d}{line % 10000:04d}"
         line += 1
-        if phone_e164(candidate):
+        if number_parse(candidate):
             found.append(candidate)
     return found
 

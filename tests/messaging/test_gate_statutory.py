@@ -17,7 +17,7 @@ from django.test.utils import CaptureQueriesContext
 
 from messaging.compliance import gate, numbers, regions
 from messaging.compliance.gate import GateVerdict, gate_check, gate_check_many, gate_evaluate
-from messaging.compliance.numbers import phone_e164
+from messaging.compliance.numbers import number_parse
 from messaging.compliance.policy import sending_policy_get
 from messaging.compliance.regions import ClosedDays
 from messaging.models import GateDecision, GateReason
@@ -415,7 +415,7 @@ def filler(count: int) -> list[str]:
     while len(found) < count:
         candidate = f"+1212{2000000 + line}"
         line += 1
-        if phone_e164(candidate):
+        if number_parse(candidate):
             found.append(candidate)
     return found
 

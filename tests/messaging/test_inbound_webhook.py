@@ -19,7 +19,8 @@ from messaging.intake.keywords import (
     DEFAULT_OPT_OUT_KEYWORDS,
     normalize_keyword,
 )
-from messaging.ledgers.selectors import consent_granted_purposes, is_opted_out
+from messaging.ledgers.reachability import number_is_opted_out
+from messaging.ledgers.selectors import consent_granted_purposes
 from messaging.ledgers.services import consent_record, opt_out_record
 from messaging.models import (
     ConsentEvent,
@@ -167,7 +168,7 @@ def test_suspended_tenant_still_records_inbound_and_opt_outs(twilio_webhook, ten
     tenant.status = "suspended"
     tenant.save()
     post_inbound(twilio_webhook, tenant, "STOP")
-    assert is_opted_out(tenant=tenant, phone=CUSTOMER)
+    assert number_is_opted_out(tenant=tenant, phone=CUSTOMER)
 
 
 def test_sid_of_another_tenant_is_not_touched(twilio_webhook, tenant, other_tenant, caplog):
@@ -213,7 +214,7 @@ def test_opt_out_keywords(twilio_webhook, tenant, body):
     assert event.keyword == normalize_keyword(body)  # e.g. "Opt  Out!" is recorded as "OPT OUT"
     assert event.message_id == message.pk
     assert event.created_at == message.created_at
-    assert is_opted_out(tenant=tenant, phone=CUSTOMER)
+    assert number_is_opted_out(tenant=tenant, phone=CUSTOMER)
 
 
 def test_opt_out_sender_is_the_number_without_a_messaging_service(twilio_webhook, tenant):
@@ -229,7 +230,7 @@ def test_opt_in_keywords(twilio_webhook, tenant, body):
     message = messages(tenant).get(sid=sid)
     assert message.keyword == "opt_in" and message.is_evidence is True
     assert opt_outs(tenant, message=message).get().action == "opt_in"
-    assert not is_opted_out(tenant=tenant, phone=CUSTOMER)
+    assert not number_is_opted_out(tenant=tenant, phone=CUSTOMER)
 
 
 @pytest.mark.parametrize("body", [*DEFAULT_HELP_KEYWORDS, "help?", "Info"])
@@ -360,7 +361,7 @@ def test_start_lifts_the_opt_out_and_restores_no_consent(twilio_webhook, tenant)
     consent_record(tenant=tenant, phone=CUSTOMER, purpose="marketing", action="granted", method="web_form")
     post_inbound(twilio_webhook, tenant, "STOP")
     post_inbound(twilio_webhook, tenant, "START")
-    assert not is_opted_out(tenant=tenant, phone=CUSTOMER)
+    assert not number_is_opted_out(tenant=tenant, phone=CUSTOMER)
     assert consent_granted_purposes(tenant=tenant, phone=CUSTOMER) == []
 
 
@@ -502,7 +503,7 @@ def test_stop_after_the_offer_cancels_it(twilio_webhook, tenant):
     post_inbound(twilio_webhook, tenant, "STOP")
     post_inbound(twilio_webhook, tenant, "YES")
     assert not marketing_consents(tenant).exists()
-    assert not is_opted_out(tenant=tenant, phone=CUSTOMER)  # the YES itself opted back in
+    assert not number_is_opted_out(tenant=tenant, phone=CUSTOMER)  # the YES itself opted back in
 
 
 # --- concurrency (PostgreSQL) ------------------------------------------------------------------------

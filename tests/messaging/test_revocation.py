@@ -9,8 +9,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.utils import timezone
 
+from messaging.ledgers.reachability import number_is_opted_out
 from messaging.ledgers.revocations import revocation_confirm, revocation_dismiss, revocation_open_list
-from messaging.ledgers.selectors import consent_granted_purposes, is_opted_out
+from messaging.ledgers.selectors import consent_granted_purposes
 from messaging.ledgers.services import consent_record, opt_out_record
 from messaging.models import ConsentEvent, Message, OptOutEvent, RevocationReview
 from tenants.models import AuditEvent
@@ -141,7 +142,7 @@ def test_confirm_opts_out_and_revokes_consent(tenant, tenant_admin, review):
     assert event.phone == CUSTOMER and event.sender == OUR_NUMBER
     assert event.message_id == review.message_id
     assert "Clear request" in event.reason
-    assert is_opted_out(tenant=tenant, phone=CUSTOMER)
+    assert number_is_opted_out(tenant=tenant, phone=CUSTOMER)
     assert consent_granted_purposes(tenant=tenant, phone=CUSTOMER) == []
     assert ConsentEvent.objects.for_tenant(tenant).filter(opt_out_event=event, action="revoked").count() == 1
 
@@ -190,7 +191,7 @@ def test_dismiss_keeps_the_number_reachable(tenant, tenant_admin, review):
     assert stored.decided_by == tenant_admin and stored.decided_at is not None
     assert stored.decision_note == "Asked us to stop by the store"
     assert stored.opt_out_event is None
-    assert not is_opted_out(tenant=tenant, phone=CUSTOMER)
+    assert not number_is_opted_out(tenant=tenant, phone=CUSTOMER)
     assert Message.objects.for_tenant(tenant).get(pk=review.message_id).is_evidence is False
     audit = AuditEvent.objects.get(action="revocation.dismiss")
     assert audit.tenant == tenant and audit.actor == tenant_admin

@@ -18,7 +18,7 @@ from messaging.delivery.attempts import DeliveryRetry, Outcome, message_deliver,
 from messaging.delivery.deferred import deferred_messages_release
 from messaging.delivery.queueing import message_send, messages_queue_many
 from messaging.delivery.retries import MAX_RETRIES
-from messaging.ledgers.selectors import is_opted_out
+from messaging.ledgers.reachability import number_is_opted_out
 from messaging.ledgers.services import opt_out_record
 from messaging.models import BulkSend, GateReason, Message, MessageEvent, MessageTemplate, OptOutEvent, RevocationReview
 from messaging.tasks.delivery import message_deliver_task
@@ -302,7 +302,7 @@ def test_21610_fails_records_an_opt_out_and_the_gate_blocks_next_time(twilio_ten
     assert (message.status, message.error_code, message.send_attempts) == ("failed", 21610, 1)
     event = OptOutEvent.objects.for_tenant(twilio_tenant).get(phone=OPTED_OUT_AT_TWILIO)
     assert (event.source, event.message_id, event.action) == ("error_21610", message.pk, "opt_out")
-    assert is_opted_out(tenant=twilio_tenant, phone=OPTED_OUT_AT_TWILIO)
+    assert number_is_opted_out(tenant=twilio_tenant, phone=OPTED_OUT_AT_TWILIO)
     assert otp(twilio_tenant, to=OPTED_OUT_AT_TWILIO).gate_reason == GateReason.OPTED_OUT
 
 

@@ -9,7 +9,7 @@ import pytest
 from django.db import connection, connections
 
 from messaging.intake.status import ERROR_21610_REASON, status_callback_apply
-from messaging.ledgers.selectors import is_opted_out
+from messaging.ledgers.reachability import number_is_opted_out
 from messaging.ledgers.services import opt_in_record, opt_out_record
 from messaging.models import Message, MessageEvent, OptOutEvent
 from tenants.twilio_errors import explain
@@ -213,7 +213,7 @@ def test_error_21610_records_an_opt_out_once(twilio_webhook, tenant):
     assert event.reason == ERROR_21610_REASON
     assert event.message_id == message.pk
     assert reload(message).error_code == 21610
-    assert is_opted_out(tenant=tenant, phone=CUSTOMER)
+    assert number_is_opted_out(tenant=tenant, phone=CUSTOMER)
 
 
 def test_error_21610_not_recorded_when_already_opted_out(twilio_webhook, tenant):
@@ -229,7 +229,7 @@ def test_error_21610_after_an_opt_in_records_again(twilio_webhook, tenant):
     opt_in_record(tenant=tenant, phone=CUSTOMER, source="admin")
     message = outbound(tenant, sid=random_sid("SM"), status="accepted")
     post_status(twilio_webhook, tenant, message.sid, "failed", ErrorCode="21610", From="")
-    assert is_opted_out(tenant=tenant, phone=CUSTOMER)
+    assert number_is_opted_out(tenant=tenant, phone=CUSTOMER)
     assert OptOutEvent.objects.for_tenant(tenant).filter(source="error_21610").count() == 1
 
 

@@ -8,7 +8,7 @@ from django.test import RequestFactory
 from django.urls import reverse
 
 from messaging.context_processors import revocations
-from messaging.ledgers.selectors import is_opted_out
+from messaging.ledgers.reachability import number_is_opted_out
 from messaging.models import RevocationReview
 from tenants.models import AuditEvent
 from tenants.scoping import TenantAccess
@@ -52,7 +52,7 @@ def test_confirm_opts_out_and_moves_to_history(client, tenant_admin, tenant, que
     client.force_login(tenant_admin)
     response = client.post(url(tenant, "revocation_confirm", review_id=queue["later"].id), {"note": ""})
     assert response.status_code == 302
-    assert is_opted_out(tenant=tenant, phone=CUSTOMER)
+    assert number_is_opted_out(tenant=tenant, phone=CUSTOMER)
     assert AuditEvent.objects.filter(tenant=tenant, action="revocation.confirm").count() == 1
     page = client.get(url(tenant))
     assert [r.id for r in page.context["decided"]] == [queue["later"].id]
@@ -76,7 +76,7 @@ def test_dismiss_requires_a_note(client, tenant_admin, tenant, queue):
         "Asked about the store closing",
         tenant_admin,
     )
-    assert not is_opted_out(tenant=tenant, phone=OTHER_CUSTOMER)
+    assert not number_is_opted_out(tenant=tenant, phone=OTHER_CUSTOMER)
     html = client.get(url(tenant)).content.decode()
     assert "Late" in html  # decided after the deadline
 

@@ -13,7 +13,8 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from messaging.ledgers.selectors import is_opted_out, number_is_suppressed, numbers_suppressed
+from messaging.ledgers.reachability import number_is_opted_out, numbers_opted_out
+from messaging.ledgers.selectors import opt_out_latest
 from messaging.ledgers.services import consent_record, opt_out_record
 from messaging.models import (
     BulkSend,
@@ -25,7 +26,7 @@ from messaging.models import (
     RevocationReview,
 )
 from tenants.models import AuditEvent, SuppressionHash, SuppressionKey
-from tenants.retention import number_erase
+from tenants.retention import number_erase, phone_is_suppressed, suppressed_phones
 from tenants.services import audit_record
 from tenants.twilio import tenant_client
 from tests.conftest import make_tenant, make_user, random_sid
@@ -151,9 +152,9 @@ def test_erasure_leaves_no_trace_of_the_number_but_keeps_it_suppressed(tenant, o
     result = number_erase(tenant=tenant, phone=PERSON, actor=operator, reason="GDPR request #1042")
 
     assert raw_rows_containing(DIGITS) == []
-    assert number_is_suppressed(tenant=tenant, phone=PERSON)
-    assert not number_is_suppressed(tenant=tenant, phone=NEIGHBOUR)
-    assert numbers_suppressed(tenant=tenant, phones=[PERSON, NEIGHBOUR, "+14155550100"]) == {PERSON}
+    assert phone_is_suppressed(tenant=tenant, phone=PERSON)
+    assert not phone_is_suppressed(tenant=tenant, phone=NEIGHBOUR)
+    assert suppressed_phones(tenant=tenant, phones=[PERSON, NEIGHBOUR, "+14155550100"]) == {PERSON}
     assert result.marker.startswith("erased:") and len(result.marker) == len("erased:") + 16
     counts = result.counts
     assert (counts["messages"], counts["opt_out_events"], counts["consent_events"], counts["revocation_reviews"]) == (
@@ -182,7 +183,7 @@ def test_erasure_leaves_no_trace_of_the_number_but_keeps_it_suppressed(tenant, o
 
     # The neighbour's data is intact.
     assert Message.objects.for_tenant(tenant).filter(from_number=NEIGHBOUR).count() == 2
-    assert is_opted_out(tenant=tenant, phone=NEIGHBOUR)
+    assert number_is_opted_out(tenant=tenant, phone=NEIGHBOUR)
     assert ConsentEvent.objects.for_tenant(tenant).get(phone=NEIGHBOUR, action="granted").ip_address == "203.0.113.9"
 
     erase = AuditEvent.objects.get(tenant=tenant, action="gdpr.erase")
@@ -194,8 +195,8 @@ def test_erasure_is_scoped_to_one_tenant(tenant, other_tenant, operator):
     seed_person(tenant)
     seed_person(other_tenant)
     number_erase(tenant=tenant, phone=PERSON, actor=operator, reason="request")
-    assert number_is_suppressed(tenant=tenant, phone=PERSON)
-    assert not number_is_suppressed(tenant=other_tenant, phone=PERSON)
+    assert phone_is_suppressed(tenant=tenant, phone=PERSON)
+    assert not phone_is_suppressed(tenant=other_tenant, phone=PERSON)
     assert Message.objects.for_tenant(other_tenant).filter(from_number=PERSON).count() == 2
     assert OptOutEvent.objects.for_tenant(other_tenant).filter(phone=PERSON).exists()
     assert not Message.objects.for_tenant(tenant).filter(from_number=PERSON).exists()
@@ -209,7 +210,7 @@ def test_erasing_a_number_never_opted_out_records_the_opt_out(tenant, operator):
     assert result.counts["opt_out_recorded"]
     event = OptOutEvent.objects.for_tenant(tenant).get(phone=result.marker)
     assert event.action == "opt_out" and event.source == "admin" and event.reason == "GDPR erasure"
-    assert number_is_suppressed(tenant=tenant, phone=PERSON)
+    assert phone_is_suppressed(tenant=tenant, phone=PERSON)
     assert raw_rows_containing(DIGITS) == []
 
 
@@ -230,19 +231,19 @@ def test_the_suppression_key_survives_secret_key_rotation_and_is_stored_encrypte
         (stored,) = cursor.fetchone()
     assert key not in stored and stored.startswith("gAAAA")  # a Fernet token
     settings.SECRET_KEY = "a-rotated-secret-key"
-    assert number_is_suppressed(tenant=tenant, phone=PERSON)
+    assert phone_is_suppressed(tenant=tenant, phone=PERSON)
 
 
 def test_no_erasure_means_no_query_cost_beyond_one_lookup(tenant, django_assert_num_queries):
     with django_assert_num_queries(1):
-        assert not number_is_suppressed(tenant=tenant, phone=PERSON)
+        assert not phone_is_suppressed(tenant=tenant, phone=PERSON)
 
 
 def test_bulk_lookup_takes_constant_queries(tenant, operator, django_assert_num_queries):
     number_erase(tenant=tenant, phone=PERSON, actor=operator, reason="request")
     many = [f"+1415555{i:04d}" for i in range(2000)]
     with django_assert_num_queries(2):  # the key, then the tenant's (short) suppression list
-        assert numbers_suppressed(tenant=tenant, phones=many) == {PERSON}
+        assert suppressed_phones(tenant=tenant, phones=many) == {PERSON}
 
 
 def test_erasure_needs_a_reason(tenant, operator):
@@ -269,7 +270,7 @@ def test_operator_erasure_page(client, tenant, operator):
     response = client.post(url, {"phone": PERSON, "phone_again": "415-555-0142", "reason": "GDPR #7"}, follow=True)
     assert response.status_code == 200 and b"Erased as erased:" in response.content
     assert DIGITS.encode() not in response.content
-    assert number_is_suppressed(tenant=tenant, phone=PERSON)
+    assert phone_is_suppressed(tenant=tenant, phone=PERSON)
     event = AuditEvent.objects.get(action="gdpr.erase")
     assert event.actor == operator and event.ip_address == "127.0.0.1" and event.reason == "GDPR #7"
 
@@ -281,7 +282,7 @@ def test_erasure_page_is_for_operators_only(client, tenant, tenant_admin, suppor
         client.force_login(user)
         assert client.get(url).status_code == 403
         assert client.post(url, {"phone": PERSON, "phone_again": PERSON, "reason": "x"}).status_code == 403
-    assert not number_is_suppressed(tenant=tenant, phone=PERSON)
+    assert not phone_is_suppressed(tenant=tenant, phone=PERSON)
     assert not AuditEvent.objects.filter(action="gdpr.erase").exists()
 
 
@@ -292,7 +293,7 @@ def test_erase_number_command(tenant, operator):
         "erase_number", tenant.slug, PERSON, "--reason", "ticket 9", "--actor", operator.username, "--yes", stdout=out
     )
     assert "Erased as erased:" in out.getvalue() and DIGITS not in out.getvalue()
-    assert number_is_suppressed(tenant=tenant, phone=PERSON)
+    assert phone_is_suppressed(tenant=tenant, phone=PERSON)
     assert AuditEvent.objects.get(action="gdpr.erase").actor == operator
 
 
@@ -316,7 +317,9 @@ def test_compliance_gate_blocks_an_erased_number_for_every_purpose(tenant, opera
 
     seed_person(tenant)
     number_erase(tenant=tenant, phone=PERSON, actor=operator, reason="GDPR request #42")
-    assert not is_opted_out(tenant=tenant, phone=PERSON)  # the ledger rows carry the marker now
+    assert opt_out_latest(tenant=tenant, phone=PERSON) is None  # the ledger rows carry the marker now
+    assert number_is_opted_out(tenant=tenant, phone=PERSON)  # ...but the number stays off limits
+    assert numbers_opted_out(tenant=tenant, phones=[PERSON, NEIGHBOUR, "+14155550100"]) == {PERSON}
     verdict = gate_check(tenant=tenant, to=PERSON, purpose=purpose)
     assert verdict.decision == "block"
     assert verdict.reason == "opted_out"

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from tenants import twilio_codes
 from tenants.twilio_errors import (
     ERRORS,
     RETRYABLE_CODES,
@@ -241,3 +242,11 @@ def test_string_codes_from_webhooks_are_accepted():
     assert is_retryable("20429", None)  # type: ignore[arg-type]
     assert not is_retryable("", 400)  # type: ignore[arg-type]
     assert is_retryable("", 503)  # type: ignore[arg-type]
+
+
+def test_every_explained_or_classified_code_has_one_name():
+    """Codes are named once in `tenants.twilio_codes`; the table and the retry sets use the names."""
+    named = {value: name for name, value in vars(twilio_codes).items() if name.isupper()}
+    assert len(named) == len([n for n in vars(twilio_codes) if n.isupper()])  # no code named twice
+    assert set(ERRORS) | TERMINAL_CODES | RETRYABLE_CODES <= set(named)
+    assert twilio_codes.OPTED_OUT == 21610 and twilio_codes.TOO_MANY_REQUESTS == 20429

@@ -4,8 +4,6 @@ previewed (rendered bodies, segments, and what the gate would do). See
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,10 +12,11 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from tenants.models import Tenant
-from tenants.phones import phone_normalize
+from tenants.phones import phone_parse
 from tenants.services import audit_record
 
 from ...compliance.gate import gate_check_many
+from ...csvfiles import CsvFileError, CsvTable, csv_open
 from ...models import BulkSend, GateDecision, GateReason, MessageTemplate
 from ..queueing import MAX_BODY_LENGTH
 from ..segments import GSM7, GSM7_BASIC_CHARS, GSM7_EXTENSION_CHARS, UCS2, sms_segments
@@ -77,24 +76,23 @@ class CsvUpload:
         }
 
 
-def _column_name(raw: str) -> str:
-    return raw.strip().lower().replace(" ", "_").replace("-", "_")
-
-
-def bulk_csv_read(*, content: bytes, body: str) -> CsvUpload:
+def bulk_csv_read(*, content: bytes, body: str, region: str | None = None) -> CsvUpload:
     """Validate a recipients CSV against a template body.
 
     Column `phone` is required; every other column whose name is a valid variable name can be
     used by the template, and every variable the template uses must be a column. Problems of
     the whole file land in `file_errors` (nothing can be sent); problems of single rows are
-    listed with their line number and the row is left out.
+    listed with their line number and the row is left out. National numbers are read as
+    numbers of `region` (the tenant's); without it only international ones are accepted.
     """
     parsed = template_parse(body)
     upload = CsvUpload(body=body, variables=list(parsed.variables))
-    reader = _csv_reader(content, upload)
-    if reader is None:
+    try:
+        table = csv_open(content, max_rows=MAX_RECIPIENTS, split_into="bulk sends", max_bytes=MAX_CSV_BYTES)
+    except CsvFileError as exc:
+        upload.file_errors.append(str(exc))
         return upload
-    header = [_column_name(h) for h in next(reader, [])]
+    header = table.header
     _header_check(upload, header)
     if upload.file_errors:
         return upload
@@ -102,29 +100,9 @@ def bulk_csv_read(*, content: bytes, body: str) -> CsvUpload:
     if not body.strip():
         upload.file_errors.append("The template is empty.")
         return upload
-    if _rows_read(upload, reader, header=header, parsed=parsed) and not upload.recipients:
+    if _rows_read(upload, table, parsed=parsed, region=region) and not upload.recipients:
         upload.file_errors.append("No row can be sent: see the problems below.")
     return upload
-
-
-def _csv_reader(content: bytes, upload: CsvUpload):
-    """A CSV reader over `content`, or None with the reason in `upload.file_errors`."""
-    if len(content) > MAX_CSV_BYTES:
-        upload.file_errors.append(f"The file is larger than {MAX_CSV_BYTES // (1024 * 1024)} MB: split it.")
-        return None
-    try:
-        text = content.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        upload.file_errors.append("The file is not UTF-8 text. In Excel, save it as “CSV UTF-8”.")
-        return None
-    if not text.strip():
-        upload.file_errors.append("The file is empty.")
-        return None
-    try:
-        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel  # a single column: nothing to sniff
-    return csv.reader(io.StringIO(text, newline=""), dialect)
 
 
 def _header_check(upload: CsvUpload, header: list[str]) -> None:
@@ -149,32 +127,22 @@ def _header_check(upload: CsvUpload, header: list[str]) -> None:
     upload.ignored_columns = [h for h in upload.columns if h != "phone" and h not in upload.variables]
 
 
-def _rows_read(upload: CsvUpload, reader, *, header: list[str], parsed: ParsedTemplate) -> bool:
+def _rows_read(upload: CsvUpload, table: CsvTable, *, parsed: ParsedTemplate, region: str | None) -> bool:
     """Read every row into `upload`: recipients, row errors, duplicates. False when the file
     has more rows than MAX_RECIPIENTS (nothing can be sent then)."""
     check_length = bool(upload.variables) or len(upload.body) > MAX_BODY_LENGTH
-    phone_at = header.index("phone")
-    var_at = [header.index(v) for v in upload.variables]
-    width = len(header)
+    phone_at = table.header.index("phone")
+    var_at = [table.header.index(v) for v in upload.variables]
     first_line: dict[str, int] = {}
-    for values in reader:
-        if not any(v.strip() for v in values):
-            continue  # blank line
-        upload.rows_read += 1
-        if upload.rows_read > MAX_RECIPIENTS:
-            upload.file_errors.append(f"More than {MAX_RECIPIENTS:,} rows: split the file into several bulk sends.")
-            upload.recipients = []
-            return False
-        line = reader.line_num
-        if len(values) < width:
-            values = values + [""] * (width - len(values))
-        raw_phone = values[phone_at].strip()
+    for line, values in table.rows():
+        upload.rows_read = table.rows_read
+        raw_phone = values[phone_at]
         try:
-            phone = phone_normalize(raw_phone)
+            phone = phone_parse(raw_phone, region=region)
         except ValidationError as exc:
             upload.add_error(line, raw_phone, " ".join(exc.messages))
             continue
-        row_values = [values[i].strip() for i in var_at]
+        row_values = [values[i] for i in var_at]
         empty = [name for name, value in zip(upload.variables, row_values, strict=True) if not value]
         if empty:
             upload.add_error(line, raw_phone, "Missing " + ", ".join(empty) + " for the template.")
@@ -191,6 +159,11 @@ def _rows_read(upload: CsvUpload, reader, *, header: list[str], parsed: ParsedTe
                 continue
         first_line[phone] = line
         upload.recipients.append([phone, row_values])
+    if table.error:
+        upload.rows_read = table.rows_read
+        upload.file_errors.append(table.error)
+        upload.recipients = []
+        return False
     return True
 
 

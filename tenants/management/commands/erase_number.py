@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from tenants.models import Tenant
-from tenants.phones import phone_normalize
+from tenants.phones import phone_parse, tenant_phone_region
 from tenants.retention import number_erase
 
 
@@ -29,7 +29,7 @@ class Command(BaseCommand):
         if tenant is None:
             raise CommandError(f"No tenant {slug!r}.")
         try:
-            phone = phone_normalize(phone)
+            phone = phone_parse(phone, region=tenant_phone_region(tenant))
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from exc
         user = None
