@@ -2,8 +2,8 @@
 
 Twilio's own error pages are written for developers. The portal shows these texts next to a
 failed message, call or API action, so each one says *what happened* and *what to do*, in words a
-support person can repeat to a tenant. Sources: Twilio's error dictionary
-(https://www.twilio.com/docs/api/errors) and ``/work/shared/DOMAIN.md``.
+support person can repeat to a tenant. Source: Twilio's error dictionary
+(https://www.twilio.com/docs/api/errors).
 
 The retry sets encode one rule: retrying a request that cannot succeed wastes money (most failed
 messages carry a processing fee since September 2024), annoys carriers and, for opted-out or
