@@ -1,5 +1,6 @@
-"""Shared fixtures: two tenants and one user per role, and a helper that signs webhooks
-exactly as Twilio does (RequestValidator.compute_signature over the public URL)."""
+"""Shared fixtures: two tenants and one user per role (built by tests/*/factories.py), and a
+helper that signs webhooks exactly as Twilio does (RequestValidator.compute_signature over the
+public URL)."""
 
 from __future__ import annotations
 
@@ -10,17 +11,10 @@ from urllib.parse import urlencode
 
 import pytest
 from django.conf import settings
-from django.contrib.auth.models import Group
 from twilio.request_validator import RequestValidator
 
 from sandbox.server import TwilioSandbox
-from tenants.models import SUPPORT_GROUP, Membership, Tenant
-
-PASSWORD = "correct-horse-battery-staple"
-
-
-def random_sid(prefix: str) -> str:
-    return prefix + secrets.token_hex(16)
+from tests.tenants.factories import TenantFactory, UserFactory, random_sid
 
 
 def services_required() -> bool:
@@ -39,56 +33,34 @@ def redis_reachable(url: str | None = None) -> bool:
         return False
 
 
-def make_tenant(slug: str, **fields) -> Tenant:
-    defaults = {
-        "name": slug.replace("-", " ").title(),
-        "account_sid": random_sid("AC"),
-        "auth_token": secrets.token_hex(16),
-    }
-    defaults.update(fields)
-    return Tenant.objects.create(slug=slug, **defaults)
-
-
-def make_user(django_user_model, username: str, *, tenant=None, role=None, support=False, superuser=False):
-    user = django_user_model.objects.create_user(username=username, password=PASSWORD)
-    if tenant is not None:
-        Membership.objects.create(user=user, tenant=tenant, role=role)
-    if support:
-        user.groups.add(Group.objects.get_or_create(name=SUPPORT_GROUP)[0])
-    if superuser:
-        user.is_superuser = user.is_staff = True
-        user.save()
-    return user
-
-
 @pytest.fixture
 def tenant(db):
-    return make_tenant("acme")
+    return TenantFactory(slug="acme")
 
 
 @pytest.fixture
 def other_tenant(db):
-    return make_tenant("globex")
+    return TenantFactory(slug="globex")
 
 
 @pytest.fixture
-def tenant_admin(django_user_model, tenant):
-    return make_user(django_user_model, "alice-admin", tenant=tenant, role="admin")
+def tenant_admin(tenant):
+    return UserFactory(username="alice-admin", tenant=tenant, role="admin")
 
 
 @pytest.fixture
-def viewer(django_user_model, tenant):
-    return make_user(django_user_model, "victor-viewer", tenant=tenant, role="viewer")
+def viewer(tenant):
+    return UserFactory(username="victor-viewer", tenant=tenant, role="viewer")
 
 
 @pytest.fixture
-def other_admin(django_user_model, other_tenant):
-    return make_user(django_user_model, "bob-admin-of-b", tenant=other_tenant, role="admin")
+def other_admin(other_tenant):
+    return UserFactory(username="bob-admin-of-b", tenant=other_tenant, role="admin")
 
 
 @pytest.fixture
-def support_user(django_user_model, db):
-    return make_user(django_user_model, "sam-support", support=True)
+def support_user(db):
+    return UserFactory(username="sam-support", support=True)
 
 
 def sign(url: str, params: dict, token: str, algorithm: str | None = None) -> str:

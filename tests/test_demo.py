@@ -15,9 +15,12 @@ import subprocess
 import sys
 import time
 
+import pytest
 import requests
 
 from tests.test_end_to_end import BASE_DIR, Browser, _free_port
+
+pytestmark = pytest.mark.slow
 
 DEMO_PASSWORD = "commsportal-demo"
 STARTUP_SECONDS = 120

@@ -41,6 +41,8 @@ from django.conf import settings
 
 from tests.conftest import redis_reachable, services_required
 
+pytestmark = pytest.mark.slow
+
 BASE_DIR = Path(settings.BASE_DIR)
 BIN = Path(sys.executable).parent
 PASSWORD = "e2e-" + secrets.token_urlsafe(16)

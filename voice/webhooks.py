@@ -1,4 +1,5 @@
-"""Twilio voice webhooks. The gateway verifies them; call flows arrive with the voice issue."""
+"""Twilio voice webhooks, verified by the gateway. No call flow is configured: an inbound call
+hears a short message and is hung up; status and recording callbacks are acknowledged."""
 
 from django.http import HttpResponse
 

@@ -13,7 +13,7 @@ from django.db import connection
 
 from messaging.management.commands.bench_bulk_queue import run_benchmark
 
-pytestmark = [pytest.mark.django_db, pytest.mark.bench]
+pytestmark = [pytest.mark.django_db, pytest.mark.bench, pytest.mark.slow]
 
 #: The product target is 5,000 recipients/s for 100,000 on PostgreSQL (README). Shared CI
 #: runners are noisy, so the default floor here is half of it; BULK_BENCH_MIN_RATE raises it.

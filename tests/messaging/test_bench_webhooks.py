@@ -9,6 +9,8 @@ import pytest
 
 from tests.test_end_to_end import Stack
 
+pytestmark = pytest.mark.slow
+
 
 def test_bench_webhooks_reports_each_phase_against_the_bare_view(tmp_path):
     stack = Stack(tmp_path)

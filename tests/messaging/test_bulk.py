@@ -28,9 +28,10 @@ from messaging.delivery.bulk.lifecycle import (
 )
 from messaging.delivery.bulk.upload import bulk_csv_read, bulk_preview
 from messaging.ledgers.services import opt_out_record
-from messaging.models import BulkSend, Message, MessageTemplate
+from messaging.models import BulkSend, Message
 from tenants.models import AuditEvent
 from tenants.twilio import TwilioError
+from tests.messaging.factories import BulkSendFactory, MessageTemplateFactory
 from tests.messaging.sending_support import NY, NY_2, SENDER, SF, grant_marketing, sandbox_messages, sent_marketing
 
 pytestmark = pytest.mark.django_db
@@ -54,7 +55,7 @@ def all_day(tenant, **fields) -> None:
 
 @pytest.fixture
 def template(tenant):
-    return MessageTemplate.objects.create(tenant=tenant, name="Booking", purpose="transactional", body=BODY)
+    return MessageTemplateFactory(tenant=tenant, name="Booking", purpose="transactional", body=BODY)
 
 
 def csv_bytes(*lines: str) -> bytes:
@@ -197,7 +198,7 @@ def test_sender_is_optional_with_a_messaging_service(client, tenant, tenant_admi
 
 
 def test_other_tenants_template_cannot_be_chosen(client, tenant, other_tenant, tenant_admin):
-    theirs = MessageTemplate.objects.create(tenant=other_tenant, name="T", purpose="transactional", body="x")
+    theirs = MessageTemplateFactory(tenant=other_tenant, name="T", purpose="transactional", body="x")
     client.force_login(tenant_admin)
     response = upload_post(client, tenant, theirs, csv_bytes("phone", NY))
     assert response.status_code == 200 and "Select a valid choice" in response.content.decode()
@@ -205,7 +206,7 @@ def test_other_tenants_template_cannot_be_chosen(client, tenant, other_tenant, t
 
 def test_preview_counts_segments_encodings_and_gate_verdicts(tenant):
     all_day(tenant, frequency_cap=1)
-    marketing = MessageTemplate.objects.create(tenant=tenant, name="Sale", purpose="marketing", body="Hi {{name}}")
+    marketing = MessageTemplateFactory(tenant=tenant, name="Sale", purpose="marketing", body="Hi {{name}}")
     consenting = ["+12125550123", "+12125550145", "+14155550123", "+14155550188"]
     for phone in consenting:
         grant_marketing(tenant, phone)
@@ -404,8 +405,8 @@ def test_progress_counts_in_one_grouped_query(client, tenant, viewer, running, d
 
 
 def test_list_shows_counts_for_the_tenant_only(client, tenant, other_tenant, viewer, running, template):
-    theirs_template = MessageTemplate.objects.create(tenant=other_tenant, name="X", purpose="otp", body="x")
-    BulkSend.objects.create(tenant=other_tenant, name="Their campaign", template=theirs_template, purpose="otp")
+    theirs_template = MessageTemplateFactory(tenant=other_tenant, name="X", purpose="otp", body="x")
+    BulkSendFactory(tenant=other_tenant, name="Their campaign", template=theirs_template, purpose="otp")
     client.force_login(viewer)
     page = client.get(url("bulk_list", tenant)).content.decode()
     assert "Spring" in page and "Their campaign" not in page
@@ -413,8 +414,8 @@ def test_list_shows_counts_for_the_tenant_only(client, tenant, other_tenant, vie
 
 
 def test_other_tenants_bulk_send_is_404(client, tenant, other_tenant, tenant_admin, template):
-    theirs_template = MessageTemplate.objects.create(tenant=other_tenant, name="X", purpose="otp", body="x")
-    theirs = BulkSend.objects.create(
+    theirs_template = MessageTemplateFactory(tenant=other_tenant, name="X", purpose="otp", body="x")
+    theirs = BulkSendFactory(
         tenant=other_tenant, name="Theirs", template=theirs_template, purpose="otp", status="running"
     )
     client.force_login(tenant_admin)
@@ -521,13 +522,11 @@ def test_stale_bulk_row_is_requeued_only_while_its_bulk_send_runs(tenant, bulk_s
     from django.utils import timezone
 
     from messaging.delivery import deferred as sending
-    from messaging.models import BulkSend, Message, MessageTemplate
+    from messaging.models import Message
 
     monkeypatch.setattr(sending, "deliveries_enqueue_on_commit", lambda ids: None)
-    template = MessageTemplate.objects.create(tenant=tenant, name="t", purpose="transactional", body="Hi")
-    bulk = BulkSend.objects.create(
-        tenant=tenant, name="b", template=template, purpose="transactional", status=bulk_status
-    )
+    template = MessageTemplateFactory(tenant=tenant, name="t", purpose="transactional", body="Hi")
+    bulk = BulkSendFactory(tenant=tenant, name="b", template=template, purpose="transactional", status=bulk_status)
     long_ago = timezone.now() - timedelta(hours=1)
     Message.objects.create(
         tenant=tenant,

@@ -36,7 +36,7 @@ from messaging.models import Message
 from tests.conftest import redis_reachable, services_required
 from tests.messaging.sending_support import NY, SENDER, reload, sandbox_messages
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 LEASE_SECONDS = 2
 CODE = "Your Acme code is 771204"

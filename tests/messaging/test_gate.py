@@ -19,6 +19,7 @@ from messaging.compliance.policy import sending_policy_get
 from messaging.ledgers.services import opt_in_record, opt_out_record
 from messaging.models import GateDecision, GateReason, Message, Purpose, RevocationReview
 from tenants.models import Tenant
+from tests.messaging.factories import RevocationReviewFactory
 from tests.messaging.sending_support import (
     FL,
     IDAHO,
@@ -61,7 +62,7 @@ def open_review(tenant, phone: str) -> RevocationReview:
         status="received",
     )
     now = datetime.now(UTC)
-    return RevocationReview.objects.create(
+    return RevocationReviewFactory(
         tenant=tenant, message=inbound, phone=phone, received_at=now, deadline_at=now + timedelta(days=14)
     )
 

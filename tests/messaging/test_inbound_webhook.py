@@ -28,10 +28,11 @@ from messaging.models import (
     MessageEvent,
     OptOutEvent,
     RevocationReview,
-    TenantKeyword,
     disclosure_hash,
 )
-from tests.conftest import make_tenant, random_sid, services_required
+from tests.conftest import random_sid, services_required
+from tests.messaging.factories import TenantKeywordFactory
+from tests.tenants.factories import TenantFactory
 
 INBOUND = "/webhooks/twilio/messaging/inbound/"
 CUSTOMER = "+14155550100"
@@ -251,8 +252,8 @@ def test_keyword_must_be_the_whole_body(twilio_webhook, tenant, body):
 
 @pytest.mark.parametrize("body", ["BAJA", "baja", "¡Baja!", "ARRET", "Arrêt", "arret."])
 def test_tenant_opt_out_keywords(twilio_webhook, tenant, other_tenant, body):
-    TenantKeyword.objects.create(tenant=tenant, kind="opt_out", word="BAJA")
-    TenantKeyword.objects.create(tenant=tenant, kind="opt_out", word="ARRÊT")
+    TenantKeywordFactory(tenant=tenant, kind="opt_out", word="BAJA")
+    TenantKeywordFactory(tenant=tenant, kind="opt_out", word="ARRÊT")
     post_inbound(twilio_webhook, tenant, body)
     assert opt_outs(tenant).get().source == "keyword"
     # Another tenant's keywords are its own.
@@ -261,8 +262,8 @@ def test_tenant_opt_out_keywords(twilio_webhook, tenant, other_tenant, body):
 
 
 def test_tenant_opt_in_and_help_keywords(twilio_webhook, tenant):
-    TenantKeyword.objects.create(tenant=tenant, kind="opt_in", word="ALTA")
-    TenantKeyword.objects.create(tenant=tenant, kind="help", word="AYUDA")
+    TenantKeywordFactory(tenant=tenant, kind="opt_in", word="ALTA")
+    TenantKeywordFactory(tenant=tenant, kind="help", word="AYUDA")
     post_inbound(twilio_webhook, tenant, "alta", sid="SM" + "1" * 32)
     post_inbound(twilio_webhook, tenant, "Ayuda", sid="SM" + "2" * 32)
     assert messages(tenant).get(sid="SM" + "1" * 32).keyword == "opt_in"
@@ -330,7 +331,7 @@ def test_twilio_mode_records_the_same_ledger_and_answers_empty(twilio_webhook, t
     """keyword_replies='twilio' (the default): Twilio answers, the portal only records."""
     set_portal_mode(other_tenant, disclosure=DISCLOSURE)
     for t in (tenant, other_tenant):
-        TenantKeyword.objects.create(tenant=t, kind="opt_out", word="BAJA")
+        TenantKeywordFactory(tenant=t, kind="opt_out", word="BAJA")
     assert tenant.keyword_replies == "twilio"
     assert replies(post_inbound(twilio_webhook, tenant, body)) == []
     assert len(replies(post_inbound(twilio_webhook, other_tenant, body))) == 1
@@ -421,7 +422,7 @@ def test_duplicate_start_delivery_offers_once(twilio_webhook, tenant):
 
 
 def test_tenant_opt_in_word_answers_the_offer(twilio_webhook, tenant):
-    TenantKeyword.objects.create(tenant=tenant, kind="opt_in", word="SÍ")
+    TenantKeywordFactory(tenant=tenant, kind="opt_in", word="SÍ")
     set_portal_mode(tenant, disclosure=DISCLOSURE)
     post_inbound(twilio_webhook, tenant, "START")
     post_inbound(twilio_webhook, tenant, "si")
@@ -522,7 +523,7 @@ def postgresql():
 def test_concurrent_duplicate_deliveries_reply_and_record_once(postgresql, monkeypatch):
     """Two deliveries of one STOP at the same time: one stores and answers, the other waits on
     the unique MessageSid, then answers empty."""
-    tenant = make_tenant("race", keyword_replies="portal")
+    tenant = TenantFactory(slug="race", keyword_replies="portal")
     slow = inbound_module._inbound_process
 
     def slow_process(**kwargs):

@@ -12,7 +12,7 @@ from messaging.ledgers.reachability import IN_LIST_LIMIT, number_is_opted_out, n
 from messaging.ledgers.selectors import opt_out_latest
 from messaging.ledgers.services import opt_in_record, opt_out_record
 from tenants.retention import number_erase
-from tests.conftest import make_user
+from tests.tenants.factories import UserFactory
 
 ERASED = "+14155550142"
 OPTED_OUT = "+14155550143"
@@ -22,7 +22,7 @@ NEVER = "+14155550145"
 
 @pytest.fixture
 def numbers(tenant, django_user_model):
-    operator = make_user(django_user_model, "olga-operator", superuser=True)
+    operator = UserFactory(username="olga-operator", superuser=True)
     opt_out_record(tenant=tenant, phone=ERASED, source="keyword", keyword="STOP")
     opt_out_record(tenant=tenant, phone=OPTED_OUT, source="admin")
     opt_out_record(tenant=tenant, phone=OPTED_BACK_IN, source="admin")

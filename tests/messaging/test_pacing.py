@@ -31,6 +31,7 @@ def _rate(times: list[float]) -> float:
     return (len(times) - 1) / (times[-1] - times[0])
 
 
+@pytest.mark.slow
 @pytest.mark.services
 def test_four_processes_share_one_rate(redis_url):
     rate, seconds, workers = 20.0, 3.0, 4

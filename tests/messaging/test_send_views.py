@@ -9,7 +9,7 @@ from django.urls import reverse
 from messaging.ledgers.services import opt_out_record
 from messaging.models import Message
 from tenants.models import AuditEvent
-from tests.conftest import PASSWORD, make_user
+from tests.tenants.factories import PASSWORD, TenantFactory, UserFactory
 
 SENDER = "+14155550101"
 CUSTOMER = "+14155550188"
@@ -78,13 +78,12 @@ def test_viewer_cannot_open_the_send_form(client, tenant, viewer):
     assert client.get(send_url(tenant, "message_send_preview"), {"to": CUSTOMER, "purpose": "otp"}).status_code == 403
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_portal_send_goes_from_pending_to_delivered(live_server, settings, sandbox, celery_eager, django_user_model):
     """As a new user would: send from the form, then watch callbacks move it to delivered."""
-    from tests.conftest import make_tenant
-
-    tenant = make_tenant("acme")
-    admin = make_user(django_user_model, "alice", tenant=tenant, role="admin")
+    tenant = TenantFactory(slug="acme")
+    admin = UserFactory(username="alice", tenant=tenant, role="admin")
     sandbox.register_account(tenant.account_sid, tenant.auth_token.reveal())
     sandbox.seed_number(tenant.account_sid, SENDER)
     settings.TWILIO_API_BASE_URL = sandbox.base_url

@@ -20,9 +20,10 @@ from messaging.delivery.queueing import message_send, messages_queue_many
 from messaging.delivery.retries import MAX_RETRIES
 from messaging.ledgers.reachability import number_is_opted_out
 from messaging.ledgers.services import opt_out_record
-from messaging.models import BulkSend, GateReason, Message, MessageEvent, MessageTemplate, OptOutEvent, RevocationReview
+from messaging.models import GateReason, Message, MessageEvent, OptOutEvent
 from messaging.tasks.delivery import message_deliver_task
 from tenants.twilio_errors import explain
+from tests.messaging.factories import BulkSendFactory, RevocationReviewFactory
 from tests.messaging.sending_support import (
     FL,
     INVALID_TO,
@@ -155,7 +156,7 @@ def test_revocation_review_opened_while_queued_defers_at_send_time(twilio_tenant
         to_number=SENDER, body="pls stop texting me", status="received",
     )  # fmt: skip
     now = timezone.now()
-    RevocationReview.objects.create(
+    RevocationReviewFactory(
         tenant=twilio_tenant, message=inbound, phone=NY, received_at=now, deadline_at=now + timedelta(days=14)
     )
     assert message_deliver(message_id=message.pk) == Outcome.DEFERRED
@@ -309,6 +310,7 @@ def test_21610_fails_records_an_opt_out_and_the_gate_blocks_next_time(twilio_ten
 # --- the status callback re-attaches a SID the worker never saved ---------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_status_callback_with_m_attaches_the_sid_and_stops_a_resend(twilio_tenant, sandbox, settings, live_server):
     settings.PUBLIC_BASE_URL = live_server.url
@@ -402,11 +404,6 @@ def test_stale_messages_are_enqueued_again_and_sent_once(
 # --- many at once ---------------------------------------------------------------------------------------
 
 
-def make_bulk(tenant) -> BulkSend:
-    template = MessageTemplate.objects.create(tenant=tenant, name="Sale", purpose="marketing", body="Sale {{name}}")
-    return BulkSend.objects.create(tenant=tenant, name="June", template=template, purpose="marketing", sender=SENDER)
-
-
 def test_queue_many_counts_decisions_and_reasons(twilio_tenant, django_capture_on_commit_callbacks):
     all_day(twilio_tenant)
     for phone in (NY, NY_2):
@@ -432,7 +429,14 @@ def test_queue_many_counts_decisions_and_reasons(twilio_tenant, django_capture_o
 
 
 def test_bulk_rows_wait_for_the_dispatcher(twilio_tenant, django_capture_on_commit_callbacks):
-    bulk = make_bulk(twilio_tenant)
+    bulk = BulkSendFactory(
+        tenant=twilio_tenant,
+        name="June",
+        sender=SENDER,
+        template__name="Sale",
+        template__purpose="marketing",
+        template__body="Sale {{name}}",
+    )
     with django_capture_on_commit_callbacks() as callbacks:
         counts = messages_queue_many(
             tenant=twilio_tenant, rows=[(NY, "a"), (NY_2, "b")], purpose="otp", sender=SENDER, bulk_send=bulk
@@ -452,7 +456,14 @@ def test_queueing_100k_recipients_is_fast(twilio_tenant):
     """Gate + insert of 100,000 rows. The portal's own work (CPU time of this process) must
     manage 5,000 recipients/s; the wall-clock floor is lower because the database server (18
     indexes on the message table in PostgreSQL) and other jobs on the machine share the CPU."""
-    bulk = make_bulk(twilio_tenant)
+    bulk = BulkSendFactory(
+        tenant=twilio_tenant,
+        name="June",
+        sender=SENDER,
+        template__name="Sale",
+        template__purpose="marketing",
+        template__body="Sale {{name}}",
+    )
     rows = [(f"+1{area}{exchange}{line:04d}", "Sale!") for area in ("212", "305", "415", "405") for exchange in
             range(201, 206) for line in range(5000)]  # fmt: skip
     assert len(rows) == 100_000

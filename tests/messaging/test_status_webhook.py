@@ -13,7 +13,8 @@ from messaging.ledgers.reachability import number_is_opted_out
 from messaging.ledgers.services import opt_in_record, opt_out_record
 from messaging.models import Message, MessageEvent, OptOutEvent
 from tenants.twilio_errors import explain
-from tests.conftest import make_tenant, random_sid, services_required
+from tests.conftest import random_sid, services_required
+from tests.tenants.factories import TenantFactory
 
 STATUS = "/webhooks/twilio/messaging/status/"
 CUSTOMER = "+14155550100"
@@ -337,7 +338,7 @@ def run_concurrently(tenant, params_list):
 @pytest.mark.services
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_callbacks_for_an_unknown_sid_make_one_row(postgresql):
-    tenant = make_tenant("race")
+    tenant = TenantFactory(slug="race")
     sid = random_sid("SM")
     statuses = ["queued", "sent", "delivered", "delivered", "sent", "queued"]
     params = [{"MessageSid": sid, "MessageStatus": s, "From": OUR_NUMBER, "To": CUSTOMER} for s in statuses]
@@ -350,7 +351,7 @@ def test_concurrent_callbacks_for_an_unknown_sid_make_one_row(postgresql):
 @pytest.mark.services
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_callbacks_reattach_once(postgresql):
-    tenant = make_tenant("race")
+    tenant = TenantFactory(slug="race")
     message = outbound(tenant)
     sid = random_sid("SM")
     params = [

@@ -10,8 +10,9 @@ from django.urls import reverse
 
 from messaging.delivery.segments import GSM7_BASIC_CHARS, GSM7_EXTENSION_CHARS
 from messaging.delivery.templating import sms_stats, template_parse, template_validate
-from messaging.models import BulkSend, MessageTemplate
+from messaging.models import MessageTemplate
 from tenants.models import AuditEvent
+from tests.messaging.factories import BulkSendFactory, MessageTemplateFactory
 
 
 @pytest.mark.parametrize(
@@ -82,13 +83,13 @@ def url(name, tenant, **kwargs):
 
 @pytest.fixture
 def reminder(tenant):
-    return MessageTemplate.objects.create(
+    return MessageTemplateFactory(
         tenant=tenant, name="Reminder", purpose="transactional", body="Hi {{first_name}}, see you {{when}}."
     )
 
 
 def test_list_shows_encoding_segments_and_variables(client, tenant, viewer, reminder):
-    MessageTemplate.objects.create(tenant=tenant, name="Emoji", purpose="marketing", body="Sale 😀 {{code}}")
+    MessageTemplateFactory(tenant=tenant, name="Emoji", purpose="marketing", body="Sale 😀 {{code}}")
     client.force_login(viewer)
     page = client.get(url("template_list", tenant)).content.decode()
     assert "Reminder" in page and "first_name, when" in page
@@ -133,7 +134,7 @@ def test_preview_button_renders_and_counts_without_saving(client, tenant, tenant
 
 
 def test_names_are_unique_per_tenant_not_globally(client, tenant, other_tenant, tenant_admin, reminder):
-    MessageTemplate.objects.create(tenant=other_tenant, name="Welcome", purpose="marketing", body="x")
+    MessageTemplateFactory(tenant=other_tenant, name="Welcome", purpose="marketing", body="x")
     client.force_login(tenant_admin)
     dup = client.post(url("template_create", tenant), {"name": "reminder", "purpose": "marketing", "body": "x"})
     assert dup.status_code == 200 and "already has a template" in dup.content.decode()
@@ -158,7 +159,7 @@ def test_edit_and_viewer_read_only(client, tenant, tenant_admin, viewer, reminde
 
 
 def test_other_tenants_template_is_404(client, tenant, other_tenant, tenant_admin):
-    theirs = MessageTemplate.objects.create(tenant=other_tenant, name="Theirs", purpose="marketing", body="x")
+    theirs = MessageTemplateFactory(tenant=other_tenant, name="Theirs", purpose="marketing", body="x")
     client.force_login(tenant_admin)
     assert client.get(url("template_edit", tenant, template_id=theirs.id)).status_code == 404
     assert client.post(url("template_delete", tenant, template_id=theirs.id)).status_code == 404
@@ -167,7 +168,7 @@ def test_other_tenants_template_is_404(client, tenant, other_tenant, tenant_admi
 
 
 def test_a_template_used_by_a_bulk_send_is_kept(client, tenant, tenant_admin, reminder):
-    BulkSend.objects.create(tenant=tenant, name="B", template=reminder, purpose="transactional")
+    BulkSendFactory(tenant=tenant, name="B", template=reminder, purpose="transactional")
     client.force_login(tenant_admin)
     response = client.post(url("template_delete", tenant, template_id=reminder.id), follow=True)
     assert "is used by a bulk send" in response.content.decode()

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from messaging.models import ConsentDisclosure, ConsentEvent, disclosure_hash
 from tenants.models import AuditEvent
-from tests.messaging.builders import CUSTOMER, OTHER_CUSTOMER, ago, make_consent, make_opt_out
+from tests.messaging.factories import CUSTOMER, OTHER_CUSTOMER, ConsentEventFactory, OptOutEventFactory, ago
 
 pytestmark = pytest.mark.django_db
 DISCLOSURE = "Acme marketing: up to 4 msgs/month. Msg & data rates may apply. Reply STOP to cancel."
@@ -25,21 +25,30 @@ def csv_file(text: str) -> SimpleUploadedFile:
 @pytest.fixture
 def events(tenant, other_tenant):
     return {
-        "granted": make_consent(
-            tenant,
-            CUSTOMER,
-            at=ago(days=3),
+        "granted": ConsentEventFactory(
+            tenant=tenant,
+            phone=CUSTOMER,
+            captured_at=ago(days=3),
             ip_address="203.0.113.9",
             user_agent="Mozilla/5.0 (iPhone)",
             source="https://acme.example/join",
             disclosure_text=DISCLOSURE,
             disclosure_version="v3",
         ),
-        "otp": make_consent(tenant, OTHER_CUSTOMER, purpose="otp", at=ago(days=2), disclosure_text=""),
-        "revoked": make_consent(
-            tenant, CUSTOMER, action="revoked", at=ago(days=1), method="keyword", disclosure_text=""
+        "otp": ConsentEventFactory(
+            tenant=tenant, phone=OTHER_CUSTOMER, purpose="otp", captured_at=ago(days=2), disclosure_text=""
         ),
-        "other": make_consent(other_tenant, "+14155550177", at=ago(hours=1), source="GLOBEX FORM"),
+        "revoked": ConsentEventFactory(
+            tenant=tenant,
+            phone=CUSTOMER,
+            action="revoked",
+            captured_at=ago(days=1),
+            method="keyword",
+            disclosure_text="",
+        ),
+        "other": ConsentEventFactory(
+            tenant=other_tenant, phone="+14155550177", captured_at=ago(hours=1), source="GLOBEX FORM"
+        ),
     }
 
 
@@ -138,7 +147,7 @@ def test_capture_validates(client, tenant_admin, tenant):
 
 
 def test_capture_warns_when_number_is_opted_out(client, tenant_admin, tenant):
-    make_opt_out(tenant, CUSTOMER)
+    OptOutEventFactory(tenant=tenant, phone=CUSTOMER)
     client.force_login(tenant_admin)
     response = client.post(url(tenant, "consent_capture"), capture_data(), follow=True)
     assert "still opted out" in response.content.decode()

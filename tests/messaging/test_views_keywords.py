@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from messaging.models import TenantKeyword
 from tenants.models import AuditEvent
+from tests.messaging.factories import TenantKeywordFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -42,7 +43,7 @@ def test_admin_adds_a_normalised_keyword(client, tenant_admin, tenant):
     ],
 )
 def test_collisions_are_refused(client, tenant_admin, tenant, kind, word, error):
-    TenantKeyword.objects.create(tenant=tenant, kind="opt_out", word="BAJA")
+    TenantKeywordFactory(tenant=tenant, kind="opt_out", word="BAJA")
     client.force_login(tenant_admin)
     response = add(client, tenant, kind, word)
     assert response.status_code == 200 and error in unescape(response.content.decode())
@@ -50,15 +51,15 @@ def test_collisions_are_refused(client, tenant_admin, tenant, kind, word, error)
 
 
 def test_another_tenants_keyword_does_not_collide_or_show(client, tenant_admin, tenant, other_tenant):
-    TenantKeyword.objects.create(tenant=other_tenant, kind="opt_in", word="GLOBEXGO")
+    TenantKeywordFactory(tenant=other_tenant, kind="opt_in", word="GLOBEXGO")
     client.force_login(tenant_admin)
     assert "GLOBEXGO" not in client.get(url(tenant)).content.decode()
     assert add(client, tenant, "opt_out", "globexgo").status_code == 302
 
 
 def test_remove_is_audited_and_scoped(client, tenant_admin, tenant, other_tenant):
-    mine = TenantKeyword.objects.create(tenant=tenant, kind="opt_out", word="ARRET")
-    theirs = TenantKeyword.objects.create(tenant=other_tenant, kind="opt_out", word="ARRET")
+    mine = TenantKeywordFactory(tenant=tenant, kind="opt_out", word="ARRET")
+    theirs = TenantKeywordFactory(tenant=other_tenant, kind="opt_out", word="ARRET")
     client.force_login(tenant_admin)
     assert client.post(url(tenant, "keyword_remove", keyword_id=theirs.id)).status_code == 404
     assert client.post(url(tenant, "keyword_remove", keyword_id=mine.id)).status_code == 302

@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from messaging.models import Message
-from tests.messaging.builders import CUSTOMER, OUR_NUMBER, SERVICE, ago, make_event, make_message
+from tests.messaging.factories import CUSTOMER, OUR_NUMBER, SERVICE, MessageEventFactory, MessageFactory, ago
 
 pytestmark = pytest.mark.django_db
 
@@ -29,12 +29,17 @@ def page_ids(response) -> list[int]:
 def log(tenant, other_tenant):
     """A few messages of tenant A and one of tenant B that must never show up."""
     rows = {
-        "in": make_message(tenant, direction="inbound", status="received", body="Hi there", at=ago(hours=3)),
-        "out": make_message(tenant, body="Your code is 1234", at=ago(hours=2), messaging_service_sid=SERVICE),
-        "failed": make_message(
-            tenant, customer="+14155550123", status="undelivered", error_code=30003, at=ago(days=3), body="Promo"
+        "in": MessageFactory(tenant=tenant, direction="inbound", status="received", body="Hi there", at=ago(hours=3)),
+        "out": MessageFactory(tenant=tenant, body="Your code is 1234", at=ago(hours=2), messaging_service_sid=SERVICE),
+        "failed": MessageFactory(
+            tenant=tenant,
+            customer="+14155550123",
+            status="undelivered",
+            error_code=30003,
+            at=ago(days=3),
+            body="Promo",
         ),
-        "other": make_message(other_tenant, customer="+14155550177", body="GLOBEX SECRET", at=ago(hours=1)),
+        "other": MessageFactory(tenant=other_tenant, customer="+14155550177", body="GLOBEX SECRET", at=ago(hours=1)),
     }
     return rows
 
@@ -104,8 +109,8 @@ def test_invalid_filter_shows_an_error_and_no_rows(client, tenant_admin, tenant,
 
 def test_keyset_pagination_walks_every_row_once_without_counting(client, tenant_admin, tenant, other_tenant):
     same_moment = ago(days=1)
-    made = [make_message(tenant, body=f"m{i}", at=ago(minutes=i) if i % 3 else same_moment) for i in range(60)]
-    make_message(other_tenant, body="not yours", at=ago(minutes=5))
+    made = [MessageFactory(tenant=tenant, body=f"m{i}", at=ago(minutes=i) if i % 3 else same_moment) for i in range(60)]
+    MessageFactory(tenant=other_tenant, body="not yours", at=ago(minutes=5))
     expected = [m.id for m in sorted(made, key=lambda m: (m.created_at, m.id), reverse=True)]
     client.force_login(tenant_admin)
 
@@ -134,7 +139,9 @@ def test_keyset_pagination_walks_every_row_once_without_counting(client, tenant_
 
 def test_keyset_keeps_filters_and_ignores_a_tampered_cursor(client, tenant_admin, tenant):
     for i in range(55):
-        make_message(tenant, direction="inbound" if i % 2 else "outbound", status="received" if i % 2 else "sent")
+        MessageFactory(
+            tenant=tenant, direction="inbound" if i % 2 else "outbound", status="received" if i % 2 else "sent"
+        )
     client.force_login(tenant_admin)
     first = client.get(url(tenant), {"direction": "outbound"})
     page = first.context["page"]
@@ -149,8 +156,8 @@ def test_keyset_keeps_filters_and_ignores_a_tampered_cursor(client, tenant_admin
 
 
 def test_detail_shows_timeline_error_and_explanation(client, viewer, tenant):
-    message = make_message(
-        tenant,
+    message = MessageFactory(
+        tenant=tenant,
         status="undelivered",
         error_code=30003,
         media=[
@@ -161,9 +168,9 @@ def test_detail_shows_timeline_error_and_explanation(client, viewer, tenant):
         ],
         num_media=1,
     )
-    make_event(message, "queued", at=ago(minutes=3))
-    make_event(message, "sent", at=ago(minutes=2))
-    make_event(message, "undelivered", at=ago(minutes=1), error_code=30003)
+    MessageEventFactory(message=message, status="queued", occurred_at=ago(minutes=3))
+    MessageEventFactory(message=message, status="sent", occurred_at=ago(minutes=2))
+    MessageEventFactory(message=message, status="undelivered", occurred_at=ago(minutes=1), error_code=30003)
     client.force_login(viewer)
     html = client.get(url(tenant, "message_detail", message_id=message.id)).content.decode()
     timeline = html[html.index("Status timeline") :]
@@ -173,7 +180,7 @@ def test_detail_shows_timeline_error_and_explanation(client, viewer, tenant):
 
 
 def test_detail_of_purged_body_says_so(client, viewer, tenant):
-    message = make_message(tenant, body="")
+    message = MessageFactory(tenant=tenant, body="")
     Message.objects.for_tenant(tenant).filter(pk=message.pk).update(body_purged_at=timezone.now())
     client.force_login(viewer)
     html = client.get(url(tenant, "message_detail", message_id=message.id)).content.decode()
@@ -181,6 +188,6 @@ def test_detail_of_purged_body_says_so(client, viewer, tenant):
 
 
 def test_detail_of_another_tenants_message_is_404(client, tenant_admin, tenant, other_tenant):
-    theirs = make_message(other_tenant, body="GLOBEX SECRET")
+    theirs = MessageFactory(tenant=other_tenant, body="GLOBEX SECRET")
     client.force_login(tenant_admin)
     assert client.get(url(tenant, "message_detail", message_id=theirs.id)).status_code == 404

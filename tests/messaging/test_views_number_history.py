@@ -15,15 +15,15 @@ from messaging.ledgers.services import opt_out_record
 from messaging.number_refs import number_ref
 from tenants.models import AuditEvent
 from tenants.scoping import TenantAccess
-from tests.messaging.builders import (
+from tests.messaging.factories import (
     CUSTOMER,
     OUR_NUMBER,
     SERVICE,
+    ConsentEventFactory,
+    MessageFactory,
+    OptOutEventFactory,
+    RevocationReviewFactory,
     ago,
-    make_consent,
-    make_message,
-    make_opt_out,
-    make_review,
 )
 
 pytestmark = pytest.mark.django_db
@@ -36,8 +36,10 @@ def url(tenant, number=CUSTOMER, name="number_history"):
 @pytest.fixture
 def story(tenant, other_tenant):
     """Granted marketing consent, STOP, START, a free-text revocation under review."""
-    consent = make_consent(tenant, CUSTOMER, at=ago(days=30), ip_address="198.51.100.7")
-    stop = make_message(tenant, direction="inbound", status="received", body="STOP", keyword="opt_out", at=ago(days=20))
+    consent = ConsentEventFactory(tenant=tenant, phone=CUSTOMER, captured_at=ago(days=30), ip_address="198.51.100.7")
+    stop = MessageFactory(
+        tenant=tenant, direction="inbound", status="received", body="STOP", keyword="opt_out", at=ago(days=20)
+    )
     opt_out_record(
         tenant=tenant,
         phone=CUSTOMER,
@@ -47,15 +49,28 @@ def story(tenant, other_tenant):
         message=stop,
         at=stop.created_at,
     )
-    start = make_message(
-        tenant, direction="inbound", status="received", body="START", keyword="opt_in", at=ago(days=10)
+    start = MessageFactory(
+        tenant=tenant,
+        direction="inbound",
+        status="received",
+        body="START",
+        keyword="opt_in",
+        at=ago(days=10),
     )
-    make_opt_out(tenant, CUSTOMER, action="opt_in", keyword="START", sender=OUR_NUMBER, message=start, at=ago(days=10))
-    review = make_review(tenant, CUSTOMER, body="pls no more texts", received=ago(days=2))
-    make_message(tenant, body="Before the STOP", at=ago(days=25))
+    OptOutEventFactory(
+        tenant=tenant,
+        phone=CUSTOMER,
+        action="opt_in",
+        keyword="START",
+        sender=OUR_NUMBER,
+        message=start,
+        created_at=ago(days=10),
+    )
+    review = RevocationReviewFactory(tenant=tenant, phone=CUSTOMER, body="pls no more texts", received_at=ago(days=2))
+    MessageFactory(tenant=tenant, body="Before the STOP", at=ago(days=25))
     # Another tenant: same number, its own history, never shown here.
-    make_opt_out(other_tenant, CUSTOMER, reason="GLOBEX REASON", at=ago(days=15))
-    make_consent(other_tenant, CUSTOMER, source="GLOBEX FORM", at=ago(days=15))
+    OptOutEventFactory(tenant=other_tenant, phone=CUSTOMER, reason="GLOBEX REASON", created_at=ago(days=15))
+    ConsentEventFactory(tenant=other_tenant, phone=CUSTOMER, source="GLOBEX FORM", captured_at=ago(days=15))
     return {"consent": consent, "review": review}
 
 
@@ -74,10 +89,10 @@ def test_timeline_shows_every_kind_of_event(client, viewer, tenant, story):
 
 
 def test_outbound_after_opt_out_is_shown_loudly(client, tenant_admin, tenant):
-    make_opt_out(tenant, CUSTOMER, keyword="STOP", at=ago(days=5))
-    bad = make_message(tenant, body="Flash sale!", purpose="marketing", at=ago(days=4))
-    make_message(tenant, body="Blocked by the gate", status="blocked", at=ago(days=3))  # never left: fine
-    make_message(tenant, body="Sent before", at=ago(days=6))
+    OptOutEventFactory(tenant=tenant, phone=CUSTOMER, keyword="STOP", created_at=ago(days=5))
+    bad = MessageFactory(tenant=tenant, body="Flash sale!", purpose="marketing", at=ago(days=4))
+    MessageFactory(tenant=tenant, body="Blocked by the gate", status="blocked", at=ago(days=3))  # never left: fine
+    MessageFactory(tenant=tenant, body="Sent before", at=ago(days=6))
     client.force_login(tenant_admin)
     response = client.get(url(tenant))
     html = response.content.decode()
@@ -89,12 +104,12 @@ def test_outbound_after_opt_out_is_shown_loudly(client, tenant_admin, tenant):
 
 
 def test_confirmed_revocation_counts_from_when_the_person_sent_it(client, tenant_admin, tenant):
-    review = make_review(tenant, CUSTOMER, received=ago(days=6))
+    review = RevocationReviewFactory(tenant=tenant, phone=CUSTOMER, received_at=ago(days=6))
     review.status = "confirmed"
     review.decided_at = ago(days=1)
     review.save()
-    make_opt_out(tenant, CUSTOMER, source="revocation_review", at=ago(days=1))
-    sent = make_message(tenant, body="Promo", at=ago(days=3))
+    OptOutEventFactory(tenant=tenant, phone=CUSTOMER, source="revocation_review", created_at=ago(days=1))
+    sent = MessageFactory(tenant=tenant, body="Promo", at=ago(days=3))
     client.force_login(tenant_admin)
     history = client.get(url(tenant)).context["history"]
     assert [i.message.id for i in history.sent_while_opted_out] == [sent.id]
@@ -102,20 +117,27 @@ def test_confirmed_revocation_counts_from_when_the_person_sent_it(client, tenant
 
 
 def test_marketing_after_consent_revoked_is_flagged_but_transactional_is_not(client, tenant_admin, tenant):
-    make_consent(tenant, CUSTOMER, at=ago(days=10))
-    make_consent(tenant, CUSTOMER, action="revoked", at=ago(days=5), disclosure_text="")
-    promo = make_message(tenant, body="Promo", purpose="marketing", at=ago(days=4))
-    make_message(tenant, body="Your receipt", purpose="transactional", at=ago(days=3))
+    ConsentEventFactory(tenant=tenant, phone=CUSTOMER, captured_at=ago(days=10))
+    ConsentEventFactory(tenant=tenant, phone=CUSTOMER, action="revoked", captured_at=ago(days=5), disclosure_text="")
+    promo = MessageFactory(tenant=tenant, body="Promo", purpose="marketing", at=ago(days=4))
+    MessageFactory(tenant=tenant, body="Your receipt", purpose="transactional", at=ago(days=3))
     client.force_login(tenant_admin)
     history = client.get(url(tenant)).context["history"]
     assert [i.message.id for i in history.sent_while_opted_out] == [promo.id]
 
 
 def test_21610_after_opt_in_warns_and_names_the_sender(client, tenant_admin, tenant):
-    make_opt_out(tenant, CUSTOMER, keyword="STOP", sender=OUR_NUMBER, at=ago(days=5))
-    make_opt_out(tenant, CUSTOMER, action="opt_in", source="admin", reason="asked", at=ago(days=4))
-    failed = make_message(
-        tenant, status="failed", error_code=21610, at=ago(days=1), messaging_service_sid=SERVICE, ours="+14155550188"
+    OptOutEventFactory(tenant=tenant, phone=CUSTOMER, keyword="STOP", sender=OUR_NUMBER, created_at=ago(days=5))
+    OptOutEventFactory(
+        tenant=tenant, phone=CUSTOMER, action="opt_in", source="admin", reason="asked", created_at=ago(days=4)
+    )
+    failed = MessageFactory(
+        tenant=tenant,
+        status="failed",
+        error_code=21610,
+        at=ago(days=1),
+        messaging_service_sid=SERVICE,
+        ours="+14155550188",
     )
     client.force_login(tenant_admin)
     html = client.get(url(tenant)).content.decode()
@@ -126,8 +148,10 @@ def test_21610_after_opt_in_warns_and_names_the_sender(client, tenant_admin, ten
 
 
 def test_admin_opt_in_after_twilio_stop_warns_even_before_a_failure(client, tenant_admin, tenant):
-    make_opt_out(tenant, CUSTOMER, keyword="STOP", sender=SERVICE, at=ago(days=5))
-    make_opt_out(tenant, CUSTOMER, action="opt_in", source="admin", reason="asked", at=ago(days=4))
+    OptOutEventFactory(tenant=tenant, phone=CUSTOMER, keyword="STOP", sender=SERVICE, created_at=ago(days=5))
+    OptOutEventFactory(
+        tenant=tenant, phone=CUSTOMER, action="opt_in", source="admin", reason="asked", created_at=ago(days=4)
+    )
     client.force_login(tenant_admin)
     html = client.get(url(tenant)).content.decode()
     assert 'id="twilio-block"' in html and SERVICE in html

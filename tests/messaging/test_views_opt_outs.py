@@ -12,7 +12,7 @@ from messaging.ledgers.reachability import number_is_opted_out, numbers_opted_ou
 from messaging.ledgers.selectors import consent_granted_purposes
 from messaging.models import ConsentEvent, OptOutEvent
 from tenants.models import AuditEvent
-from tests.messaging.builders import CUSTOMER, OTHER_CUSTOMER, ago, make_consent, make_opt_out
+from tests.messaging.factories import CUSTOMER, OTHER_CUSTOMER, ConsentEventFactory, OptOutEventFactory, ago
 
 pytestmark = pytest.mark.django_db
 
@@ -34,10 +34,12 @@ def audits(tenant, action):
 
 @pytest.fixture
 def ledger(tenant, other_tenant):
-    make_opt_out(tenant, CUSTOMER, at=ago(days=5), keyword="STOP", reason="")
-    make_opt_out(tenant, OTHER_CUSTOMER, at=ago(days=4))
-    make_opt_out(tenant, OTHER_CUSTOMER, action="opt_in", source="keyword", keyword="START", at=ago(days=2))
-    make_opt_out(other_tenant, "+14155550177", at=ago(days=1), reason="GLOBEX REASON")
+    OptOutEventFactory(tenant=tenant, phone=CUSTOMER, created_at=ago(days=5), keyword="STOP", reason="")
+    OptOutEventFactory(tenant=tenant, phone=OTHER_CUSTOMER, created_at=ago(days=4))
+    OptOutEventFactory(
+        tenant=tenant, phone=OTHER_CUSTOMER, action="opt_in", source="keyword", keyword="START", created_at=ago(days=2)
+    )
+    OptOutEventFactory(tenant=other_tenant, phone="+14155550177", created_at=ago(days=1), reason="GLOBEX REASON")
 
 
 def test_list_shows_current_state_per_number(client, viewer, tenant, ledger):
@@ -73,7 +75,7 @@ def test_support_sees_masked_numbers_and_links_without_them(client, support_user
 
 
 def test_admin_opts_out_with_reason_audited(client, tenant_admin, tenant):
-    make_consent(tenant, CUSTOMER)
+    ConsentEventFactory(tenant=tenant, phone=CUSTOMER)
     client.force_login(tenant_admin)
     response = client.post(
         url(tenant, "opt_out_change"), {"phone": "415-555-0100", "action": "opt_out", "reason": "Asked by phone"}
@@ -103,7 +105,7 @@ def test_reason_is_required_and_numbers_validated(client, tenant_admin, tenant):
 
 
 def test_admin_opts_back_in_with_twilio_warning(client, tenant_admin, tenant):
-    make_opt_out(tenant, CUSTOMER, keyword="STOP", at=ago(days=3))
+    OptOutEventFactory(tenant=tenant, phone=CUSTOMER, keyword="STOP", created_at=ago(days=3))
     client.force_login(tenant_admin)
     response = client.post(
         url(tenant, "opt_out_change"),
@@ -142,7 +144,7 @@ GOOD_CSV = (
 
 
 def test_dry_run_reports_and_writes_nothing(client, tenant_admin, tenant):
-    make_opt_out(tenant, CUSTOMER, at=ago(days=10))
+    OptOutEventFactory(tenant=tenant, phone=CUSTOMER, created_at=ago(days=10))
     client.force_login(tenant_admin)
     response = client.post(url(tenant, "opt_out_import"), {"file": csv_file(GOOD_CSV), "dry_run": "on"})
     assert response.status_code == 200
@@ -210,10 +212,14 @@ def test_missing_phone_column_is_a_file_error(client, tenant_admin, tenant):
 
 
 def test_import_revokes_consent_and_skips_later_opt_ins(client, tenant_admin, tenant, other_tenant):
-    make_consent(tenant, "+14155550101", purpose="marketing", at=ago(days=900))
-    make_opt_out(tenant, "+14155550102", at=ago(days=800))
-    make_opt_out(tenant, "+14155550102", action="opt_in", source="keyword", keyword="START", at=ago(days=30))
-    make_opt_out(other_tenant, "+14155550101", at=ago(days=1))  # another tenant's state is irrelevant
+    ConsentEventFactory(tenant=tenant, phone="+14155550101", purpose="marketing", captured_at=ago(days=900))
+    OptOutEventFactory(tenant=tenant, phone="+14155550102", created_at=ago(days=800))
+    OptOutEventFactory(
+        tenant=tenant, phone="+14155550102", action="opt_in", source="keyword", keyword="START", created_at=ago(days=30)
+    )
+    OptOutEventFactory(
+        tenant=other_tenant, phone="+14155550101", created_at=ago(days=1)
+    )  # another tenant's state is irrelevant
     client.force_login(tenant_admin)
     text = "phone,opted_out_at\n+14155550101,2024-06-01\n+14155550102,2024-06-01\n"
     response = client.post(url(tenant, "opt_out_import"), {"file": csv_file(text)})

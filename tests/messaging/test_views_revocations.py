@@ -12,7 +12,7 @@ from messaging.ledgers.reachability import number_is_opted_out
 from messaging.models import RevocationReview
 from tenants.models import AuditEvent
 from tenants.scoping import TenantAccess
-from tests.messaging.builders import CUSTOMER, OTHER_CUSTOMER, ago, make_review
+from tests.messaging.factories import CUSTOMER, OTHER_CUSTOMER, RevocationReviewFactory, ago
 
 pytestmark = pytest.mark.django_db
 
@@ -24,11 +24,17 @@ def url(tenant, name="revocation_list", **kwargs):
 @pytest.fixture
 def queue(tenant, other_tenant):
     return {
-        "later": make_review(tenant, CUSTOMER, body="stop texting me", received=ago(days=1)),
-        "overdue": make_review(
-            tenant, OTHER_CUSTOMER, body="no more messages", received=ago(days=20), deadline=ago(days=6)
+        "later": RevocationReviewFactory(
+            tenant=tenant, phone=CUSTOMER, body="stop texting me", received_at=ago(days=1)
         ),
-        "other": make_review(other_tenant, "+14155550177", body="GLOBEX PLEASE STOP"),
+        "overdue": RevocationReviewFactory(
+            tenant=tenant,
+            phone=OTHER_CUSTOMER,
+            body="no more messages",
+            received_at=ago(days=20),
+            deadline_at=ago(days=6),
+        ),
+        "other": RevocationReviewFactory(tenant=other_tenant, phone="+14155550177", body="GLOBEX PLEASE STOP"),
     }
 
 
@@ -96,7 +102,9 @@ def test_viewer_cannot_decide(client, viewer, tenant, queue):
 
 
 def test_context_processor_counts_overdue_for_the_current_tenant_only(tenant, other_tenant, queue):
-    make_review(other_tenant, "+14155550178", received=ago(days=30), deadline=ago(days=10))
+    RevocationReviewFactory(
+        tenant=other_tenant, phone="+14155550178", received_at=ago(days=30), deadline_at=ago(days=10)
+    )
     request = RequestFactory().get("/")
     request.tenant, request.tenant_access = tenant, TenantAccess("viewer")
     assert revocations(request) == {"overdue_revocations": 1}

@@ -19,8 +19,8 @@ from messaging.compliance.gate import GateVerdict, gate_check, gate_check_many
 from messaging.compliance.policy import sending_policy_get, sending_policy_update
 from messaging.models import GateDecision, GateReason, SendingPolicy
 from tenants.models import AuditEvent
-from tests.conftest import make_user
 from tests.messaging.sending_support import FL, SF, grant_marketing, sent_marketing
+from tests.tenants.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -324,7 +324,7 @@ def test_a_no_break_space_still_separates_a_region_from_its_window(client, tenan
 
 @pytest.fixture
 def second_admin(django_user_model, tenant):
-    return make_user(django_user_model, "bea-admin", tenant=tenant, role="admin")
+    return UserFactory(username="bea-admin", tenant=tenant, role="admin")
 
 
 def save_as(user, tenant, **edits: str) -> None:

@@ -54,14 +54,17 @@ def production(tmp_path: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 def test_development_installs_the_sandbox_and_its_commands(tmp_path):
     assert settings_probe(tmp_path) == {"sandbox": True, "commands": ["demo", "twilio_sandbox"]}
 
 
+@pytest.mark.slow
 def test_production_leaves_the_sandbox_out(tmp_path):
     assert settings_probe(tmp_path, **production(tmp_path)) == {"sandbox": False, "commands": []}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flag, installed", [("True", True), ("False", False)])
 def test_sandbox_enabled_decides_explicitly(tmp_path, flag, installed):
     found = settings_probe(tmp_path, **production(tmp_path), SANDBOX_ENABLED=flag)

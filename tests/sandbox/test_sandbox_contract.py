@@ -38,21 +38,27 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from django.conf import settings
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from sandbox.server import TwilioSandbox
+from tests.tenants.test_prism_contract import (
+    SPEC_DIR,
+    STARTUP_SECONDS,
+    _free_port,
+    _listening,
+    _prism_bin,
+    _unavailable,
+)
 from tests.tenants.test_prism_contract import SPECS as REQUEST_SPECS
-from tests.tenants.test_prism_contract import STARTUP_SECONDS, _free_port, _listening, _prism_bin, _unavailable
+
+pytestmark = pytest.mark.slow
 
 SPECS = {**REQUEST_SPECS, "verify": "twilio_verify_v2.json"}
-SPEC_DIR = Path(settings.BASE_DIR).parent / "shared" / "twilio-oai"
 HANDSET = "+14155550100"
 
 # --- The allow-list: quirks of Twilio's spec, not of the sandbox ---------------------------------
@@ -292,7 +298,7 @@ def problems(exchanges: list[Exchange]) -> list[str]:
 
 def _start_proxies(upstream: str, specs: dict[str, str]) -> tuple[dict[str, int], list[subprocess.Popen]]:
     if not all((SPEC_DIR / name).is_file() for name in specs.values()):
-        _unavailable(f"Twilio OpenAPI specs not found in {SPEC_DIR}")
+        _unavailable(f"Twilio OpenAPI specs not found in {SPEC_DIR} (set TWILIO_OAI_DIR)")
     binary = _prism_bin()
     if binary is None:
         _unavailable("prism not installed: npm install --prefix .ci/node @stoplight/prism-cli@5, or set PRISM_BIN")

@@ -16,7 +16,8 @@ from django.utils import timezone
 from tenants.crypto import Secret
 from tenants.models import SUPPORT_GROUP, Alert, AuditEvent, Membership, PhoneNumber, Tenant, is_support
 from tenants.services import support_grant
-from tests.conftest import PASSWORD, make_tenant, make_user, random_sid
+from tests.conftest import random_sid
+from tests.tenants.factories import PASSWORD, AuditEventFactory, TenantFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -108,8 +109,8 @@ def operator(client, django_user_model):
 
 @pytest.fixture
 def secret_tenant(db):
-    return make_tenant(
-        "acme",
+    return TenantFactory(
+        slug="acme",
         name="Acme",
         auth_token=AUTH_TOKEN,
         api_key_sid=random_sid("SK"),
@@ -238,7 +239,7 @@ def test_new_tenant_is_saved_whole_and_audited(client, operator):
 
 
 def test_membership_added_in_admin_is_audited(client, operator, secret_tenant, django_user_model):
-    dana = make_user(django_user_model, "dana")
+    dana = UserFactory(username="dana")
     data = loaded_form(client.get(change_url(secret_tenant)))
     data.update(
         {
@@ -270,8 +271,8 @@ def membership_form(client, tenant: Tenant, **row) -> dict:
 def test_membership_given_to_another_user_is_a_removal_and_an_addition(
     client, operator, secret_tenant, django_user_model
 ):
-    make_user(django_user_model, "dana", tenant=secret_tenant, role="viewer")
-    erin = make_user(django_user_model, "erin")
+    UserFactory(username="dana", tenant=secret_tenant, role="viewer")
+    erin = UserFactory(username="erin")
 
     response = client.post(
         change_url(secret_tenant), membership_form(client, secret_tenant, user=erin.pk, role="admin"), REMOTE_ADDR=IP
@@ -290,7 +291,7 @@ def test_membership_given_to_another_user_is_a_removal_and_an_addition(
 
 
 def test_membership_role_change_in_admin_is_a_change(client, operator, secret_tenant, django_user_model):
-    make_user(django_user_model, "dana", tenant=secret_tenant, role="viewer")
+    UserFactory(username="dana", tenant=secret_tenant, role="viewer")
 
     client.post(change_url(secret_tenant), membership_form(client, secret_tenant, role="admin"), REMOTE_ADDR=IP)
 
@@ -307,7 +308,7 @@ def test_membership_role_change_in_admin_is_a_change(client, operator, secret_te
 
 @pytest.fixture
 def bob(django_user_model):
-    return make_user(django_user_model, "bob")
+    return UserFactory(username="bob")
 
 
 @pytest.fixture
@@ -535,7 +536,7 @@ def test_alerts_listed_across_tenants(client, operator, alerts, tenant, other_te
 
 @pytest.mark.parametrize("model", ["phonenumber", "alert", "auditevent"])
 def test_platform_rows_cannot_be_added_changed_or_deleted(client, operator, numbers, alerts, tenant, model):
-    audit = AuditEvent.objects.create(tenant=tenant, actor_label="system", action="tenant.update")
+    audit = AuditEventFactory(tenant=tenant, actor_label="system", action="tenant.update")
     pk = {"phonenumber": numbers[0].pk, "alert": alerts[0].pk, "auditevent": audit.pk}[model]
 
     assert client.get(f"/admin/tenants/{model}/add/").status_code == 403
@@ -551,7 +552,7 @@ def test_platform_rows_cannot_be_added_changed_or_deleted(client, operator, numb
 
 
 def test_admin_is_for_superusers_only(client, django_user_model, tenant, numbers):
-    client.force_login(make_user(django_user_model, "alice-admin", tenant=tenant, role="admin"))
+    client.force_login(UserFactory(username="alice-admin", tenant=tenant, role="admin"))
     assert client.get("/admin/tenants/phonenumber/").status_code == 302  # to the admin login
     assert client.get(change_url(tenant)).status_code == 302
 
@@ -559,7 +560,7 @@ def test_admin_is_for_superusers_only(client, django_user_model, tenant, numbers
 def test_staff_who_are_not_superusers_stay_out_of_the_admin(client, django_user_model, bob):
     """Django lets any active staff user in; one who may change users could make himself
     superuser there. The admin is for platform operators (superusers) only."""
-    staff = make_user(django_user_model, "stan-staff")
+    staff = UserFactory(username="stan-staff")
     staff.is_staff = True
     staff.save()
     staff.user_permissions.add(Permission.objects.get(codename="change_user"))

@@ -15,7 +15,7 @@ from tenants.alerts import alert_raise, alerts_check, signature_spike
 from tenants.models import Alert, WebhookRejection
 from tenants.schedules import PERIODIC_TASKS
 from tenants.tasks import delivery_alerts_check
-from tests.conftest import make_user
+from tests.tenants.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -37,7 +37,7 @@ def people(django_user_model, tenant, other_tenant, tenant_admin, viewer, other_
     ):
         user.email = email
         user.save()
-    make_user(django_user_model, "no-email-admin", tenant=tenant, role="admin")  # no address: skipped
+    UserFactory(username="no-email-admin", tenant=tenant, role="admin")  # no address: skipped
     return {"admin": tenant_admin, "viewer": viewer, "other_admin": other_admin}
 
 

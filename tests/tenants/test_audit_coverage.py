@@ -35,11 +35,18 @@ from django.utils import timezone
 
 from messaging.number_refs import number_ref
 from tenants import lifecycle
-from tenants.models import AuditEvent, Membership, PhoneNumber, Tenant
+from tenants.models import AuditEvent, PhoneNumber, Tenant
 from tenants.numbers import numbers_sync
 from tenants.scoping import TenantAccess
-from tests.conftest import make_user
-from tests.messaging.builders import CUSTOMER, make_consent, make_opt_out, make_review
+from tests.messaging.factories import (
+    CUSTOMER,
+    ConsentEventFactory,
+    MessageTemplateFactory,
+    OptOutEventFactory,
+    RevocationReviewFactory,
+    TenantKeywordFactory,
+)
+from tests.tenants.factories import AuditEventFactory, MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -99,21 +106,20 @@ def csv_upload(name: str, text: str) -> SimpleUploadedFile:
 
 
 def _opted_out(ctx):
-    make_opt_out(ctx["tenant"], CUSTOMER, source="admin", reason="earlier")
+    OptOutEventFactory(tenant=ctx["tenant"], phone=CUSTOMER, source="admin", reason="earlier")
 
 
 def _review(ctx):
-    ctx["review"] = make_review(ctx["tenant"], CUSTOMER)
+    ctx["review"] = RevocationReviewFactory(tenant=ctx["tenant"], phone=CUSTOMER)
 
 
 def _keyword(ctx):
-    from messaging.models import TenantKeyword
 
-    ctx["keyword"] = TenantKeyword.objects.create(tenant=ctx["tenant"], kind="help", word="AYUDA")
+    ctx["keyword"] = TenantKeywordFactory(tenant=ctx["tenant"], kind="help", word="AYUDA")
 
 
 def _history(ctx):
-    make_consent(ctx["tenant"], CUSTOMER)
+    ConsentEventFactory(tenant=ctx["tenant"], phone=CUSTOMER)
 
 
 def _support_ref(ctx) -> str:
@@ -127,7 +133,7 @@ def _drifted_number(ctx):
 
 
 def _member(ctx):
-    ctx["member"] = Membership.objects.create(user=ctx["newcomer"], tenant=ctx["tenant"], role="viewer")
+    ctx["member"] = MembershipFactory(user=ctx["newcomer"], tenant=ctx["tenant"], role="viewer")
 
 
 def _suspended(ctx):
@@ -155,9 +161,8 @@ BULK_BODY = "Hi {{first_name}}, see you soon."
 
 
 def _template(ctx):
-    from messaging.models import MessageTemplate
 
-    ctx["template"] = MessageTemplate.objects.create(
+    ctx["template"] = MessageTemplateFactory(
         tenant=ctx["tenant"], name="Reminder", purpose="transactional", body=BULK_BODY
     )
 
@@ -549,9 +554,9 @@ def ctx(tenant, other_tenant, tenant_admin, support_user, django_user_model):
         "users": {
             "admin": tenant_admin,
             "support": support_user,
-            "operator": make_user(django_user_model, "olga-operator", superuser=True),
+            "operator": UserFactory(username="olga-operator", superuser=True),
         },
-        "newcomer": make_user(django_user_model, "newcomer"),
+        "newcomer": UserFactory(username="newcomer"),
     }
 
 
@@ -756,7 +761,7 @@ def test_audit_events_cannot_be_changed_or_deleted(ctx):
     """Through the ORM's instances (the Django admin's refusals are in test_admin.py). Queryset
     `.update()`/`.delete()` bypass this on purpose: GDPR erasure scrubs a number out of audit
     rows (tenants/retention.py), the bulk benchmark drops its own throwaway tenant."""
-    event = AuditEvent.objects.create(tenant=ctx["tenant"], action="opt_out.add", target=MASKED, ip_address=IP)
+    event = AuditEventFactory(tenant=ctx["tenant"], action="opt_out.add", target=MASKED, ip_address=IP)
     event.target = "tampered"
     with pytest.raises(ValueError, match="append-only"):
         event.save()
@@ -766,11 +771,11 @@ def test_audit_events_cannot_be_changed_or_deleted(ctx):
 
 
 def test_audit_log_shows_superusers_any_tenant_and_admins_only_their_own(client, ctx, other_tenant, other_admin):
-    AuditEvent.objects.create(
+    AuditEventFactory(
         tenant=ctx["tenant"], action="keyword.add", target="ACME-WORD", reason="acme reason", ip_address=IP
     )
-    AuditEvent.objects.create(tenant=other_tenant, action="keyword.add", target="GLOBEX-WORD")
-    AuditEvent.objects.create(tenant=None, action="support.granted", target="PLATFORM-WIDE")
+    AuditEventFactory(tenant=other_tenant, action="keyword.add", target="GLOBEX-WORD")
+    AuditEventFactory(tenant=None, action="support.granted", target="PLATFORM-WIDE")
 
     def page(user, slug):
         client.force_login(user)

@@ -17,6 +17,8 @@ from django.conf import settings
 
 from tests.conftest import redis_reachable, services_required
 
+pytestmark = pytest.mark.slow
+
 CELERY = Path(sys.executable).with_name("celery")
 
 

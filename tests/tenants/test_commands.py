@@ -13,7 +13,8 @@ from django.db import connection
 
 from tenants.models import SUPPORT_GROUP, AuditEvent, Membership, Tenant
 from tenants.twilio import parent_client, tenant_client
-from tests.conftest import make_tenant, random_sid
+from tests.conftest import random_sid
+from tests.tenants.factories import TenantFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -169,7 +170,7 @@ def test_create_subaccount_and_explicit_credentials_exclude_each_other(sandbox_s
 
 @pytest.fixture
 def tenants():
-    return make_tenant("acme"), make_tenant("globex")
+    return TenantFactory(slug="acme"), TenantFactory(slug="globex")
 
 
 def test_create_portal_user_with_memberships_in_several_tenants(django_user_model, tenants):

@@ -1,5 +1,7 @@
 """Secrets at rest: the raw column holds a Fernet token, never the secret; nothing prints it."""
 
+import secrets
+
 import pytest
 from cryptography.fernet import Fernet
 from django.contrib.admin.sites import site
@@ -9,8 +11,9 @@ from django.test import override_settings
 
 from tenants.crypto import Secret
 from tenants.models import Tenant
+from tests.tenants.factories import UserFactory
 
-TOKEN = "9f8e7d6c5b4a39281706f5e4d3c2b1a0"
+TOKEN = secrets.token_hex(16)
 
 
 def raw_column(tenant_id, column="auth_token"):
@@ -93,9 +96,7 @@ def test_admin_blank_secret_keeps_stored_one(admin_client, secret_tenant):
 
 
 def test_settings_page_shows_masked_token_only(client, secret_tenant, django_user_model):
-    from tests.conftest import make_user
-
-    client.force_login(make_user(django_user_model, "adm", tenant=secret_tenant, role="admin"))
+    client.force_login(UserFactory(username="adm", tenant=secret_tenant, role="admin"))
     response = client.get("/t/acme/settings/")
     assert response.status_code == 200
     assert TOKEN.encode() not in response.content

@@ -21,15 +21,15 @@ from messaging.models import (
     ConsentEvent,
     Message,
     MessageEvent,
-    MessageTemplate,
     OptOutEvent,
-    RevocationReview,
 )
 from tenants.models import AuditEvent, SuppressionHash, SuppressionKey
 from tenants.retention import number_erase, phone_is_suppressed, suppressed_phones
 from tenants.services import audit_record
 from tenants.twilio import tenant_client
-from tests.conftest import make_tenant, make_user, random_sid
+from tests.conftest import random_sid
+from tests.messaging.factories import BulkSendFactory, MessageTemplateFactory, RevocationReviewFactory
+from tests.tenants.factories import TenantFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -41,7 +41,7 @@ OUR_NUMBER = "+14155550199"
 
 @pytest.fixture
 def operator(django_user_model):
-    return make_user(django_user_model, "olga-operator", superuser=True)
+    return UserFactory(username="olga-operator", superuser=True)
 
 
 def seed_person(tenant, phone=PERSON, *, actor=None):
@@ -91,7 +91,7 @@ def seed_person(tenant, phone=PERSON, *, actor=None):
         body="please don't text me anymore",
         status="received",
     )
-    RevocationReview.objects.create(
+    RevocationReviewFactory(
         tenant=tenant,
         message=review_msg,
         phone=phone,
@@ -114,10 +114,10 @@ def seed_person(tenant, phone=PERSON, *, actor=None):
     opt_out_record(tenant=tenant, phone=phone, source="keyword", keyword="STOP", message=stop)
     audit_record(action="opt_out.add", tenant=tenant, actor=actor, target=phone, reason=f"asked by {phone}")
     audit_record(action="consent.capture", tenant=tenant, actor=actor, target=phone, details={"phone": phone})
-    template = MessageTemplate.objects.create(
+    template = MessageTemplateFactory(
         tenant=tenant, name=f"promo {phone[-2:]}", purpose="marketing", body="Hi {{name}}"
     )
-    BulkSend.objects.create(
+    BulkSendFactory(
         tenant=tenant,
         name="Spring promo",
         template=template,
@@ -299,7 +299,7 @@ def test_erase_number_command(tenant, operator):
 
 def test_erasure_can_redact_the_bodies_at_twilio(sandbox_settings, sandbox, operator):
     account = sandbox.register_account(random_sid("AC"))
-    tenant = make_tenant("acme", account_sid=account.sid, auth_token=account.auth_token)
+    tenant = TenantFactory(slug="acme", account_sid=account.sid, auth_token=account.auth_token)
     sender = sandbox.seed_number(tenant.account_sid, "+14152300001")["phone_number"]
     sent = tenant_client(tenant).messages.create(to=PERSON, from_=sender, body="your secret code")
     Message.objects.create(

@@ -8,7 +8,7 @@ import io
 import pytest
 
 from tenants.exports import safe_row, spreadsheet_safe
-from tests.conftest import make_tenant
+from tests.tenants.factories import TenantFactory
 
 
 @pytest.mark.parametrize(
@@ -30,7 +30,7 @@ def test_safe_row():
 
 @pytest.mark.django_db
 def test_support_overview_csv_neutralises_a_formula_in_a_tenant_name(client, support_user, tenant):
-    make_tenant("evil", name='=HYPERLINK("http://evil.example","Open")')
+    TenantFactory(slug="evil", name='=HYPERLINK("http://evil.example","Open")')
     client.force_login(support_user)
     response = client.get("/support/", {"format": "csv"})
     assert response.status_code == 200

@@ -9,7 +9,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from tests.conftest import PASSWORD
+from tests.messaging.factories import BulkSendFactory, MessageTemplateFactory, TenantKeywordFactory
+from tests.tenants.factories import PASSWORD, MembershipFactory
 
 CUSTOMER = "+14155550100"
 
@@ -125,10 +126,9 @@ WRITES = {
 
 
 def _bulk_template(ctx):
-    from messaging.models import MessageTemplate
 
     if "bulk_template" not in ctx:
-        ctx["bulk_template"] = MessageTemplate.objects.create(
+        ctx["bulk_template"] = MessageTemplateFactory(
             tenant=ctx["tenant"], name="Reminder", purpose="transactional", body="Hi {{first_name}}, see you soon."
         )
     return ctx["bulk_template"]
@@ -136,7 +136,6 @@ def _bulk_template(ctx):
 
 def _bulk(ctx, status="draft"):
     """A bulk send of tenant A in `status`; a draft holds one uploaded recipient."""
-    from messaging.models import BulkSend
 
     if f"bulk_{status}" not in ctx:
         upload = {
@@ -148,7 +147,7 @@ def _bulk(ctx, status="draft"):
             "duplicates": 0,
             "rows_read": 1,
         }
-        ctx[f"bulk_{status}"] = BulkSend.objects.create(
+        ctx[f"bulk_{status}"] = BulkSendFactory(
             tenant=ctx["tenant"],
             name=f"Bulk {status}",
             template=_bulk_template(ctx),
@@ -210,19 +209,18 @@ WRITES.update(
 
 @pytest.fixture
 def ctx(client, tenant, other_tenant, tenant_admin, viewer, other_admin, support_user, django_user_model):
-    from messaging.models import TenantKeyword
     from tenants.models import Membership
-    from tests.messaging.builders import make_consent, make_message, make_review
+    from tests.messaging.factories import ConsentEventFactory, MessageFactory, RevocationReviewFactory
 
     return {
         "tenant": tenant,
         "users": {"admin_a": tenant_admin, "viewer_a": viewer, "admin_b": other_admin, "support": support_user},
         "extra_user": django_user_model.objects.create_user("newcomer", password=PASSWORD),
         "viewer_membership": Membership.objects.get(user=viewer, tenant=tenant),
-        "message": make_message(tenant, customer=CUSTOMER),
-        "consent": make_consent(tenant, CUSTOMER),
-        "review": make_review(tenant, CUSTOMER),
-        "keyword": TenantKeyword.objects.create(tenant=tenant, kind="help", word="AYUDA"),
+        "message": MessageFactory(tenant=tenant, customer=CUSTOMER),
+        "consent": ConsentEventFactory(tenant=tenant, phone=CUSTOMER),
+        "review": RevocationReviewFactory(tenant=tenant, phone=CUSTOMER),
+        "keyword": TenantKeywordFactory(tenant=tenant, kind="help", word="AYUDA"),
     }
 
 
@@ -280,10 +278,9 @@ def test_other_tenant_root_is_404_not_403(client, ctx):
 
 
 def test_user_in_two_tenants_sees_both(client, ctx, other_tenant):
-    from tenants.models import Membership
 
     user = ctx["users"]["viewer_a"]
-    Membership.objects.create(user=user, tenant=other_tenant, role="admin")
+    MembershipFactory(user=user, tenant=other_tenant, role="admin")
     client.force_login(user)
     assert client.get(f"/t/{other_tenant.slug}/settings/").status_code == 200
     home = client.get("/")

@@ -16,7 +16,8 @@ from sandbox.state import Fault
 from tenants import lifecycle
 from tenants.models import AuditEvent, Tenant
 from tenants.twilio import TwilioError, tenant_client
-from tests.conftest import make_tenant, make_user, random_sid
+from tests.conftest import random_sid
+from tests.tenants.factories import TenantFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -41,7 +42,7 @@ def actions(tenant) -> list[str]:
 
 @pytest.fixture
 def operator(django_user_model):
-    return make_user(django_user_model, "olga-operator", superuser=True)
+    return UserFactory(username="olga-operator", superuser=True)
 
 
 @pytest.fixture
@@ -357,7 +358,7 @@ def test_second_start_is_refused_while_a_rotation_is_open(sandbox, live, operato
     with pytest.raises(lifecycle.LifecycleError):
         lifecycle.auth_token_rotation_start(tenant=live, actor=operator)
     with pytest.raises(lifecycle.LifecycleError):
-        lifecycle.auth_token_rotation_cancel(tenant=make_tenant("globex"), actor=operator)
+        lifecycle.auth_token_rotation_cancel(tenant=TenantFactory(slug="globex"), actor=operator)
 
 
 # --- access ---------------------------------------------------------------------------------------------

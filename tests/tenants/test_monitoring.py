@@ -9,41 +9,28 @@ from __future__ import annotations
 import zoneinfo
 from datetime import UTC, datetime, timedelta
 
+import factory
 import pytest
 from django.utils import timezone
 from django.utils.html import escape
 
-from messaging.models import Message, MessageEvent, OptOutEvent
 from messaging.monitoring import RANGES, _bucket_starts, delivery_stats, format_duration, outcomes_by_tenant
 from tenants.twilio_errors import explain
-from tests.conftest import make_tenant
-
-_seq = iter(range(1, 10_000))
-
-
-def make_message(tenant, status, *, at, direction="outbound", to=None, error_code=None, accepted_at=None, **extra):
-    n = next(_seq)
-    message = Message.objects.create(
-        tenant=tenant,
-        direction=direction,
-        from_number="+15005550006" if direction == "outbound" else f"+1415556{n:04d}",
-        to_number=to or (f"+1415555{n:04d}" if direction == "outbound" else "+15005550006"),
-        status=status,
-        error_code=error_code,
-        accepted_at=accepted_at,
-        **extra,
-    )
-    Message.all_tenants.filter(pk=message.pk).update(created_at=at)  # auto_now_add: backdate after
-    message.refresh_from_db()
-    return message
+from tests.messaging.factories import MessageEventFactory, MessageFactory, OptOutEventFactory
+from tests.tenants.factories import TenantFactory, UserFactory
 
 
-def event(message, status, at):
-    return MessageEvent.objects.create(tenant=message.tenant, message=message, status=status, occurred_at=at)
+class TrafficFactory(MessageFactory):
+    """Dashboard traffic: each message to its own customer number, with no SID or body."""
 
+    class Params:
+        customer = factory.LazyAttributeSequence(
+            lambda o, n: f"+141555{6 if o.direction == 'inbound' else 5}{n % 10_000:04d}"
+        )
+        ours = "+15005550006"
 
-def opt_out(tenant, phone, at):
-    return OptOutEvent.objects.create(tenant=tenant, phone=phone, action="opt_out", source="keyword", created_at=at)
+    sid = None
+    body = ""
 
 
 @pytest.fixture
@@ -53,38 +40,38 @@ def traffic(tenant, other_tenant):
     t = now - timedelta(hours=2)
     # Six delivered (one of them read since): time to delivered 10, 20, 30, 40, 50 and 60 s.
     for seconds in (10, 20, 30, 40, 50):
-        m = make_message(tenant, "delivered", at=t, accepted_at=t)
-        event(m, "sent", t + timedelta(seconds=1))
-        event(m, "delivered", t + timedelta(seconds=seconds))
-    read = make_message(tenant, "read", at=t)  # no accepted_at: the 'sent' event is the start
-    event(read, "sent", t)
-    event(read, "delivered", t + timedelta(seconds=60))
-    event(read, "read", t + timedelta(seconds=600))
+        m = TrafficFactory(tenant=tenant, status="delivered", at=t, accepted_at=t)
+        MessageEventFactory(message=m, status="sent", occurred_at=t + timedelta(seconds=1))
+        MessageEventFactory(message=m, status="delivered", occurred_at=t + timedelta(seconds=seconds))
+    read = TrafficFactory(tenant=tenant, status="read", at=t)  # no accepted_at: the 'sent' event is the start
+    MessageEventFactory(message=read, status="sent", occurred_at=t)
+    MessageEventFactory(message=read, status="delivered", occurred_at=t + timedelta(seconds=60))
+    MessageEventFactory(message=read, status="read", occurred_at=t + timedelta(seconds=600))
     # Four failed or undelivered.
-    make_message(tenant, "undelivered", at=t, error_code=30003)
-    make_message(tenant, "undelivered", at=now - timedelta(hours=20), error_code=30003)
-    make_message(tenant, "undelivered", at=t, error_code=30006)
-    make_message(tenant, "failed", at=t, error_code=30007)
+    TrafficFactory(tenant=tenant, status="undelivered", at=t, error_code=30003)
+    TrafficFactory(tenant=tenant, status="undelivered", at=now - timedelta(hours=20), error_code=30003)
+    TrafficFactory(tenant=tenant, status="undelivered", at=t, error_code=30006)
+    TrafficFactory(tenant=tenant, status="failed", at=t, error_code=30007)
     # In flight and blocked: counted by status, no outcome; blocked never reached anyone.
-    make_message(tenant, "sent", at=now - timedelta(minutes=5))
-    make_message(tenant, "blocked", at=t)
+    TrafficFactory(tenant=tenant, status="sent", at=now - timedelta(minutes=5))
+    TrafficFactory(tenant=tenant, status="blocked", at=t)
     # Inbound.
     for _ in range(3):
-        make_message(tenant, "received", at=t, direction="inbound")
+        TrafficFactory(tenant=tenant, status="received", at=t, direction="inbound")
     # Opt-outs: two distinct numbers (one texted STOP twice), and an old one.
-    opt_out(tenant, "+14155550001", t)
-    opt_out(tenant, "+14155550001", t + timedelta(minutes=1))
-    opt_out(tenant, "+14155550002", t)
-    opt_out(tenant, "+14155550003", now - timedelta(days=10))
+    OptOutEventFactory(tenant=tenant, phone="+14155550001", created_at=t)
+    OptOutEventFactory(tenant=tenant, phone="+14155550001", created_at=t + timedelta(minutes=1))
+    OptOutEventFactory(tenant=tenant, phone="+14155550002", created_at=t)
+    OptOutEventFactory(tenant=tenant, phone="+14155550003", created_at=now - timedelta(days=10))
     # Older than 24 h, inside 7 days.
-    make_message(tenant, "delivered", at=now - timedelta(days=3))
+    TrafficFactory(tenant=tenant, status="delivered", at=now - timedelta(days=3))
 
     # Globex: everything fails, with an error Acme never had, plus inbound and opt-outs.
     for _ in range(30):
-        make_message(other_tenant, "failed", at=t, error_code=30008)
+        TrafficFactory(tenant=other_tenant, status="failed", at=t, error_code=30008)
     for _ in range(5):
-        make_message(other_tenant, "received", at=t, direction="inbound")
-    opt_out(other_tenant, "+14155559999", t)
+        TrafficFactory(tenant=other_tenant, status="received", at=t, direction="inbound")
+    OptOutEventFactory(tenant=other_tenant, phone="+14155559999", created_at=t)
     return now
 
 
@@ -119,7 +106,7 @@ def test_delivery_stats_match_the_data(traffic, tenant):
 
 def test_messages_land_in_their_hour(tenant):
     now = datetime(2025, 6, 3, 15, 40, tzinfo=UTC)
-    make_message(tenant, "delivered", at=now - timedelta(hours=2, minutes=10))  # 13:30 UTC
+    TrafficFactory(tenant=tenant, status="delivered", at=now - timedelta(hours=2, minutes=10))  # 13:30 UTC
     stats = delivery_stats(tenant=tenant, range_key="24h", now=now)
     (bucket,) = [b for b in stats.buckets if b.total]
     assert bucket.start.astimezone(UTC) == datetime(2025, 6, 3, 13, 0, tzinfo=UTC)
@@ -131,7 +118,7 @@ def test_days_are_the_tenants_local_days(tenant):
     tenant.timezone = "America/Los_Angeles"
     tenant.save()
     now = datetime(2025, 6, 3, 12, 0, tzinfo=UTC)  # 05:00 in Los Angeles
-    make_message(tenant, "failed", at=datetime(2025, 6, 3, 3, 0, tzinfo=UTC))  # June 2, 20:00 local
+    TrafficFactory(tenant=tenant, status="failed", at=datetime(2025, 6, 3, 3, 0, tzinfo=UTC))  # June 2, 20:00 local
     stats = delivery_stats(tenant=tenant, range_key="7d", now=now)
     assert len(stats.buckets) == 7
     (bucket,) = [b for b in stats.buckets if b.total]
@@ -223,12 +210,16 @@ def test_other_tenant_sees_only_its_own(client, traffic, other_tenant, other_adm
 def test_outcomes_by_tenant_counts_when_the_outcome_arrived(tenant, other_tenant):
     now = timezone.now()
     # Sent an hour ago, undelivered receipt 2 minutes ago: inside a 15-minute window.
-    make_message(tenant, "undelivered", at=now - timedelta(hours=1), status_updated_at=now - timedelta(minutes=2))
+    TrafficFactory(
+        tenant=tenant, status="undelivered", at=now - timedelta(hours=1), status_updated_at=now - timedelta(minutes=2)
+    )
     # Failed at once, no status_updated_at: created_at is its outcome time.
-    make_message(tenant, "failed", at=now - timedelta(minutes=3))
-    make_message(tenant, "delivered", at=now - timedelta(minutes=30), status_updated_at=now - timedelta(minutes=29))
-    make_message(tenant, "sent", at=now - timedelta(minutes=1))  # no outcome yet
-    make_message(other_tenant, "delivered", at=now - timedelta(minutes=1))
+    TrafficFactory(tenant=tenant, status="failed", at=now - timedelta(minutes=3))
+    TrafficFactory(
+        tenant=tenant, status="delivered", at=now - timedelta(minutes=30), status_updated_at=now - timedelta(minutes=29)
+    )
+    TrafficFactory(tenant=tenant, status="sent", at=now - timedelta(minutes=1))  # no outcome yet
+    TrafficFactory(tenant=other_tenant, status="delivered", at=now - timedelta(minutes=1))
     outcomes = outcomes_by_tenant(since=now - timedelta(minutes=15), until=now)
     assert (outcomes[tenant.id].delivered, outcomes[tenant.id].failed) == (0, 2)
     assert (outcomes[other_tenant.id].delivered, outcomes[other_tenant.id].failed) == (1, 0)
@@ -236,13 +227,13 @@ def test_outcomes_by_tenant_counts_when_the_outcome_arrived(tenant, other_tenant
 
 def test_support_overview_sorted_by_failure_rate(client, support_user, tenant, other_tenant):
     now = timezone.now()
-    hooli, initech = make_tenant("hooli"), make_tenant("initech")
+    hooli, initech = TenantFactory(slug="hooli"), TenantFactory(slug="initech")
     for tenant_, delivered, failed in ((tenant, 6, 4), (other_tenant, 1, 9), (hooli, 5, 0)):
         for _ in range(delivered):
-            make_message(tenant_, "delivered", at=now - timedelta(hours=1))
+            TrafficFactory(tenant=tenant_, status="delivered", at=now - timedelta(hours=1))
         for _ in range(failed):
-            make_message(tenant_, "undelivered", at=now - timedelta(hours=1), error_code=30003)
-    make_message(initech, "failed", at=now - timedelta(days=2))  # outside 24 h: no rate
+            TrafficFactory(tenant=tenant_, status="undelivered", at=now - timedelta(hours=1), error_code=30003)
+    TrafficFactory(tenant=initech, status="failed", at=now - timedelta(days=2))  # outside 24 h: no rate
 
     client.force_login(support_user)
     response = client.get("/support/")
@@ -258,7 +249,5 @@ def test_support_overview_sorted_by_failure_rate(client, support_user, tenant, o
 
 
 def test_superuser_sees_support_overview(client, django_user_model, tenant):
-    from tests.conftest import make_user
-
-    client.force_login(make_user(django_user_model, "olga", superuser=True))
+    client.force_login(UserFactory(username="olga", superuser=True))
     assert client.get("/support/").status_code == 200

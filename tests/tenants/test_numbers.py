@@ -10,7 +10,7 @@ from django.urls import reverse
 from tenants import numbers
 from tenants.models import AuditEvent, PhoneNumber
 from tenants.twilio import TwilioError, tenant_client
-from tests.conftest import make_tenant
+from tests.tenants.factories import TenantFactory
 
 BASE = "https://portal.example.com"
 SMS = BASE + "/webhooks/twilio/messaging/inbound/"
@@ -172,7 +172,7 @@ def test_support_sees_masked_numbers_and_no_buttons(client, live, sandbox, suppo
 
 
 def test_another_tenants_numbers_never_listed(client, live, sandbox, tenant_admin):
-    other = make_tenant("initech")
+    other = TenantFactory(slug="initech")
     sandbox.register_account(other.account_sid, other.auth_token.reveal())
     seed(sandbox, other, "+14155550140", **GOOD)
     seed(sandbox, live, "+14155550141", **GOOD)

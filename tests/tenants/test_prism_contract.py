@@ -15,7 +15,8 @@ one that routes each Twilio domain to its Prism process by path. Verify v2 has n
 no portal code calls Verify yet.
 
 Needs the prism binary (`.ci/run` installs it into .ci/node/, or set PRISM_BIN) and the specs
-beside the checkout (`../shared/twilio-oai/`); skipped without them unless REQUIRE_SERVICES=1.
+(TWILIO_OAI_DIR, by default `../shared/twilio-oai/` beside the checkout); skipped without them
+unless REQUIRE_SERVICES=1.
 """
 
 from __future__ import annotations
@@ -35,8 +36,13 @@ from django.conf import settings
 from twilio.http.http_client import TwilioHttpClient
 
 import tenants.twilio as twilio_factory
-from tests.conftest import make_tenant, services_required
+from tests.conftest import services_required
+from tests.tenants.factories import TenantFactory
 
+pytestmark = pytest.mark.slow
+
+#: twilio-oai's spec folder: TWILIO_OAI_DIR, else a checkout of it beside this repository.
+SPEC_DIR = Path(os.environ.get("TWILIO_OAI_DIR") or Path(settings.BASE_DIR).parent / "shared" / "twilio-oai")
 SPECS = {
     "api": "twilio_api_v2010.json",
     "messaging": "twilio_messaging_v1.json",
@@ -83,9 +89,8 @@ def _listening(port: int) -> bool:
 @pytest.fixture(scope="module")
 def prism_ports():
     """One Prism mock per spec, started once for the module and stopped at its end."""
-    spec_dir = Path(settings.BASE_DIR).parent / "shared" / "twilio-oai"
-    if not all((spec_dir / name).is_file() for name in SPECS.values()):
-        _unavailable(f"Twilio OpenAPI specs not found in {spec_dir}")
+    if not all((SPEC_DIR / name).is_file() for name in SPECS.values()):
+        _unavailable(f"Twilio OpenAPI specs not found in {SPEC_DIR} (set TWILIO_OAI_DIR)")
     binary = _prism_bin()
     if binary is None:
         _unavailable("prism not installed: npm install --prefix .ci/node @stoplight/prism-cli@5, or set PRISM_BIN")
@@ -102,7 +107,7 @@ def prism_ports():
                         str(ports[domain]),
                         "-h",
                         "127.0.0.1",
-                        str(spec_dir / name),
+                        str(SPEC_DIR / name),
                     ],
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
@@ -165,7 +170,7 @@ def sid(prefix: str) -> str:
 
 @pytest.fixture
 def tenant(db):
-    return make_tenant("acme", api_key_sid=sid("SK"), api_key_secret=secrets.token_hex(16))
+    return TenantFactory(slug="acme", api_key_sid=sid("SK"), api_key_secret=secrets.token_hex(16))
 
 
 # --- Messages (messaging/delivery/, tenants/retention.py) ---------------------------------------

@@ -14,7 +14,7 @@ from django.core.cache import cache
 from tenants.models import Tenant
 from tenants.monitoring import CACHE_KEY, reachability_summary
 from tenants.tasks import twilio_reachability_check
-from tests.conftest import make_tenant
+from tests.tenants.factories import TenantFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -77,8 +77,8 @@ def test_closed_port_is_an_error_and_healthz_stays_up(client, closed_port_settin
 
 
 def test_wrong_credentials_show_as_auth_and_one_bad_tenant_is_degraded(client, sandbox, sandbox_settings):
-    good = make_tenant("acme")
-    bad = make_tenant("globex")
+    good = TenantFactory(slug="acme")
+    bad = TenantFactory(slug="globex")
     sandbox.register_account(bad.account_sid, "f" * 32)  # Twilio knows another token for it
     summary = twilio_reachability_check()
     assert (summary["status"], summary["failing_tenants"]) == ("degraded", ["globex"])
@@ -97,7 +97,7 @@ def test_wrong_credentials_show_as_auth_and_one_bad_tenant_is_degraded(client, s
 
 
 def test_only_active_tenants_are_probed(sandbox_settings, tenant):
-    make_tenant("suspended-co", status=Tenant.Status.SUSPENDED)
+    TenantFactory(slug="suspended-co", status=Tenant.Status.SUSPENDED)
     twilio_reachability_check()
     assert set(cache.get(CACHE_KEY)["tenants"]) == {"acme"}
 

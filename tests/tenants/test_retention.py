@@ -12,13 +12,15 @@ from django.urls import reverse
 from django.utils import timezone
 
 from messaging.ledgers.services import consent_record, opt_out_record
-from messaging.models import ConsentEvent, Message, OptOutEvent, RevocationReview
+from messaging.models import ConsentEvent, Message, OptOutEvent
 from sandbox.state import Fault
 from tenants import retention, tasks
 from tenants.models import AuditEvent, Tenant
 from tenants.schedules import PERIODIC_TASKS
 from tenants.twilio import tenant_client
-from tests.conftest import make_tenant, make_user, random_sid
+from tests.conftest import random_sid
+from tests.messaging.factories import RevocationReviewFactory
+from tests.tenants.factories import TenantFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -70,7 +72,7 @@ def test_evidence_open_reviews_and_pending_sends_keep_their_bodies(tenant):
     help_keyword = message(tenant, age_days=900, body="HELP", keyword="help")
     pending = message(tenant, age_days=900, body="queued promo", direction="outbound", status="pending", sid=None)
     under_review = message(tenant, age_days=900, body="please stop texting me")
-    RevocationReview.objects.create(
+    RevocationReviewFactory(
         tenant=tenant,
         message=under_review,
         phone=CUSTOMER,
@@ -188,7 +190,7 @@ def test_the_purge_is_scheduled_daily():
 def test_redaction_at_twilio(sandbox_settings, sandbox, caplog):
     caplog.set_level(logging.WARNING, logger="commsportal.retention")
     parent = sandbox.register_account(random_sid("AC"))
-    tenant = make_tenant("acme", account_sid=parent.sid, auth_token=parent.auth_token, redact_at_twilio=True)
+    tenant = TenantFactory(slug="acme", account_sid=parent.sid, auth_token=parent.auth_token, redact_at_twilio=True)
     sender = sandbox.seed_number(tenant.account_sid, "+14152300001")["phone_number"]
     client = tenant_client(tenant)
     sent = [client.messages.create(to=CUSTOMER, from_=sender, body=f"secret {i}") for i in range(3)]
@@ -210,7 +212,7 @@ def test_redaction_at_twilio(sandbox_settings, sandbox, caplog):
 
 
 def test_operator_sets_retention_and_legal_hold(client, django_user_model, tenant, tenant_admin):
-    operator = make_user(django_user_model, "olga-operator", superuser=True)
+    operator = UserFactory(username="olga-operator", superuser=True)
     client.force_login(operator)
     url = reverse("operator:retention_update", kwargs={"slug": tenant.slug})
     response = client.post(url, {"retention_days": "90", "legal_hold": "on"}, follow=True)

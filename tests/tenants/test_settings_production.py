@@ -59,6 +59,7 @@ def start(env: dict[str, str]) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_starts_with_every_required_variable(production_env, tmp_path):
     result = start(production_env)
     assert result.returncode == 0, result.stderr
@@ -72,6 +73,7 @@ def test_starts_with_every_required_variable(production_env, tmp_path):
     assert seen["conn_max_age"] > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", REQUIRED)
 def test_refuses_to_start_without(production_env, name):
     del production_env[name]
@@ -83,6 +85,7 @@ def test_refuses_to_start_without(production_env, name):
     assert [other for other in REQUIRED if other != name and other in message] == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("value", [None, "  "], ids=["unset", "blank"])
 def test_names_every_missing_variable_at_once(production_env, value):
     for name in REQUIRED:
@@ -96,6 +99,7 @@ def test_names_every_missing_variable_at_once(production_env, value):
     assert all(name in message for name in REQUIRED)
 
 
+@pytest.mark.slow
 def test_cache_url_stands_in_for_redis(production_env, tmp_path):
     del production_env["REDIS_URL"]
     production_env["CACHE_URL"] = f"filecache://{tmp_path / 'cache'}"
@@ -105,6 +109,7 @@ def test_cache_url_stands_in_for_redis(production_env, tmp_path):
     assert seen["cache"] == "django.core.cache.backends.filebased.FileBasedCache"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("url", ["locmemcache://", "dummycache://"])
 def test_a_cache_the_processes_cannot_share_is_refused(production_env, url):
     del production_env["REDIS_URL"]
@@ -113,6 +118,7 @@ def test_a_cache_the_processes_cannot_share_is_refused(production_env, url):
     assert result.returncode != 0 and "CACHE_URL" in result.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_trusted_proxies_must_be_addresses_or_networks(production_env):
     production_env["TRUSTED_PROXIES"] = "10.0.0.0/24,lb.internal"
     result = start(production_env)
@@ -121,6 +127,7 @@ def test_trusted_proxies_must_be_addresses_or_networks(production_env):
     assert start(production_env).returncode == 0
 
 
+@pytest.mark.slow
 def test_env_file_fills_in_but_never_overrides(production_env, tmp_path):
     env_file = tmp_path / "prod.env"
     env_file.write_text(f"SECRET_KEY=from-the-file-{'x' * 40}\nALLOWED_HOSTS=file.example.com\n")
@@ -133,6 +140,7 @@ def test_env_file_fills_in_but_never_overrides(production_env, tmp_path):
     assert seen["hosts"] == ["portal.example.com"]  # the process environment wins
 
 
+@pytest.mark.slow
 def test_debug_mode_needs_nothing(tmp_path):
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),

@@ -17,7 +17,7 @@ from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 from tenants.models import Tenant
 from tenants.twilio import TwilioError, parent_client, tenant_client, twilio_errors
 from tenants.twilio_errors import explain
-from tests.conftest import make_tenant
+from tests.tenants.factories import TenantFactory
 
 HANDSET = "+14155550123"
 MAGIC_FROM = "+15005550006"
@@ -40,7 +40,7 @@ def subaccount(sandbox_settings):
 
 @pytest.fixture
 def sub_tenant(db, subaccount):
-    return make_tenant("acme", account_sid=subaccount.sid, auth_token=subaccount.auth_token)
+    return TenantFactory(slug="acme", account_sid=subaccount.sid, auth_token=subaccount.auth_token)
 
 
 def exercise_domains(client, sandbox, *, account_sid: str) -> None:
@@ -142,7 +142,7 @@ def test_throttling_and_server_errors_are_retryable(sandbox, sub_tenant, status,
 def test_list_failures_are_typed_like_any_other(sandbox_settings, sandbox, db, status, code):
     # The SDK raises a bare TwilioException("Unable to fetch page", response) for lists;
     # a 500 without a Twilio code must still read as retryable HTTP 500.
-    tenant = make_tenant("acme")
+    tenant = TenantFactory(slug="acme")
     add_fault(sandbox, path_contains="/Messages.json", method="GET", status=status, code=code)
     with pytest.raises(TwilioError) as exc, twilio_errors():
         tenant_client(tenant).messages.list(limit=1)
@@ -159,7 +159,7 @@ def closed_port() -> int:
 @pytest.mark.django_db
 def test_connection_refused_is_unreachable_and_retryable(settings):
     settings.TWILIO_API_BASE_URL = f"http://127.0.0.1:{closed_port()}"
-    tenant = make_tenant("acme")
+    tenant = TenantFactory(slug="acme")
     with pytest.raises(TwilioError) as exc, twilio_errors():
         tenant_client(tenant).messages.create(to=HANDSET, from_=MAGIC_FROM, body="x")
     err = exc.value
