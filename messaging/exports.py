@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from django.db.models import QuerySet
+from django.db.models.functions import Coalesce
 
-from tenants.exports import iso_utc
+from tenants.exports import IsoUtc
 
 from .models import ConsentEvent, Message, OptOutEvent
 
@@ -48,9 +49,10 @@ def _blank(value) -> object:
 
 
 def message_rows(qs: QuerySet[Message], *, show: Show) -> Iterator[tuple]:
-    """`updated_at` is the last status change, or the creation time while there was none."""
+    """Times come formatted from the database (`IsoUtc`). `updated_at` is the last status change,
+    or the creation time while there was none."""
     fields = ("sid", "direction", "from_number", "to_number", "status", "error_code", "num_segments")
-    values = qs.values_list(*fields, "created_at", "status_updated_at")
+    values = qs.values_list(*fields, IsoUtc("created_at"), IsoUtc(Coalesce("status_updated_at", "created_at")))
     for sid, direction, from_, to, status, error_code, segments, created, updated in values.iterator(CHUNK_SIZE):
         yield (
             sid or "",
@@ -60,16 +62,16 @@ def message_rows(qs: QuerySet[Message], *, show: Show) -> Iterator[tuple]:
             status,
             _blank(error_code),
             _blank(segments),
-            iso_utc(created),
-            iso_utc(updated or created),
+            created,
+            updated,
         )
 
 
 def opt_out_rows(qs: QuerySet[OptOutEvent], *, show: Show) -> Iterator[tuple]:
     """`qs` holds each number's latest opt-out event (`opt_out_current_list`): its current state."""
-    values = qs.values_list("phone", "action", "keyword", "source", "created_at")
+    values = qs.values_list("phone", "action", "keyword", "source", IsoUtc("created_at"))
     for phone, action, keyword, source, changed in values.iterator(CHUNK_SIZE):
-        yield show(phone), OPT_OUT_STATES.get(action, action), keyword, source, iso_utc(changed)
+        yield show(phone), OPT_OUT_STATES.get(action, action), keyword, source, changed
 
 
 def consent_rows(qs: QuerySet[ConsentEvent], *, show: Show) -> Iterator[tuple]:
@@ -79,7 +81,8 @@ def consent_rows(qs: QuerySet[ConsentEvent], *, show: Show) -> Iterator[tuple]:
     and its `captured_at` the grant it ended (empty if none is on record). Method and source
     are the latest event's: how the current state came about.
     """
-    values = qs.values_list("phone", "purpose", "action", "method", "source", "captured_at", "granted_at")
+    fields = ("phone", "purpose", "action", "method", "source")
+    values = qs.values_list(*fields, IsoUtc("captured_at"), IsoUtc("granted_at"))
     for phone, purpose, action, method, source, captured, granted in values.iterator(CHUNK_SIZE):
         revoked = action == ConsentEvent.Action.REVOKED
         yield (
@@ -88,8 +91,8 @@ def consent_rows(qs: QuerySet[ConsentEvent], *, show: Show) -> Iterator[tuple]:
             action,
             method,
             source,
-            iso_utc(granted if revoked else captured),
-            iso_utc(captured) if revoked else "",
+            (granted or "") if revoked else captured,
+            captured if revoked else "",
         )
 
 

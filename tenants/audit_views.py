@@ -16,7 +16,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from .exports import csv_streaming_response, iso_utc
+from .exports import IsoUtc, csv_streaming_response
 from .http import audit_context
 from .models import AuditEvent
 from .pagination import keyset_page
@@ -104,9 +104,9 @@ def tenant_audit_log(request):
 
 
 def _audit_rows(qs: QuerySet[AuditEvent]):
-    values = qs.values_list("created_at", "actor_label", "action", "target", "reason", "ip_address")
+    values = qs.values_list(IsoUtc("created_at"), "actor_label", "action", "target", "reason", "ip_address")
     for at, actor, action, target, reason, ip in values.iterator(CHUNK_SIZE):
-        yield iso_utc(at), actor, action, target, reason, ip or ""
+        yield at, actor, action, target, reason, ip or ""
 
 
 @require_GET

@@ -298,4 +298,5 @@ def test_message_export_streams_in_constant_memory(client, tenant, tenant_admin)
         tracemalloc.stop()
     assert lines == 20_001 and len(everything) == 20_000
     assert streamed_peak < materialised_peak / 4, (streamed_peak, materialised_peak)
-    assert streamed_peak < size, (streamed_peak, size)  # less than the CSV itself
+    # One fetched chunk of rows and one written chunk of lines at a time, whatever the row count.
+    assert streamed_peak < 8 * 2**20 and size > 2 * 2**20, (streamed_peak, size)
