@@ -1,4 +1,5 @@
-"""The message log's filters (django-filter), rendered with crispy forms."""
+"""The message log's filters (django-filter), rendered with crispy forms; its CSV export takes
+the same query parameters."""
 
 from __future__ import annotations
 
@@ -6,13 +7,15 @@ from datetime import UTC, datetime, time, timedelta
 
 import django_filters
 from django import forms
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from tenants.models import messaging_service_sid_validator
+from tenants.phones import form_phone_region_set, tenant_phone_region
 
 from . import statuses
 from .forms.fields import PhoneField
-from .models import Message
+from .log import message_list
+from .models import BulkSend, Message
 
 
 class MessageFilterForm(forms.Form):
@@ -50,11 +53,20 @@ class MessageFilter(django_filters.FilterSet):
     messaging_service_sid = django_filters.CharFilter(
         label="Messaging Service SID", validators=[messaging_service_sid_validator]
     )
+    # The choices are the tenant's own bulk sends (set in __init__): another tenant's id is an
+    # invalid choice, never a filter on its rows.
+    bulk = django_filters.ModelChoiceFilter(
+        label="Bulk send", field_name="bulk_send", queryset=BulkSend.objects.none(), empty_label="Any bulk send"
+    )
 
     class Meta:
         model = Message
         fields: list[str] = []
         form = MessageFilterForm
+
+    def __init__(self, data=None, *args, tenant, **kwargs):
+        super().__init__(data, *args, **kwargs)
+        self.filters["bulk"].queryset = BulkSend.objects.for_tenant(tenant).order_by("-created_at", "-id")
 
     def filter_from(self, queryset, name, value):
         return queryset.filter(created_at__gte=_day_start(value))
@@ -65,3 +77,13 @@ class MessageFilter(django_filters.FilterSet):
     def filter_phone(self, queryset, name, value):
         # Both columns are indexed with the tenant: (tenant, from_number, …), (tenant, to_number, …).
         return queryset.filter(Q(from_number=value) | Q(to_number=value))
+
+
+def message_filtered(*, tenant, params) -> tuple[MessageFilter, QuerySet[Message]]:
+    """The filter form bound to `params` and the tenant's messages it selects (none while the
+    filters are invalid), for the list page and its export alike."""
+    filters = MessageFilter(params or None, queryset=message_list(tenant=tenant), tenant=tenant)
+    form_phone_region_set(filters.form, region=tenant_phone_region(tenant))
+    if filters.is_bound and not filters.is_valid():
+        return filters, filters.queryset.none()
+    return filters, filters.qs

@@ -20,3 +20,8 @@ def message_detail(*, tenant: Tenant, message_id: int) -> tuple[Message, list[Me
     message = get_scoped_or_404(Message, tenant=tenant, pk=message_id)
     events = list(MessageEvent.objects.for_tenant(tenant).filter(message=message).order_by("occurred_at", "id"))
     return message, events
+
+
+def bulk_recipient_list(*, tenant: Tenant, bulk) -> QuerySet[Message]:
+    """A bulk send's messages, one per recipient, newest first (the order keyset paging walks)."""
+    return Message.objects.for_tenant(tenant).filter(bulk_send=bulk).order_by("-created_at", "-id")

@@ -1,19 +1,22 @@
 from django.urls import path
 
-from .views import bulk, history, ledgers, log, policy, revocations, send
+from .views import bulk, exports, history, ledgers, log, policy, revocations, send
 
 # Mounted under /t/<tenant_slug>/ by commsportal.urls. A number in a URL is its E.164 form for
 # members, an opaque token for support staff (see messaging/number_refs.py).
 urlpatterns = [
     path("messages/", log.message_list, name="message_list"),
+    path("messages/export.csv", exports.message_export, name="message_export"),
     path("messages/send/", send.message_send_view, name="message_send"),
     path("messages/send/preview/", send.message_send_preview, name="message_send_preview"),
     path("messages/<int:message_id>/", log.message_detail, name="message_detail"),
     path("messages/<int:message_id>/status/", send.message_status, name="message_status"),
     path("opt-outs/", ledgers.opt_out_list, name="opt_out_list"),
+    path("opt-outs/export.csv", exports.opt_out_export, name="opt_out_export"),
     path("opt-outs/change/", ledgers.opt_out_change, name="opt_out_change"),
     path("opt-outs/import/", ledgers.opt_out_import, name="opt_out_import"),
     path("consent/", ledgers.consent_list, name="consent_list"),
+    path("consent/export.csv", exports.consent_export, name="consent_export"),
     path("consent/new/", ledgers.consent_capture, name="consent_capture"),
     path("consent/import/", ledgers.consent_import, name="consent_import"),
     path("consent/<int:event_id>/", ledgers.consent_detail, name="consent_detail"),
@@ -33,6 +36,7 @@ urlpatterns = [
     path("bulk/", bulk.bulk_list_view, name="bulk_list"),
     path("bulk/new/", bulk.bulk_create_view, name="bulk_create"),
     path("bulk/<int:bulk_id>/", bulk.bulk_detail_view, name="bulk_detail"),
+    path("bulk/<int:bulk_id>/recipients.csv", exports.bulk_recipients_export, name="bulk_recipients_export"),
     path("bulk/<int:bulk_id>/preview/", bulk.bulk_preview_view, name="bulk_preview"),
     path("bulk/<int:bulk_id>/launch/", bulk.bulk_launch_view, name="bulk_launch"),
     path("bulk/<int:bulk_id>/progress.json", bulk.bulk_progress_view, name="bulk_progress"),

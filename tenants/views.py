@@ -23,7 +23,6 @@ from .models import Membership, Tenant, is_support
 from .monitoring import reachability_snapshot, reachability_summary
 from .registry import overview_panels, support_columns
 from .selectors import (
-    audit_event_list,
     membership_list,
     tenant_list_for,
     webhook_rejection_list,
@@ -97,14 +96,6 @@ def tenant_member_remove(request, membership_id: int):
         membership_remove(membership=membership, request=request)
         messages.success(request, f"Removed {membership.user.username}.")
     return redirect("tenant_members", tenant_slug=request.tenant.slug)
-
-
-@require_GET
-def tenant_audit_log(request):
-    require_admin(request)
-    return render(
-        request, "tenants/audit_log.html", {"tenant": request.tenant, "events": audit_event_list(tenant=request.tenant)}
-    )
 
 
 @require_GET

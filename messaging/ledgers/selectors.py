@@ -117,3 +117,32 @@ def revocation_overdue_count(*, tenant: Tenant) -> int:
 
 def tenant_keyword_list(*, tenant: Tenant) -> QuerySet[TenantKeyword]:
     return TenantKeyword.objects.for_tenant(tenant).order_by("kind", "word")
+
+
+def consent_current_list(
+    *, tenant: Tenant, phone: str = "", phone_suffix: str = "", purpose: str = "", action: str = "", method: str = ""
+) -> QuerySet[ConsentEvent]:
+    """One row per number and purpose: its latest consent event (the current state), newest
+    first, narrowed like `consent_event_list` but on that latest event. A revoked row carries
+    `granted_at`, the capture time of the last grant before the revocation (None if never granted).
+    """
+    scoped = ConsentEvent.objects.for_tenant(tenant)
+    same = {"phone": OuterRef("phone"), "purpose": OuterRef("purpose")}
+    latest = scoped.filter(**same).order_by("-captured_at", "-id").values("id")[:1]
+    last_grant = (
+        scoped.filter(**same, action=ConsentEvent.Action.GRANTED, captured_at__lte=OuterRef("captured_at"))
+        .order_by("-captured_at", "-id")
+        .values("captured_at")[:1]
+    )
+    qs = scoped.filter(id=Subquery(latest))
+    if phone:
+        qs = qs.filter(phone=phone)
+    elif phone_suffix:
+        qs = qs.filter(phone__endswith=phone_suffix)
+    if purpose:
+        qs = qs.filter(purpose=purpose)
+    if action:
+        qs = qs.filter(action=action)
+    if method:
+        qs = qs.filter(method=method)
+    return qs.annotate(granted_at=Subquery(last_grant)).order_by("-captured_at", "-id")

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from tenants.pagination import keyset_page
 from tenants.scoping import get_scoped_or_404
 
 from ..delivery.bulk.lifecycle import (
@@ -37,6 +38,7 @@ from ..delivery.templating import (
 )
 from ..delivery.templating import template_sample_values as sample_values
 from ..forms.bulk import BulkUploadForm, MessageTemplateForm
+from ..log import bulk_recipient_list
 from ..models import BulkSend, MessageTemplate
 
 
@@ -212,6 +214,7 @@ def bulk_detail_view(request, bulk_id: int):
             "bulk": bulk,
             "progress": bulk_progress(tenant=tenant, bulk=bulk),
             "upload": bulk.upload or {},
+            "recipients": keyset_page(bulk_recipient_list(tenant=tenant, bulk=bulk), cursor=request.GET.get("cursor")),
         },
     )
 

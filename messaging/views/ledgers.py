@@ -10,9 +10,11 @@ here.
 from __future__ import annotations
 
 from django.contrib import messages
+from django.db.models import QuerySet
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
+from tenants.pagination import keyset_page
 from tenants.phones import form_phone_region_set, tenant_phone_region
 from tenants.scoping import get_scoped_or_404
 from tenants.views import require_admin
@@ -23,15 +25,14 @@ from ..ledgers.reachability import number_is_opted_out
 from ..ledgers.selectors import consent_event_list, opt_out_current_list
 from ..ledgers.services import opt_out_admin_change
 from ..models import ConsentEvent, OptOutEvent, disclosure_hash
-from ..pagination import keyset_page
 
 # --- Opt-outs ----------------------------------------------------------------------------------
 
 
-@require_GET
-def opt_out_list(request):
-    tenant = request.tenant
-    form = OptOutSearchForm(request.GET or None)
+def opt_out_filtered(*, tenant, params) -> tuple[OptOutSearchForm, QuerySet[OptOutEvent]]:
+    """The search form bound to `params` and each number's current opt-out state it selects
+    (none while the form is invalid), for the list page and its export alike."""
+    form = OptOutSearchForm(params or None)
     form_phone_region_set(form, region=tenant_phone_region(tenant))
     search, state = "", ""
     if form.is_bound and form.is_valid():
@@ -40,8 +41,16 @@ def opt_out_list(request):
     qs = opt_out_current_list(tenant=tenant, search=search, state=state)
     if form.is_bound and not form.is_valid():
         qs = qs.none()
+    return form, qs
+
+
+@require_GET
+def opt_out_list(request):
+    tenant = request.tenant
+    form, qs = opt_out_filtered(tenant=tenant, params=request.GET)
     page = keyset_page(qs, cursor=request.GET.get("cursor"))
-    context = {"tenant": tenant, "form": form, "page": page, "searched": bool(search or state)}
+    searched = form.is_bound and form.is_valid() and bool(form.cleaned_data["q"] or form.cleaned_data["state"])
+    context = {"tenant": tenant, "form": form, "page": page, "searched": searched}
     if request.tenant_access.can_write:
         context["change_form"] = OptOutChangeForm(tenant=tenant)
     return render(request, "messaging/opt_out_list.html", context)
@@ -141,10 +150,10 @@ def _csv_import(request, *, kind, check, apply, template, done_url, noun, column
 # --- Consent -----------------------------------------------------------------------------------
 
 
-@require_GET
-def consent_list(request):
-    tenant = request.tenant
-    form = ConsentSearchForm(request.GET or None)
+def consent_search(*, tenant, params) -> tuple[ConsentSearchForm, dict]:
+    """The search form bound to `params` and the selector filters it asks for, for the list
+    page (every event) and its export (each number's current state per purpose) alike."""
+    form = ConsentSearchForm(params or None)
     form_phone_region_set(form, region=tenant_phone_region(tenant))
     filters: dict = {}
     if form.is_bound and form.is_valid():
@@ -152,6 +161,13 @@ def consent_list(request):
         if data["q"]:
             filters["phone" if data["q"][0] == "phone" else "phone_suffix"] = data["q"][1]
         filters.update({k: data[k] for k in ("purpose", "action", "method") if data[k]})
+    return form, filters
+
+
+@require_GET
+def consent_list(request):
+    tenant = request.tenant
+    form, filters = consent_search(tenant=tenant, params=request.GET)
     qs = consent_event_list(tenant=tenant, **filters)
     if form.is_bound and not form.is_valid():
         qs = qs.none()

@@ -5,13 +5,12 @@ from __future__ import annotations
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from tenants.phones import form_phone_region_set, tenant_phone_region
+from tenants.pagination import keyset_page
 from tenants.twilio_errors import explain
 
 from .. import log, statuses
-from ..filters import MessageFilter
+from ..filters import message_filtered
 from ..models import RevocationReview
-from ..pagination import keyset_page
 
 # --- Message log -------------------------------------------------------------------------------
 
@@ -19,12 +18,7 @@ from ..pagination import keyset_page
 @require_GET
 def message_list(request):
     tenant = request.tenant
-    filters = MessageFilter(request.GET or None, queryset=log.message_list(tenant=tenant))
-    form_phone_region_set(filters.form, region=tenant_phone_region(tenant))
-    if filters.is_bound and not filters.is_valid():
-        qs = filters.queryset.none()
-    else:
-        qs = filters.qs
+    filters, qs = message_filtered(tenant=tenant, params=request.GET)
     page = keyset_page(qs, cursor=request.GET.get("cursor"))
     return render(
         request,

@@ -394,6 +394,51 @@ CASES = {
         data=lambda ctx: {"format": "csv"},
         method="get",
     ),
+    # The list pages' streamed CSV exports, with the filters used (numbers in them masked)
+    "messages CSV (admin)": Case(
+        "admin",
+        t("message_export"),
+        (
+            Row(
+                "export.messages", "messages", details={"format": "csv", "masked": False, "filters": {"status": "sent"}}
+            ),
+        ),
+        data=lambda ctx: {"status": "sent"},
+        method="get",
+    ),
+    "opt-outs CSV (support)": Case(
+        "support",
+        t("opt_out_export"),
+        (Row("export.opt_outs", "opt-outs", details={"format": "csv", "masked": True, "filters": {"q": MASKED}}),),
+        data=lambda ctx: {"q": CUSTOMER},
+        method="get",
+        setup=_opted_out,
+    ),
+    "consent CSV (admin)": Case(
+        "admin",
+        t("consent_export"),
+        (Row("export.consent", "consent", details={"format": "csv", "masked": False, "filters": {}}),),
+        method="get",
+        setup=_history,
+    ),
+    "bulk recipients CSV (admin)": Case(
+        "admin",
+        t("bulk_recipients_export", bulk_id=lambda ctx: ctx["bulk"].pk),
+        (
+            Row(
+                "export.bulk_recipients", lambda ctx: f"bulk send #{ctx['bulk'].pk} (Spring)", details={"format": "csv"}
+            ),
+        ),
+        method="get",
+        setup=_bulk("running"),
+    ),
+    "audit log CSV (admin)": Case(
+        "admin",
+        t("tenant_audit_export"),
+        (Row("export.audit", "audit log", details={"format": "csv", "filters": {"action": "export."}}),),
+        data=lambda ctx: {"action": "export."},
+        method="get",
+    ),
     # Support staff unmask, with a written reason
     "support unmask": Case(
         "support",

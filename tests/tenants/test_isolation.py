@@ -178,6 +178,17 @@ PAGES.update(
         "bulk_progress": (lambda ctx: {"bulk_id": _bulk(ctx, "running").id}, READ_OK),
     }
 )
+
+# CSV exports (streamed): whoever reads the list reads its export; the audit log's stays admin-only.
+PAGES.update(
+    {
+        "message_export": ({}, READ_OK),
+        "opt_out_export": ({}, READ_OK),
+        "consent_export": ({}, READ_OK),
+        "bulk_recipients_export": (lambda ctx: {"bulk_id": _bulk(ctx, "running").id}, READ_OK),
+        "tenant_audit_export": ({}, ADMIN_ONLY_READ),
+    }
+)
 WRITES.update(
     {
         "template_create": (

@@ -1,4 +1,4 @@
-"""Keyset ("cursor") pagination for the big ledgers: the message log, opt-outs, consent.
+"""Keyset ("cursor") pagination for the big lists: the message log, opt-outs, consent, audit log.
 
 A page is "the next N rows after this (timestamp, id)", newest first. Unlike OFFSET paging it
 never counts the table (no COUNT(*), no page numbers), costs the same on page 1 and page
