@@ -99,6 +99,11 @@ ERRORS: dict[int, str] = {
         "The message body is longer than Twilio's 1,600-character limit. Shorten the message "
         "(or split it) and send again."
     ),
+    21701: (
+        "The Messaging Service SID the message was sent with does not exist in this tenant's "
+        "Twilio subaccount (mistyped, deleted, or from another account), so nothing can be sent "
+        "through it. Fix the Messaging Service SID in the tenant's settings."
+    ),
     21703: (
         "The Messaging Service has no sender that can be used (its sender pool is empty or has "
         "no number suitable for this destination). Add a phone number to the tenant's Messaging "
@@ -221,6 +226,7 @@ TERMINAL_CODES: frozenset[int] = frozenset(
         21612,
         21614,
         21617,
+        21701,
         21703,
         30002,
         30003,
