@@ -11,10 +11,11 @@ from urllib.parse import urlencode
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import Group
+from django.utils import timezone
 from twilio.request_validator import RequestValidator
 
 from sandbox.server import TwilioSandbox
-from tenants.models import SUPPORT_GROUP, Membership, Tenant
+from tenants.models import SUPPORT_GROUP, Membership, PhoneNumber, Tenant
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -47,6 +48,14 @@ def make_tenant(slug: str, **fields) -> Tenant:
     }
     defaults.update(fields)
     return Tenant.objects.create(slug=slug, **defaults)
+
+
+def make_number(tenant: Tenant, phone_number: str, *, sms: bool = True, **fields) -> PhoneNumber:
+    """A synced number of `tenant`'s inventory (what the send form offers as From)."""
+    fields.setdefault("sid", random_sid("PN"))
+    return PhoneNumber.objects.create(
+        tenant=tenant, phone_number=phone_number, sms=sms, synced_at=timezone.now(), **fields
+    )
 
 
 def make_user(django_user_model, username: str, *, tenant=None, role=None, support=False, superuser=False):

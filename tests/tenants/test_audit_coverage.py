@@ -38,7 +38,7 @@ from tenants import lifecycle
 from tenants.models import AuditEvent, Membership, PhoneNumber, Tenant
 from tenants.numbers import numbers_sync
 from tenants.scoping import TenantAccess
-from tests.conftest import make_user
+from tests.conftest import make_number, make_user
 from tests.messaging.builders import CUSTOMER, make_consent, make_opt_out, make_review
 
 pytestmark = pytest.mark.django_db
@@ -283,6 +283,7 @@ CASES = {
         t("message_send"),
         (Row("message.send", MASKED, details={"purpose": "transactional"}),),
         data=lambda ctx: {"to": CUSTOMER, "purpose": "transactional", "sender": SENDER, "body": "Your order shipped."},
+        setup=lambda ctx: make_number(ctx["tenant"], SENDER),  # the From choices are the inventory
     ),
     "template create": Case(
         "admin",

@@ -9,7 +9,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, make_number
 
 CUSTOMER = "+14155550100"
 
@@ -214,6 +214,7 @@ def ctx(client, tenant, other_tenant, tenant_admin, viewer, other_admin, support
     from tenants.models import Membership
     from tests.messaging.builders import make_consent, make_message, make_review
 
+    make_number(tenant, "+14155550101")  # the send form's From must be in the inventory
     return {
         "tenant": tenant,
         "users": {"admin_a": tenant_admin, "viewer_a": viewer, "admin_b": other_admin, "support": support_user},
