@@ -9,7 +9,7 @@ from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import models, transaction
 
 from .models import SUPPORT_GROUP, Alert, AuditEvent, Membership, PhoneNumber, Tenant, WebhookRejection
-from .services import LastAdminError, audit_record, support_grant, support_revoke
+from .services import LastAdminError, audit_record, support_grant, support_revoke, tenant_membership_lock
 
 User = get_user_model()
 
@@ -101,6 +101,7 @@ class MembershipInlineFormSet(forms.BaseInlineFormSet):
         tenant = self.instance
         if tenant.pk is None or any(form.errors for form in self.forms):
             return
+        tenant_membership_lock(tenant)  # the admin's change view is one transaction
         had_admin = Membership.objects.filter(tenant=tenant, role=Membership.Role.ADMIN, user__is_active=True).exists()
         keeps_admin = any(
             form.cleaned_data.get("role") == Membership.Role.ADMIN

@@ -102,8 +102,8 @@ def _last_admin_guard(*, membership: Membership) -> None:
         raise LastAdminError(membership.tenant)
 
 
-def _tenant_lock(tenant: Tenant) -> None:
-    """Serialise membership changes per tenant (see _last_admin_guard)."""
+def tenant_membership_lock(tenant: Tenant) -> None:
+    """Serialise membership changes per tenant (see _last_admin_guard); inside a transaction."""
     Tenant.objects.select_for_update().filter(pk=tenant.pk).values_list("pk", flat=True).first()
 
 
@@ -113,7 +113,7 @@ def membership_set(*, user, tenant: Tenant, role: str, actor=None, request=None)
 
     Raises LastAdminError (nothing written) when it would demote the tenant's last active admin.
     """
-    _tenant_lock(tenant)
+    tenant_membership_lock(tenant)
     membership, created = Membership.objects.get_or_create(user=user, tenant=tenant, defaults={"role": role})
     outcome = "added" if created else "unchanged"
     details = {"role": role}
@@ -139,7 +139,7 @@ def membership_set(*, user, tenant: Tenant, role: str, actor=None, request=None)
 def membership_remove(*, membership: Membership, request) -> None:
     """Take `membership`'s user out of the tenant; raises LastAdminError (nothing written) when
     they are its last active admin."""
-    _tenant_lock(membership.tenant)
+    tenant_membership_lock(membership.tenant)
     membership = Membership.objects.select_related("tenant", "user").get(pk=membership.pk)
     _last_admin_guard(membership=membership)
     audit_record(
