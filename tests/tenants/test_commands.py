@@ -13,7 +13,7 @@ from django.db import connection
 
 from tenants.models import SUPPORT_GROUP, AuditEvent, Membership, Tenant
 from tenants.twilio import parent_client, tenant_client
-from tests.conftest import make_tenant, random_sid
+from tests.conftest import make_tenant, make_user, random_sid
 
 pytestmark = pytest.mark.django_db
 
@@ -198,6 +198,7 @@ def test_role_belongs_to_the_tenant_written_before_it(django_user_model, tenants
 
 
 def test_rerun_changes_role_and_reports_it(django_user_model, tenants):
+    make_user(django_user_model, "erin", tenant=tenants[0], role="admin")  # acme keeps an admin
     run("create_portal_user", "dana", "--password", "pw-one-Long", "--tenant", "acme", "--role", "admin")
     out = run("create_portal_user", "dana", "--tenant", "acme", "--role", "viewer")
     user = django_user_model.objects.get(username="dana")
@@ -205,7 +206,10 @@ def test_rerun_changes_role_and_reports_it(django_user_model, tenants):
     assert "Updated user dana" in out and "acme: viewer (changed)" in out
     assert user.check_password("pw-one-Long")  # no --password: left alone
     changed = AuditEvent.objects.get(action="membership.changed", target="dana")
-    assert (changed.tenant.slug, changed.details) == ("acme", {"role": "viewer"})
+    assert (changed.tenant.slug, changed.details) == (
+        "acme",
+        {"role": "viewer", "old_role": "admin", "new_role": "viewer"},
+    )
 
     out = run("create_portal_user", "dana", "--tenant", "acme", "--role", "viewer")
     assert "acme: viewer (unchanged)" in out
