@@ -9,7 +9,7 @@ from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import models, transaction
 
 from .models import SUPPORT_GROUP, Alert, AuditEvent, Membership, PhoneNumber, Tenant, WebhookRejection
-from .services import audit_record, support_grant, support_revoke
+from .services import LastAdminError, audit_record, support_grant, support_revoke, tenant_membership_lock
 
 User = get_user_model()
 
@@ -92,8 +92,32 @@ def changed_model_fields(form) -> list[str]:
     return names
 
 
+class MembershipInlineFormSet(forms.BaseInlineFormSet):
+    """A tenant that has an active admin keeps one: the operator suspends or closes a tenant
+    instead of leaving it with nobody who can manage it (as the service refuses it, LastAdminError)."""
+
+    def clean(self):
+        super().clean()
+        tenant = self.instance
+        if tenant.pk is None or any(form.errors for form in self.forms):
+            return
+        tenant_membership_lock(tenant)  # the admin's change view is one transaction
+        had_admin = Membership.objects.filter(tenant=tenant, role=Membership.Role.ADMIN, user__is_active=True).exists()
+        keeps_admin = any(
+            form.cleaned_data.get("role") == Membership.Role.ADMIN
+            and form.cleaned_data.get("user") is not None
+            and form.cleaned_data["user"].is_active
+            and not form.cleaned_data.get("DELETE")
+            for form in self.forms
+            if form.cleaned_data
+        )
+        if had_admin and not keeps_admin:
+            raise ValidationError(str(LastAdminError(tenant)))
+
+
 class MembershipInline(admin.TabularInline):
     model = Membership
+    formset = MembershipInlineFormSet
     extra = 0
     autocomplete_fields = ["user"]
 
@@ -152,15 +176,15 @@ class TenantAdmin(admin.ModelAdmin):
                 events.append(("removed", old_name, before["role"]))
                 events.append(("added", membership.user.get_username(), membership.role))
             else:
-                events.append(("changed", membership.user.get_username(), membership.role))
+                old_role = loaded[membership.pk]["role"]
+                events.append(("changed", membership.user.get_username(), membership.role, old_role))
         events += [("removed", m.user.get_username(), m.role) for m in formset.deleted_objects]
-        for outcome, username, role in events:
+        for outcome, username, role, *old in events:
+            details = {"role": role, "via": "admin"}
+            if old:
+                details |= {"old_role": old[0], "new_role": role}
             audit_record(
-                action=f"membership.{outcome}",
-                tenant=form.instance,
-                request=request,
-                target=username,
-                details={"role": role, "via": "admin"},
+                action=f"membership.{outcome}", tenant=form.instance, request=request, target=username, details=details
             )
 
 

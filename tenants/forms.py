@@ -1,7 +1,8 @@
 from django import forms
 from django.contrib.auth import get_user_model
 
-from .models import Membership, Tenant
+from .models import Membership, Tenant, messaging_service_sid_validator
+from .numbers import messaging_service_check
 
 
 class TenantSettingsForm(forms.ModelForm):
@@ -27,6 +28,15 @@ class TenantSettingsForm(forms.ModelForm):
             "start_text": forms.Textarea(attrs={"rows": 3}),
             "marketing_disclosure": forms.Textarea(attrs={"rows": 3}),
         }
+
+    def clean_messaging_service_sid(self):
+        """A new SID must exist in the tenant's subaccount: otherwise every send fails (21701)."""
+        sid = self.cleaned_data["messaging_service_sid"]
+        stored = Tenant.objects.filter(pk=self.instance.pk).values_list("messaging_service_sid", flat=True).first()
+        if sid and sid != stored:
+            messaging_service_sid_validator(sid)  # a malformed SID is not worth asking Twilio about
+            messaging_service_check(tenant=self.instance, sid=sid)
+        return sid
 
 
 class MembershipForm(forms.Form):

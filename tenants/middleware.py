@@ -64,5 +64,5 @@ class TenantMiddleware:
         if request.method not in SAFE_METHODS and not access.can_write:
             allowed = access.role == "support" and getattr(view_func, "support_action", False)
             if not allowed:
-                raise PermissionDenied("Your role in this tenant is read-only.")
+                raise PermissionDenied(f"Your role in {tenant.name} is {access.role}: read-only.")
         return None

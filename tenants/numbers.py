@@ -131,6 +131,34 @@ def numbers_sync(*, tenant: Tenant, actor=None, request=None, page_size: int = S
     return report
 
 
+def messaging_service_check(*, tenant: Tenant, sid: str) -> None:
+    """Raise ValidationError unless `sid` is a Messaging Service of the tenant's subaccount.
+
+    A SID Twilio does not know makes every later send fail with 21701, so settings refuse it at
+    save time; when Twilio cannot be asked, nothing is saved either (the check is the point).
+    """
+    try:
+        with twilio_errors():
+            tenant_client(tenant).messaging.v1.services(sid).fetch()
+    except TwilioError as exc:
+        if exc.code == 20404 or exc.status == 404:
+            raise ValidationError(
+                f"Twilio has no Messaging Service {sid} in this tenant's subaccount: check the SID "
+                "(Twilio Console → Messaging → Services) and that it belongs to this tenant.",
+                code="not_found",
+            ) from exc
+        if exc.code is None:
+            raise ValidationError(
+                "Twilio could not be reached to check this Messaging Service SID, so nothing was saved. "
+                "Try again in a minute.",
+                code="unreachable",
+            ) from exc
+        raise ValidationError(
+            f"Twilio refused to confirm this Messaging Service SID (error {exc.code}): {exc.explanation}",
+            code="refused",
+        ) from exc
+
+
 def numbers_list(*, tenant: Tenant, search: str = "", capability: str = "") -> QuerySet[PhoneNumber]:
     """The tenant's numbers still in its account, filtered by number/name and capability."""
     qs = PhoneNumber.objects.for_tenant(tenant).filter(released_at__isnull=True)

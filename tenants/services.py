@@ -77,12 +77,49 @@ def tenant_settings_update(*, tenant: Tenant, changes: dict, request) -> list[st
     return changed
 
 
+class LastAdminError(Exception):
+    """The change would leave a tenant with no active admin, so nobody could manage it."""
+
+    def __init__(self, tenant: Tenant):
+        super().__init__(
+            f"{tenant.name} must keep at least one active admin: add another admin first,"
+            " or suspend or close the tenant instead."
+        )
+
+
+def _last_admin_guard(*, membership: Membership) -> None:
+    """Refuse to take away `membership`'s admin role when it is the tenant's last active admin.
+
+    The caller holds the tenant row locked, so two concurrent demotions queue up here and the
+    second one sees the first one's result instead of both counting the other as still admin.
+    """
+    if membership.role != Membership.Role.ADMIN:
+        return
+    others = Membership.objects.filter(
+        tenant_id=membership.tenant_id, role=Membership.Role.ADMIN, user__is_active=True
+    ).exclude(pk=membership.pk)
+    if not others.exists():
+        raise LastAdminError(membership.tenant)
+
+
+def tenant_membership_lock(tenant: Tenant) -> None:
+    """Serialise membership changes per tenant (see _last_admin_guard); inside a transaction."""
+    Tenant.objects.select_for_update().filter(pk=tenant.pk).values_list("pk", flat=True).first()
+
+
 @transaction.atomic
 def membership_set(*, user, tenant: Tenant, role: str, actor=None, request=None) -> tuple[Membership, str]:
-    """Give `user` `role` in `tenant`; returns the membership and 'added', 'changed' or 'unchanged'."""
+    """Give `user` `role` in `tenant`; returns the membership and 'added', 'changed' or 'unchanged'.
+
+    Raises LastAdminError (nothing written) when it would demote the tenant's last active admin.
+    """
+    tenant_membership_lock(tenant)
     membership, created = Membership.objects.get_or_create(user=user, tenant=tenant, defaults={"role": role})
     outcome = "added" if created else "unchanged"
+    details = {"role": role}
     if not created and membership.role != role:
+        _last_admin_guard(membership=membership)
+        details = {"role": role, "old_role": membership.role, "new_role": role}
         membership.role = role
         membership.save(update_fields=["role"])
         outcome = "changed"
@@ -93,13 +130,18 @@ def membership_set(*, user, tenant: Tenant, role: str, actor=None, request=None)
             actor=actor,
             request=request,
             target=user.get_username(),
-            details={"role": role},
+            details=details,
         )
     return membership, outcome
 
 
 @transaction.atomic
 def membership_remove(*, membership: Membership, request) -> None:
+    """Take `membership`'s user out of the tenant; raises LastAdminError (nothing written) when
+    they are its last active admin."""
+    tenant_membership_lock(membership.tenant)
+    membership = Membership.objects.select_related("tenant", "user").get(pk=membership.pk)
+    _last_admin_guard(membership=membership)
     audit_record(
         action="membership.removed",
         tenant=membership.tenant,

@@ -28,6 +28,7 @@ OPTED_OUT = 21610
 UNROUTABLE_FROM_TO_PAIR = 21612
 TO_NOT_MOBILE = 21614
 BODY_TOO_LONG = 21617
+SERVICE_NOT_FOUND = 21701
 SERVICE_HAS_NO_SENDER = 21703
 
 # --- Sending: delivery ---------------------------------------------------------------------------

@@ -102,6 +102,11 @@ ERRORS: dict[int, str] = {
         "The message body is longer than Twilio's 1,600-character limit. Shorten the message "
         "(or split it) and send again."
     ),
+    codes.SERVICE_NOT_FOUND: (
+        "The Messaging Service SID the message was sent with does not exist in this tenant's "
+        "Twilio subaccount (mistyped, deleted, or from another account), so nothing can be sent "
+        "through it. Fix the Messaging Service SID in the tenant's settings."
+    ),
     codes.SERVICE_HAS_NO_SENDER: (
         "The Messaging Service has no sender that can be used (its sender pool is empty or has "
         "no number suitable for this destination). Add a phone number to the tenant's Messaging "
@@ -224,6 +229,7 @@ TERMINAL_CODES: frozenset[int] = frozenset(
         codes.UNROUTABLE_FROM_TO_PAIR,
         codes.TO_NOT_MOBILE,
         codes.BODY_TOO_LONG,
+        codes.SERVICE_NOT_FOUND,
         codes.SERVICE_HAS_NO_SENDER,
         codes.ACCOUNT_SUSPENDED,
         codes.UNREACHABLE_DESTINATION,

@@ -28,7 +28,7 @@ from .selectors import (
     webhook_rejection_list,
     webhook_rejections_by_tenant,
 )
-from .services import audit_record, membership_remove, membership_set, tenant_settings_update
+from .services import LastAdminError, audit_record, membership_remove, membership_set, tenant_settings_update
 
 
 def require_admin(request) -> None:
@@ -77,11 +77,15 @@ def tenant_members(request):
     tenant = request.tenant
     form = MembershipForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        _, outcome = membership_set(
-            user=form.cleaned_data["username"], tenant=tenant, role=form.cleaned_data["role"], request=request
-        )
-        messages.success(request, f"{form.cleaned_data['username'].username}: membership {outcome}.")
-        return redirect("tenant_members", tenant_slug=tenant.slug)
+        try:
+            _, outcome = membership_set(
+                user=form.cleaned_data["username"], tenant=tenant, role=form.cleaned_data["role"], request=request
+            )
+        except LastAdminError as exc:
+            form.add_error("role", str(exc))
+        else:
+            messages.success(request, f"{form.cleaned_data['username'].username}: membership {outcome}.")
+            return redirect("tenant_members", tenant_slug=tenant.slug)
     return render(
         request, "tenants/members.html", {"tenant": tenant, "members": membership_list(tenant=tenant), "form": form}
     )
@@ -93,8 +97,12 @@ def tenant_member_remove(request, membership_id: int):
     if membership.user_id == request.user.id:
         messages.error(request, "You cannot remove yourself; ask another admin.")
     else:
-        membership_remove(membership=membership, request=request)
-        messages.success(request, f"Removed {membership.user.username}.")
+        try:
+            membership_remove(membership=membership, request=request)
+        except LastAdminError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, f"Removed {membership.user.username}.")
     return redirect("tenant_members", tenant_slug=request.tenant.slug)
 
 

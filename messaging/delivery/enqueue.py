@@ -2,9 +2,10 @@
 
 The task modules (`messaging.tasks`) import the services they wrap, so a service cannot import a
 task object back without an import cycle. Services name the task instead. A process that has
-registered the task (a worker, or any process that imported `messaging.tasks`) calls it like
-`task.delay`, which keeps eager mode and per-task options; one that has not (a web process)
-publishes by name, which is what `delay` does there anyway.
+looks the task up in the Celery app's registry and calls `task.delay`, which keeps eager mode and
+per-task options. Outside a worker nothing has imported the task modules yet, so the first lookup
+runs Celery's autodiscovery (`import_default_modules`, what a worker does at start); a task that
+is still unknown then is published by name.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ BULK_DISPATCH_TASK = "messaging.bulk_tasks.bulk_dispatch"
 def task_delay(name: str, *args) -> None:
     """Publish task `name` with positional `args`, as `task.delay(*args)` would."""
     task = current_app.tasks.get(name)
+    if task is None:
+        current_app.loader.import_default_modules()  # autodiscovery, once per process
+        task = current_app.tasks.get(name)
     if task is None:
         current_app.send_task(name, args=args)
     else:

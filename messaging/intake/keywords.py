@@ -73,6 +73,10 @@ _TRANSLATE = str.maketrans(
         "\u200c": "",
         "\u200d": "",
         "\ufeff": "",
+        # NUL, stored as U+FFFD (messaging.intake.params.params_without_nul), is noise like
+        # whitespace: "STOP\x00" is a STOP.
+        "\x00": " ",
+        "\ufffd": " ",
     }
 )
 _QUOTES = "\"'`"

@@ -9,6 +9,16 @@ from tenants.models import Tenant
 from tenants.phones import phone_parse_sender, tenant_phone_region
 
 
+def params_without_nul(params: Mapping) -> dict[str, str]:
+    """The payload as a plain dict with every NUL replaced by U+FFFD.
+
+    A signed webhook may carry NUL (a handset's stray byte, or a test of ours); PostgreSQL text
+    and JSON columns refuse it, and a refused insert would lose the customer's text, which may
+    be a STOP. The replacement character keeps "something was here" visible in the log.
+    """
+    return {str(k).replace("\x00", "\ufffd"): str(params.get(k) or "").replace("\x00", "\ufffd") for k in params}
+
+
 def param_text(params: Mapping, name: str) -> str:
     """A field as stripped text; a missing field is empty (Twilio omits what does not apply)."""
     return str(params.get(name) or "").strip()

@@ -18,7 +18,7 @@ from .. import statuses
 from ..ledgers.reachability import number_is_opted_out
 from ..ledgers.services import opt_out_record
 from ..models import Message, MessageEvent, OptOutEvent
-from .params import param_int, param_phone, param_small_int, param_text, params_dict
+from .params import param_int, param_phone, param_small_int, param_text, params_dict, params_without_nul
 
 logger = logging.getLogger("commsportal.messaging")
 
@@ -56,6 +56,7 @@ def status_callback_apply(*, tenant: Tenant, params: Mapping, message_id: str | 
     Returns None, changing nothing, when the SID belongs to another tenant (module docstring).
     Raises ValueError for a status Twilio does not send (the view answers 400 before that).
     """
+    params = params_without_nul(params)
     sid = param_text(params, "MessageSid")
     new_status = param_text(params, "MessageStatus").lower()
     if new_status not in CALLBACK_STATUSES:

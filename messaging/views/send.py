@@ -10,7 +10,6 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from tenants.models import PhoneNumber
 from tenants.phones import phone_mask, phone_parse, tenant_phone_region
 from tenants.scoping import get_scoped_or_404
 from tenants.services import audit_record
@@ -33,17 +32,6 @@ GATE_EXPLANATIONS = {
     GateReason.TENANT_SUSPENDED: "Blocked: this tenant is not active, so nothing is sent.",
     GateReason.REVOCATION_PENDING: "Deferred: a possible revocation from this number awaits review.",
 }
-
-
-def _our_numbers(tenant) -> list[str]:
-    """Numbers this tenant receives on or has sent from: suggestions for the From field."""
-    inbound = Message.objects.for_tenant(tenant).filter(direction="inbound").values_list("to_number", flat=True)
-    outbound = Message.objects.for_tenant(tenant).filter(direction="outbound").values_list("from_number", flat=True)
-    found = {n for n in list(inbound.distinct()[:20]) + list(outbound.distinct()[:20]) if n and n.startswith("+")}
-    found |= set(
-        PhoneNumber.objects.for_tenant(tenant).filter(released_at__isnull=True).values_list("phone_number", flat=True)
-    )
-    return sorted(found)
 
 
 def message_send_view(request):
@@ -84,14 +72,15 @@ def message_send_view(request):
     return render(
         request,
         "messaging/message_send.html",
-        {"tenant": tenant, "form": form, "our_numbers": _our_numbers(tenant)},
+        {"tenant": tenant, "form": form},
     )
 
 
 @never_cache
 @require_GET
 def message_send_preview(request):
-    """What the gate would decide for this number and purpose right now (no write)."""
+    """What the gate would decide for this number and purpose right now (no write), and whether
+    the chosen sender would be accepted: the send form's own validation, so they never disagree."""
     require_admin(request)
     tenant = request.tenant
     raw, purpose, body = request.GET.get("to", ""), request.GET.get("purpose", ""), request.GET.get("body", "")
@@ -103,6 +92,7 @@ def message_send_preview(request):
         "reason": "",
         "explanation": "",
         "send_after": None,
+        "sender_error": "",
     }
     if body:
         result.update(encoding=sms_encoding(body), segments=sms_segments(body))
@@ -114,6 +104,10 @@ def message_send_preview(request):
         return JsonResponse(result)
     if purpose not in Purpose.values:
         result["error"] = "Choose a purpose."
+        return JsonResponse(result)
+    form = MessageSendForm({"sender": request.GET.get("sender", "")}, tenant=tenant)
+    if not form.is_valid() and "sender" in form.errors:
+        result["sender_error"] = " ".join(form.errors["sender"])
         return JsonResponse(result)
     verdict = gate_check(tenant=tenant, to=result["e164"], purpose=purpose)
     result.update(

@@ -7,7 +7,6 @@
   var to = form.querySelector("[name=to]"), purpose = form.querySelector("[name=purpose]");
   var sender = form.querySelector("[name=sender]");
   var feedback = document.getElementById("to-feedback"), gate = document.getElementById("gate-preview");
-  if (sender) { sender.setAttribute("list", "our-numbers"); }
   var timer = null, seq = 0;
   var styles = { send: "success", defer: "warning", block: "danger" };
 
@@ -16,6 +15,14 @@
     to.classList.toggle("is-valid", data.valid);
     feedback.className = "small mb-3 " + (data.valid ? "text-success" : "text-danger");
     feedback.textContent = data.valid ? "Will be sent to " + data.e164 : (to.value.trim() ? data.error : "");
+    if (sender) { sender.classList.toggle("is-invalid", !!data.sender_error); }
+    if (data.sender_error) {
+      var refusal = document.createElement("div");
+      refusal.className = "alert alert-danger mb-0";
+      refusal.textContent = "Cannot be sent yet: " + data.sender_error;
+      gate.replaceChildren(refusal);
+      return;
+    }
     if (!data.decision) { return; }
     var box = document.createElement("div");
     box.className = "alert alert-" + styles[data.decision] + " mb-0";
@@ -25,7 +32,7 @@
 
   function check() {
     var mine = ++seq;
-    var url = form.getAttribute("data-preview-url") + "?" + new URLSearchParams({ to: to.value, purpose: purpose.value });
+    var url = form.getAttribute("data-preview-url") + "?" + new URLSearchParams({ to: to.value, purpose: purpose.value, sender: sender ? sender.value : "" });
     fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (r) { return r.json(); })
       .then(function (data) { if (mine === seq) { render(data); } })
@@ -35,5 +42,6 @@
   function schedule() { clearTimeout(timer); timer = setTimeout(check, 250); }
   to.addEventListener("input", schedule);
   purpose.addEventListener("change", schedule);
+  if (sender) { sender.addEventListener("change", schedule); }
   if (to.value) { check(); }
 })();

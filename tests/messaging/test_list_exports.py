@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 import pytest
 from django.http import StreamingHttpResponse
 from django.urls import reverse
-from tests.messaging.factories import CUSTOMER, OUR_NUMBER, ConsentEventFactory, MessageFactory, OptOutEventFactory
 
 from messaging.models import BulkSend, Message, MessageTemplate
+from tests.messaging.factories import CUSTOMER, OUR_NUMBER, ConsentEventFactory, MessageFactory, OptOutEventFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -10,9 +10,10 @@ import secrets
 import factory
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.utils import timezone
 from factory.django import DjangoModelFactory
 
-from tenants.models import SUPPORT_GROUP, AuditEvent, Membership, Tenant
+from tenants.models import SUPPORT_GROUP, AuditEvent, Membership, PhoneNumber, Tenant
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -69,3 +70,16 @@ class AuditEventFactory(DjangoModelFactory):
 
     tenant = factory.SubFactory(TenantFactory)
     action = "tenant.updated"
+
+
+class PhoneNumberFactory(DjangoModelFactory):
+    """A synced number of a tenant's inventory (what the send form offers as From)."""
+
+    class Meta:
+        model = PhoneNumber
+
+    tenant = factory.SubFactory(TenantFactory)
+    sid = factory.LazyFunction(lambda: random_sid("PN"))
+    phone_number = factory.Sequence(lambda n: f"+1415555{n % 10000:04d}")
+    sms = True
+    synced_at = factory.LazyFunction(timezone.now)

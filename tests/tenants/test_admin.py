@@ -299,8 +299,29 @@ def test_membership_role_change_in_admin_is_a_change(client, operator, secret_te
     assert (event.action, event.target, event.details) == (
         "membership.changed",
         "dana",
-        {"role": "admin", "via": "admin"},
+        {"role": "admin", "via": "admin", "old_role": "viewer", "new_role": "admin"},
     )
+
+
+def test_admin_cannot_demote_the_last_admin(client, operator, secret_tenant, django_user_model):
+    UserFactory(username="dana", tenant=secret_tenant, role="admin")
+
+    response = client.post(change_url(secret_tenant), membership_form(client, secret_tenant, role="viewer"))
+
+    assert response.status_code == 200
+    assert "suspend or close the tenant instead" in response.content.decode()
+    assert Membership.objects.get(tenant=secret_tenant).role == "admin"
+    assert not AuditEvent.objects.exists()
+
+
+def test_admin_cannot_remove_the_last_admin(client, operator, secret_tenant, django_user_model):
+    UserFactory(username="dana", tenant=secret_tenant, role="admin")
+
+    response = client.post(change_url(secret_tenant), membership_form(client, secret_tenant, DELETE="on"))
+
+    assert response.status_code == 200
+    assert "suspend or close the tenant instead" in response.content.decode()
+    assert Membership.objects.filter(tenant=secret_tenant).count() == 1
 
 
 # --- Users and groups: every change of access is on the audit log --------------------------------

@@ -46,7 +46,7 @@ from tests.messaging.factories import (
     RevocationReviewFactory,
     TenantKeywordFactory,
 )
-from tests.tenants.factories import AuditEventFactory, MembershipFactory, UserFactory
+from tests.tenants.factories import AuditEventFactory, MembershipFactory, PhoneNumberFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -288,6 +288,9 @@ CASES = {
         t("message_send"),
         (Row("message.send", MASKED, details={"purpose": "transactional"}),),
         data=lambda ctx: {"to": CUSTOMER, "purpose": "transactional", "sender": SENDER, "body": "Your order shipped."},
+        setup=lambda ctx: PhoneNumberFactory(
+            tenant=ctx["tenant"], phone_number=SENDER
+        ),  # the From choices are the inventory
     ),
     "template create": Case(
         "admin",

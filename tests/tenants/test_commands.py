@@ -14,7 +14,7 @@ from django.db import connection
 from tenants.models import SUPPORT_GROUP, AuditEvent, Membership, Tenant
 from tenants.twilio import parent_client, tenant_client
 from tests.conftest import random_sid
-from tests.tenants.factories import TenantFactory
+from tests.tenants.factories import TenantFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -199,6 +199,7 @@ def test_role_belongs_to_the_tenant_written_before_it(django_user_model, tenants
 
 
 def test_rerun_changes_role_and_reports_it(django_user_model, tenants):
+    UserFactory(username="erin", tenant=tenants[0], role="admin")  # acme keeps an admin
     run("create_portal_user", "dana", "--password", "pw-one-Long", "--tenant", "acme", "--role", "admin")
     out = run("create_portal_user", "dana", "--tenant", "acme", "--role", "viewer")
     user = django_user_model.objects.get(username="dana")
@@ -206,7 +207,10 @@ def test_rerun_changes_role_and_reports_it(django_user_model, tenants):
     assert "Updated user dana" in out and "acme: viewer (changed)" in out
     assert user.check_password("pw-one-Long")  # no --password: left alone
     changed = AuditEvent.objects.get(action="membership.changed", target="dana")
-    assert (changed.tenant.slug, changed.details) == ("acme", {"role": "viewer"})
+    assert (changed.tenant.slug, changed.details) == (
+        "acme",
+        {"role": "viewer", "old_role": "admin", "new_role": "viewer"},
+    )
 
     out = run("create_portal_user", "dana", "--tenant", "acme", "--role", "viewer")
     assert "acme: viewer (unchanged)" in out

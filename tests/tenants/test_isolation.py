@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from tests.messaging.factories import BulkSendFactory, MessageTemplateFactory, TenantKeywordFactory
-from tests.tenants.factories import PASSWORD, MembershipFactory
+from tests.tenants.factories import PASSWORD, MembershipFactory, PhoneNumberFactory
 
 CUSTOMER = "+14155550100"
 
@@ -223,6 +223,7 @@ def ctx(client, tenant, other_tenant, tenant_admin, viewer, other_admin, support
     from tenants.models import Membership
     from tests.messaging.factories import ConsentEventFactory, MessageFactory, RevocationReviewFactory
 
+    PhoneNumberFactory(tenant=tenant, phone_number="+14155550101")  # the send form's From must be in the inventory
     return {
         "tenant": tenant,
         "users": {"admin_a": tenant_admin, "viewer_a": viewer, "admin_b": other_admin, "support": support_user},

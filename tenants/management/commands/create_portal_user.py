@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from tenants.management.secrets import read_secret
 from tenants.models import Membership, Tenant
-from tenants.services import membership_set, portal_user_upsert, superuser_grant, support_grant
+from tenants.services import LastAdminError, membership_set, portal_user_upsert, superuser_grant, support_grant
 
 
 class _MembershipAction(argparse.Action):
@@ -61,7 +61,10 @@ class Command(BaseCommand):
             f"{'Created' if created else 'Updated'} user {username}" + (" (password set)" if password else "") + "."
         )
         for tenant, role in resolved:
-            _, outcome = membership_set(user=user, tenant=tenant, role=role)
+            try:
+                _, outcome = membership_set(user=user, tenant=tenant, role=role)
+            except LastAdminError as exc:
+                raise CommandError(str(exc)) from exc
             self.stdout.write(f"  {tenant.slug}: {role} ({outcome})")
         if opts["support"]:
             changed = support_grant(user=user)
