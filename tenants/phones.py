@@ -1,6 +1,13 @@
-"""Phone numbers: E.164 normalisation (phonenumbers) and the masked form support staff see."""
+"""Phone numbers: E.164 normalisation (phonenumbers) and the masked form support staff see.
+
+The display rule lives here, once (`phone_for_viewer`), for pages, downloads and JSON alike: a
+tenant's own Twilio numbers are public business numbers, shown whole to everyone with access;
+a customer's number is masked for support staff unless they unmask it (audited).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Container
 
 import phonenumbers
 from django.core.exceptions import ValidationError
@@ -57,3 +64,18 @@ def phone_mask(value: str) -> str:
     body = text[len(prefix) :]
     keep = 4 if len(body) > 4 else max(len(body) - 2, 0)
     return prefix + "*" * (len(body) - keep) + body[len(body) - keep :]
+
+
+def phone_for_viewer(value: str | None, *, access, own_numbers: Container[str] = ()) -> str:
+    """`value` as this viewer may see it: whole, or masked for support staff.
+
+    `access` is the viewer's `TenantAccess` (None outside a tenant: nothing to mask against);
+    `own_numbers` the tenant's own numbers (`tenants.numbers.tenant_own_numbers`), which are
+    never masked because the tenant publishes them.
+    """
+    if not value:
+        return ""
+    text = str(value)
+    if access is None or not access.masks_numbers or text in own_numbers:
+        return text
+    return phone_mask(text)
