@@ -1,6 +1,6 @@
 from django import template
 
-from tenants.phones import phone_for_viewer, phone_mask
+from tenants.phones import phone_for_viewer
 
 register = template.Library()
 
@@ -11,8 +11,3 @@ def phone(context, value):
     return phone_for_viewer(
         value, access=context.get("tenant_access"), own_numbers=context.get("tenant_own_numbers", ())
     )
-
-
-@register.filter
-def masked_phone(value):
-    return phone_mask(value)
