@@ -121,6 +121,13 @@ class Message(TenantOwned):
         """The customer's number: who sent an inbound message, who receives an outbound one."""
         return self.from_number if self.direction == self.Direction.INBOUND else self.to_number
 
+    @property
+    def sent_at(self):
+        """When it actually went: Twilio accepted an outbound one (`accepted_at`, set by the
+        delivery path, so a paced bulk message shows its own send, not the launch), an inbound
+        one arrived; None while an outbound one waits."""
+        return self.created_at if self.direction == self.Direction.INBOUND else self.accepted_at
+
 
 class MessageEvent(TenantOwned):
     """One distinct status of a message, with when it happened: the status timeline."""

@@ -82,29 +82,23 @@ class Series:
 
 
 SERIES: tuple[Series, ...] = (
-    Series("delivered", "Delivered", "#198754", DELIVERED_STATUSES),
+    Series("delivered", statuses.COUNT_LABELS[statuses.DELIVERED], "#198754", DELIVERED_STATUSES),
     Series(
         "in_progress",
-        "In progress",
+        statuses.COUNT_LABELS[statuses.IN_PROGRESS],
         "#0d6efd",
-        frozenset(
-            {
-                statuses.PENDING,
-                statuses.ACCEPTED,
-                statuses.SCHEDULED,
-                statuses.QUEUED,
-                statuses.SENDING,
-                statuses.SENT,
-                statuses.PARTIALLY_DELIVERED,
-            }
-        ),
+        statuses.IN_PROGRESS_STATUSES | {statuses.PENDING},
     ),
-    Series("undelivered", "Undelivered", "#fd7e14", frozenset({statuses.UNDELIVERED})),
-    Series("failed", "Failed", "#dc3545", frozenset({statuses.FAILED})),
-    Series("other", "Blocked or canceled", "#6c757d", frozenset({statuses.BLOCKED, statuses.CANCELED})),
+    Series("undelivered", statuses.COUNT_LABELS[statuses.UNDELIVERED], "#fd7e14", frozenset({statuses.UNDELIVERED})),
+    Series("failed", statuses.COUNT_LABELS[statuses.FAILED], "#dc3545", frozenset({statuses.FAILED})),
+    Series(
+        "other",
+        f"{statuses.COUNT_LABELS[statuses.BLOCKED]} or {statuses.COUNT_LABELS[statuses.CANCELED].lower()}",
+        "#6c757d",
+        frozenset({statuses.BLOCKED, statuses.CANCELED}),
+    ),
 )
 _SERIES_OF_STATUS = {status: s.key for s in SERIES for status in s.statuses}
-_STATUS_LABELS = dict(statuses.OUTBOUND_STATUS_CHOICES)
 
 
 def _rate(part: int, whole: int) -> float | None:
@@ -317,7 +311,7 @@ def delivery_stats(*, tenant: Tenant, range_key: str = DEFAULT_RANGE, now: datet
         until=now,
         buckets=list(buckets.values()),
         by_status=[
-            StatusCount(status=s, label=_STATUS_LABELS.get(s, s), count=by_status[s])
+            StatusCount(status=s, label=statuses.status_label(s), count=by_status[s])
             for s in sorted(by_status, key=lambda s: order.index(s) if s in order else len(order))
         ],
         outcomes=outcomes,

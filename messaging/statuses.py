@@ -25,8 +25,12 @@ __all__ = [
     "ACCEPTED",
     "BLOCKED",
     "CANCELED",
+    "COUNT_LABELS",
+    "DEFERRED",
     "DELIVERED",
     "FAILED",
+    "IN_PROGRESS",
+    "IN_PROGRESS_STATUSES",
     "FINAL_STATUSES",
     "INBOUND_STATUSES",
     "INBOUND_STATUS_CHOICES",
@@ -42,9 +46,12 @@ __all__ = [
     "SENDING",
     "SENT",
     "STATUS_CHOICES",
+    "STATUS_LABELS",
     "TWILIO_FINAL_STATUSES",
     "UNDELIVERED",
+    "count_group",
     "is_final",
+    "status_label",
     "status_rank",
     "status_should_advance",
 ]
@@ -102,6 +109,52 @@ TWILIO_FINAL_STATUSES: frozenset[str] = frozenset({DELIVERED, UNDELIVERED, FAILE
 #: Statuses after which a message's delivery outcome is settled: no retry, no more sending.
 #: ``read`` only ever follows ``delivered``; ``blocked`` is the compliance gate's final word.
 FINAL_STATUSES: frozenset[str] = TWILIO_FINAL_STATUSES | {READ, BLOCKED}
+
+#: Every status's label: the one vocabulary of every page (log, detail, dashboard, bulk pages).
+STATUS_LABELS: dict[str, str] = dict(STATUS_CHOICES)
+
+# --- Counting groups ------------------------------------------------------------------------
+# Pages that count messages (bulk progress, the dashboard) group a few statuses together; the
+# groups are named here so that the same message is counted under the same label everywhere.
+# In particular ``undelivered`` (a carrier said no, e.g. 30003) is never counted as ``failed``.
+
+#: Handed to Twilio (or the carrier), no outcome yet.
+IN_PROGRESS = "in_progress"
+#: Pending, held back by the compliance gate (quiet hours, frequency cap) until a later time.
+DEFERRED = "deferred"
+IN_PROGRESS_STATUSES: frozenset[str] = frozenset({ACCEPTED, SCHEDULED, QUEUED, SENDING, SENT, PARTIALLY_DELIVERED})
+
+#: Group key -> label, in the order pages show them.
+COUNT_LABELS: dict[str, str] = {
+    PENDING: STATUS_LABELS[PENDING],
+    DEFERRED: "Deferred",
+    IN_PROGRESS: "In progress",
+    DELIVERED: STATUS_LABELS[DELIVERED],
+    UNDELIVERED: STATUS_LABELS[UNDELIVERED],
+    FAILED: STATUS_LABELS[FAILED],
+    BLOCKED: STATUS_LABELS[BLOCKED],
+    CANCELED: STATUS_LABELS[CANCELED],
+}
+
+
+def status_label(status: str) -> str:
+    """The label pages show for a stored status (or a counting group)."""
+    return STATUS_LABELS.get(status) or COUNT_LABELS.get(status) or status.replace("_", " ").capitalize()
+
+
+def count_group(status: str, *, deferred: bool = False) -> str:
+    """The counting group of an outbound message's status (a key of :data:`COUNT_LABELS`).
+
+    ``read`` counts as delivered (it was). `deferred` says the gate holds a pending message.
+    """
+    if status == PENDING:
+        return DEFERRED if deferred else PENDING
+    if status in (DELIVERED, READ):
+        return DELIVERED
+    if status in IN_PROGRESS_STATUSES:
+        return IN_PROGRESS
+    return status
+
 
 _FINAL_RANK = 6
 _OUTBOUND_RANK: dict[str, int] = {

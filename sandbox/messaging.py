@@ -151,7 +151,8 @@ class MessagingApi(AccountsApi, CallbacksApi):
             "from": None if service_sid and not req.get("From") else sender,
             "messaging_service_sid": service_sid,
             "num_media": str(len(media)),
-            "num_segments": str(num_segments(body)),
+            # Like Twilio: through a Messaging Service the count is only known once it is sent.
+            "num_segments": "0" if service_sid else str(num_segments(body)),
             "price": None,
             "price_unit": "USD",
             "sid": sid,
@@ -160,6 +161,7 @@ class MessagingApi(AccountsApi, CallbacksApi):
             "to": to,
             "uri": f"{API}/Accounts/{account.sid}/Messages/{sid}.json",
             "_sender": sender,
+            "_segments": num_segments(body),
             "_media": media,
             "_status_callback": callback,
             "_send_at": scheduled,
@@ -245,9 +247,11 @@ class MessagingApi(AccountsApi, CallbacksApi):
         msg["status"] = status
         msg["date_updated"] = now
         msg["from"] = msg["_sender"]
+        if status != "queued":  # past the Messaging Service's queue: the body has been split
+            msg["num_segments"] = str(msg["_segments"])
         if status == "sent":
             msg["date_sent"] = now
-            msg["price"] = f"-{0.0079 * int(msg['num_segments']):.5f}"
+            msg["price"] = f"-{0.0079 * msg['_segments']:.5f}"
         if error is not None:
             msg["error_code"] = error
             msg["error_message"] = ERROR_MESSAGES.get(error)

@@ -1,5 +1,8 @@
+from django.utils.functional import SimpleLazyObject
+
 from .alerts import alert_open_list
 from .models import Tenant, is_support
+from .numbers import tenant_own_numbers
 
 
 def portal(request):
@@ -7,11 +10,14 @@ def portal(request):
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}
+    tenant = getattr(request, "tenant", None)
     return {
         "switchable_tenants": Tenant.objects.visible_to(user).only("name", "slug", "status"),
-        "current_tenant": getattr(request, "tenant", None),
+        "current_tenant": tenant,
         "tenant_access": getattr(request, "tenant_access", None),
         "user_is_support": is_support(user),
+        # For `{% phone %}`: looked up only when a page shows a number to a masked viewer.
+        "tenant_own_numbers": SimpleLazyObject(lambda: tenant_own_numbers(tenant=tenant)) if tenant else frozenset(),
     }
 
 

@@ -1,6 +1,7 @@
 """Resolve `/t/<tenant-slug>/…` to `request.tenant` after checking the user's access.
 
-The CurrentSiteMiddleware pattern: views never look tenants up themselves. Someone with no
+The CurrentSiteMiddleware pattern: views never look tenants up themselves. The tenant's time
+zone is activated here for the rest of the request, so every page shows its local time. Someone with no
 access to a tenant gets a 404 (the tenant's existence is not confirmed); a read-only role
 sending a write gets a 403 here, before any view code runs, unless the view is a support
 action that is audited on its own (`support_action`).
@@ -8,8 +9,11 @@ action that is audited on its own (`support_action`).
 
 from __future__ import annotations
 
+import zoneinfo
+
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
+from django.utils import timezone
 
 from .models import Membership, Tenant, is_support
 from .scoping import TenantAccess
@@ -47,7 +51,11 @@ class TenantMiddleware:
     def __call__(self, request):
         request.tenant = None
         request.tenant_access = None
-        return self.get_response(request)
+        timezone.deactivate()  # a thread serves many tenants: never inherit the last one's zone
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()
 
     def process_view(self, request, view_func, view_args, view_kwargs):
         slug = view_kwargs.pop("tenant_slug", None)
@@ -61,6 +69,9 @@ class TenantMiddleware:
             raise Http404("No such tenant")
         request.tenant = tenant
         request.tenant_access = access
+        # Pages show the tenant's wall-clock time, once for every template and form (exports
+        # stay UTC: they convert explicitly).
+        timezone.activate(zoneinfo.ZoneInfo(tenant.timezone))
         if request.method not in SAFE_METHODS and not access.can_write:
             allowed = access.role == "support" and getattr(view_func, "support_action", False)
             if not allowed:

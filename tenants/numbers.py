@@ -174,6 +174,12 @@ def numbers_list(*, tenant: Tenant, search: str = "", capability: str = "") -> Q
     return qs
 
 
+def tenant_own_numbers(*, tenant: Tenant) -> frozenset[str]:
+    """The tenant's own Twilio numbers, released ones included (old messages still name them):
+    public business numbers, so `phone_for_viewer` never masks them."""
+    return frozenset(PhoneNumber.objects.for_tenant(tenant).values_list("phone_number", flat=True))
+
+
 def number_drift(number: PhoneNumber) -> list[str]:
     """Human descriptions of every way Twilio would not reach the portal for this number."""
     if number.is_released:

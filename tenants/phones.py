@@ -5,11 +5,16 @@ One rule: a number in international format (+ and country code) is always unders
 number ("(415) 555-0123") only with an explicit region, the tenant's (`tenant_phone_region`),
 because guessing a country turns a typo into someone else's number. Errors are the portal's own
 words with an example, never phonenumbers' exception text.
+
+The display rule lives here too, once (`phone_for_viewer`), for pages, downloads and JSON alike:
+a tenant's own Twilio numbers are public business numbers, shown whole to everyone with access;
+a customer's number is masked for support staff unless they unmask it (audited).
 """
 
 from __future__ import annotations
 
 import zoneinfo
+from collections.abc import Container
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -111,3 +116,18 @@ def phone_mask(value: str) -> str:
     body = text[len(prefix) :]
     keep = 4 if len(body) > 4 else max(len(body) - 2, 0)
     return prefix + "*" * (len(body) - keep) + body[len(body) - keep :]
+
+
+def phone_for_viewer(value: str | None, *, access, own_numbers: Container[str] = ()) -> str:
+    """`value` as this viewer may see it: whole, or masked for support staff.
+
+    `access` is the viewer's `TenantAccess` (None outside a tenant: nothing to mask against);
+    `own_numbers` the tenant's own numbers (`tenants.numbers.tenant_own_numbers`), which are
+    never masked because the tenant publishes them.
+    """
+    if not value:
+        return ""
+    text = str(value)
+    if access is None or not access.masks_numbers or text in own_numbers:
+        return text
+    return phone_mask(text)

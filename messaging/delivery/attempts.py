@@ -69,6 +69,7 @@ from ..compliance.gate import gate_evaluate
 from ..ledgers.reachability import number_is_opted_out
 from ..ledgers.services import opt_out_record
 from ..models import GateDecision, Message, MessageEvent, OptOutEvent, Purpose
+from .segment_counts import segments_from_twilio
 
 logger = logging.getLogger("commsportal.messaging")
 
@@ -152,7 +153,7 @@ def message_deliver(*, message_id: int, worker_token: str | None = None) -> str:
         if must_reconcile:
             found = _twilio_find(client=client, message=message)
             if found is not None:
-                _attempt_succeeded(message, token, sid=found.sid, status=found.status)
+                _attempt_succeeded(message, token, sid=found.sid, status=found.status, segments=found.num_segments)
                 logger.info("message.send.reconciled", extra={"message_id": message.pk, "sid": found.sid})
                 return Outcome.RECONCILED
             step = _attempt_begin(message_id, token, reconciled=True)
@@ -163,7 +164,7 @@ def message_deliver(*, message_id: int, worker_token: str | None = None) -> str:
             created = client.messages.create(**_create_params(message))
     except TwilioError as exc:
         return _attempt_failed(message, token, exc)
-    _attempt_succeeded(message, token, sid=created.sid, status=created.status)
+    _attempt_succeeded(message, token, sid=created.sid, status=created.status, segments=created.num_segments)
     logger.info("message.send.accepted", extra={"message_id": message.pk, "sid": created.sid})
     return Outcome.SENT
 
@@ -190,7 +191,7 @@ def message_delivery_abandon(*, message_id: int, reason: str) -> str:
         except TwilioError:
             found = None
         if found is not None:
-            _attempt_succeeded(message, "", sid=found.sid, status=found.status)
+            _attempt_succeeded(message, "", sid=found.sid, status=found.status, segments=found.num_segments)
             return Outcome.RECONCILED
     with transaction.atomic():
         changed = (
@@ -315,8 +316,11 @@ def _create_params(message: Message) -> dict:
     return params
 
 
-def _attempt_succeeded(message: Message, token: str, *, sid: str, status: str | None) -> None:
-    """Attach the SID Twilio gave (or reconciliation found) and release the lease."""
+def _attempt_succeeded(
+    message: Message, token: str, *, sid: str, status: str | None, segments: str | None = None
+) -> None:
+    """Attach the SID Twilio gave (or reconciliation found) and release the lease; keep the
+    segment count when Twilio told it (through a Messaging Service it answers 0: unknown)."""
     now = timezone.now()
     new_status = status if status in statuses.OUTBOUND_STATUSES - {statuses.PENDING, statuses.BLOCKED} else None
     new_status = new_status or statuses.ACCEPTED
@@ -332,6 +336,9 @@ def _attempt_succeeded(message: Message, token: str, *, sid: str, status: str | 
         if row.accepted_at is None:
             row.accepted_at = now
             update.append("accepted_at")
+        if row.num_segments is None and segments_from_twilio(segments) is not None:
+            row.num_segments = segments_from_twilio(segments)
+            update.append("num_segments")
         if row.sid and row.sid != sid:
             logger.error("message.send.sid_conflict", extra={"message_id": row.pk, "sid": row.sid, "twilio_sid": sid})
         elif not row.sid:

@@ -17,6 +17,7 @@ from django.db import transaction
 MESSAGE_DELIVER_TASK = "messaging.tasks.message_deliver_task"
 BULK_QUEUE_TASK = "messaging.bulk_tasks.bulk_queue"
 BULK_DISPATCH_TASK = "messaging.bulk_tasks.bulk_dispatch"
+SEGMENTS_FETCH_TASK = "messaging.tasks.message_segments_fetch_task"
 
 
 def task_delay(name: str, *args) -> None:
@@ -42,3 +43,9 @@ def deliveries_enqueue_on_commit(message_ids: list[int]) -> None:
             task_delay(MESSAGE_DELIVER_TASK, pk)
 
     transaction.on_commit(publish, robust=True)
+
+
+def segments_fetch_enqueue_on_commit(message_id: int) -> None:
+    """Publish the segment-count fetch after the transaction commits (the status path calls
+    this instead of Twilio, so a webhook never waits on an outbound request)."""
+    transaction.on_commit(lambda: task_delay(SEGMENTS_FETCH_TASK, message_id), robust=True)

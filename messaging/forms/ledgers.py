@@ -68,8 +68,8 @@ class OptOutChangeForm(forms.Form):
             opted_out = latest is not None and latest.action == OptOutEvent.Action.OPT_OUT
             if action == OptOutEvent.Action.OPT_OUT and opted_out:
                 raise forms.ValidationError(
-                    "This number is already opted out (since %(when)s UTC).",
-                    params={"when": f"{latest.created_at:%Y-%m-%d %H:%M}"},
+                    "This number is already opted out (since %(when)s).",
+                    params={"when": f"{timezone.localtime(latest.created_at):%Y-%m-%d %H:%M %Z}"},
                 )
             if action == OptOutEvent.Action.OPT_IN and not opted_out:
                 raise forms.ValidationError("This number is not opted out: there is nothing to lift.")
@@ -124,9 +124,9 @@ class ConsentCaptureForm(forms.Form):
         required=False, max_length=255, help_text="Where: form URL, campaign, store, paper form reference…"
     )
     captured_at = forms.DateTimeField(
-        label="Consented at (UTC)",
+        label="Consented at",
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
-        help_text="When the person consented or withdrew, not when you type it in.",
+        help_text="When the person consented or withdrew, not when you type it in; in the tenant's time zone.",
     )
     disclosure_text = forms.CharField(
         required=False,

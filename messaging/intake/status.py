@@ -15,6 +15,8 @@ from tenants.models import Tenant
 from tenants.phones import phone_mask
 
 from .. import statuses
+from ..delivery.enqueue import segments_fetch_enqueue_on_commit
+from ..delivery.segment_counts import segments_fetch_needed
 from ..ledgers.reachability import number_is_opted_out
 from ..ledgers.services import opt_out_record
 from ..models import Message, MessageEvent, OptOutEvent
@@ -93,6 +95,8 @@ def status_callback_apply(*, tenant: Tenant, params: Mapping, message_id: str | 
                 message.error_code = error_code
                 update.append("error_code")
             message.save(update_fields=update)
+            if segments_fetch_needed(message):
+                segments_fetch_enqueue_on_commit(message.pk)
         if error_code == twilio_codes.OPTED_OUT:
             _opt_out_from_21610(tenant=tenant, message=message, params=params)
     return message

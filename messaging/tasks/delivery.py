@@ -12,10 +12,13 @@ import time
 
 from celery import shared_task
 
+from tenants.twilio import TwilioError
+
 from ..delivery.attempts import DeliveryRetry, Outcome, message_deliver, message_delivery_abandon, send_lease
 from ..delivery.deferred import deferred_messages_release
 from ..delivery.pacing import pacing_key, pacing_reserve
 from ..delivery.retries import MAX_RETRIES, backoff_countdown
+from ..delivery.segment_counts import message_segments_fetch
 from ..models import Message, SendingPolicy
 
 #: The periodic release stops looping after this long (beat runs it every minute).
@@ -82,3 +85,14 @@ def deferred_messages_release_task(limit: int = 1000) -> int:
         total += handled
         if handled < limit or time.monotonic() - started > RELEASE_TIME_BUDGET:
             return total
+
+
+@shared_task(bind=True, name="messaging.tasks.message_segments_fetch_task", acks_late=True, max_retries=3)
+def message_segments_fetch_task(self, message_id: int) -> int | None:
+    """Store the segment count Twilio billed, once the message is final (`message_segments_fetch`)."""
+    try:
+        return message_segments_fetch(message_id=message_id)
+    except TwilioError as exc:
+        if not exc.retryable or self.request.retries >= self.max_retries:
+            return None  # the log shows "—": a missing count is not worth an alert
+        raise self.retry(countdown=backoff_countdown(self.request.retries, ambiguous=False)) from exc

@@ -4,6 +4,7 @@ from django import template
 from django.urls import reverse
 
 from messaging.number_refs import number_ref
+from messaging.statuses import status_label as _status_label
 from tenants.twilio_errors import explain
 
 register = template.Library()
@@ -34,6 +35,12 @@ def number_url(context, phone, name="number_history"):
 def status_badge(status: str) -> str:
     """Bootstrap colour of a message status badge."""
     return _STATUS_BADGES.get(status, "info")
+
+
+@register.filter
+def status_label(status: str) -> str:
+    """The label of a status or counting group, from `messaging.statuses` (one vocabulary)."""
+    return _status_label(status)
 
 
 @register.filter

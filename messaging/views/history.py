@@ -14,7 +14,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from tenants.exports import spreadsheet_safe
 from tenants.middleware import support_action
-from tenants.phones import phone_mask
+from tenants.numbers import tenant_own_numbers
+from tenants.phones import phone_for_viewer, phone_mask
 from tenants.services import audit_record
 
 from ..forms.ledgers import UnmaskForm
@@ -71,7 +72,11 @@ def number_history(request, number: str):
 def _history_export(request, history, export: str):
     tenant = request.tenant
     masked = request.tenant_access.masks_numbers
-    show = phone_mask if masked else (lambda value: value)
+    own = tenant_own_numbers(tenant=tenant)
+
+    def show(value: str) -> str:
+        return phone_for_viewer(value, access=request.tenant_access, own_numbers=own)
+
     rows = [
         {
             "occurred_at_utc": e.at.astimezone(UTC).isoformat(),

@@ -1,19 +1,13 @@
 from django import template
 
-from tenants.phones import phone_mask
+from tenants.phones import phone_for_viewer
 
 register = template.Library()
 
 
 @register.simple_tag(takes_context=True)
 def phone(context, value):
-    """Render a phone number, masked when the viewer is support staff."""
-    access = context.get("tenant_access")
-    if access is not None and access.masks_numbers:
-        return phone_mask(value)
-    return value or ""
-
-
-@register.filter
-def masked_phone(value):
-    return phone_mask(value)
+    """Render a phone number by the one display rule (`tenants.phones.phone_for_viewer`)."""
+    return phone_for_viewer(
+        value, access=context.get("tenant_access"), own_numbers=context.get("tenant_own_numbers", ())
+    )

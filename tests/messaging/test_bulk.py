@@ -29,6 +29,8 @@ from messaging.delivery.bulk.lifecycle import (
 from messaging.delivery.bulk.upload import bulk_csv_read, bulk_preview
 from messaging.ledgers.services import opt_out_record
 from messaging.models import BulkSend, Message
+from messaging.monitoring import SERIES
+from messaging.statuses import COUNT_LABELS
 from tenants.models import AuditEvent
 from tenants.twilio import TwilioError
 from tests.messaging.factories import BulkSendFactory, MessageTemplateFactory
@@ -385,8 +387,9 @@ def test_progress_counts_in_one_grouped_query(client, tenant, viewer, running, d
     assert progress["counts"] == {
         "pending": 1,
         "deferred": 1,
-        "sent": 0,
+        "in_progress": 0,
         "delivered": 1,
+        "undelivered": 0,
         "failed": 0,
         "blocked": 0,
         "canceled": 0,
@@ -458,7 +461,7 @@ def test_dispatch_sends_in_id_order_and_completes(twilio_tenant, sandbox, sandbo
     assert sandbox_running.status == "completed" and sandbox_running.finished_at is not None
     for phone in (NY, NY_2, SF):
         assert len(sandbox_messages(sandbox, phone)) == 1
-    assert bulk_progress(tenant=twilio_tenant, bulk=sandbox_running)["counts"]["sent"] == 3
+    assert bulk_progress(tenant=twilio_tenant, bulk=sandbox_running)["counts"]["in_progress"] == 3
     # Running again is harmless.
     assert bulk_dispatch(bulk_id=sandbox_running.id).handed_over == 0
 
@@ -543,3 +546,18 @@ def test_stale_bulk_row_is_requeued_only_while_its_bulk_send_runs(tenant, bulk_s
         send_after=long_ago,
     )
     assert sending.deferred_messages_release() == expected
+
+
+def test_undelivered_is_counted_as_undelivered_like_the_dashboard(client, tenant, viewer, running):
+    """A carrier's 30003 is `undelivered` on the bulk page, its JSON, the list and the dashboard."""
+    first = Message.objects.for_tenant(tenant).filter(bulk_send=running).order_by("id").first()
+    Message.all_tenants.filter(pk=first.pk).update(status="undelivered", error_code=30003)
+    counts = bulk_progress(tenant=tenant, bulk=running)["counts"]
+    assert counts["undelivered"] == 1 and counts["failed"] == 0
+    assert {s.key: s.label for s in SERIES}["undelivered"] == COUNT_LABELS["undelivered"] == "Undelivered"
+
+    client.force_login(viewer)
+    assert client.get(url("bulk_progress", tenant, bulk_id=running.id)).json()["counts"]["undelivered"] == 1
+    html = client.get(url("bulk_detail", tenant, bulk_id=running.id)).content.decode()
+    assert 'data-count="undelivered">1<' in html and 'data-count="failed">0<' in html
+    assert "Undelivered" in client.get(url("bulk_list", tenant)).content.decode()

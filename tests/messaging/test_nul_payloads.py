@@ -5,7 +5,7 @@ the replacement and the keyword."""
 
 import pytest
 
-from messaging.ledgers.selectors import is_opted_out
+from messaging.ledgers.reachability import number_is_opted_out
 from messaging.models import Message, MessageEvent
 from tests.conftest import random_sid
 
@@ -36,7 +36,7 @@ def test_inbound_stop_with_nul_is_stored_and_applied(twilio_webhook, tenant):
     message = Message.objects.for_tenant(tenant).get(sid=sid)
     assert message.body == "STOP\ufffd"
     assert message.keyword == "opt_out"
-    assert is_opted_out(tenant=tenant, phone=CUSTOMER)
+    assert number_is_opted_out(tenant=tenant, phone=CUSTOMER)
     payload = MessageEvent.objects.for_tenant(tenant).get(message=message).payload
     assert payload["FromCity"] == "SAN\ufffdFRANCISCO" and payload["Odd\ufffdField"] == "x"
     assert "\x00" not in str(payload)

@@ -124,7 +124,8 @@ def test_staff_capture_is_recorded_and_audited(client, tenant_admin, tenant):
     event = ConsentEvent.objects.for_tenant(tenant).get()
     assert response.status_code == 302 and response["Location"] == url(tenant, "consent_detail", event_id=event.id)
     assert (event.phone, event.method, event.captured_by, event.ip_address) == (CUSTOMER, "paper", tenant_admin, None)
-    assert event.captured_at.isoformat().startswith("2025-05-01T10:30")
+    # Entered in the tenant's zone like every page shows it (it was UTC before the zone was active).
+    assert tenant.timezone == "America/New_York" and event.captured_at.isoformat().startswith("2025-05-01T14:30")
     assert event.disclosure.text == DISCLOSURE and event.disclosure.version == "paper-v2"
     audit = AuditEvent.objects.get(tenant=tenant, action="consent.capture")
     assert audit.details["consent_event"] == event.id

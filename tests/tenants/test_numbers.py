@@ -162,12 +162,13 @@ def test_page_lookup_box_still_opens_history(client, tenant, tenant_admin):
     assert response.status_code == 302 and response["Location"].endswith("/numbers/+14155550123/history/")
 
 
-def test_support_sees_masked_numbers_and_no_buttons(client, live, sandbox, support_user):
+def test_support_sees_own_numbers_whole_and_no_buttons(client, live, sandbox, support_user):
+    """The tenant's own numbers are public business numbers: shown whole, even to support."""
     seed(sandbox, live, "+14155550139", SmsUrl="https://old.example.com/sms")
     numbers.numbers_sync(tenant=live)
     client.force_login(support_user)
     html = client.get(reverse("number_list", kwargs={"tenant_slug": live.slug})).content.decode()
-    assert "+14155550139" not in html and "0139" in html
+    assert "+14155550139" in html and "******0139" not in html
     assert "DRIFT" in html and "Fix webhooks" not in html and "Sync now" not in html
 
 

@@ -56,7 +56,8 @@ __all__ = [
 
 INLINE_QUEUE_MAX = 2_000  # recipients queued inside the launch request; more go to a task
 
-PROGRESS_BUCKETS = ("pending", "deferred", "sent", "delivered", "failed", "blocked", "canceled")
+#: The counting groups of `messaging.statuses` (labels there, shared with the dashboard).
+PROGRESS_BUCKETS = tuple(statuses.COUNT_LABELS)
 
 
 # --- Launch and queueing ----------------------------------------------------------------------
@@ -217,17 +218,8 @@ def bulk_cancel(*, bulk: BulkSend, request=None, now: datetime | None = None) ->
 
 
 def _bucket(status: str, gate_decision: str) -> str:
-    if status == statuses.PENDING:
-        return "deferred" if gate_decision == GateDecision.DEFER else "pending"
-    if status == statuses.BLOCKED:
-        return "blocked"
-    if status in (statuses.DELIVERED, statuses.READ):
-        return "delivered"
-    if status in (statuses.FAILED, statuses.UNDELIVERED):
-        return "failed"
-    if status == statuses.CANCELED:
-        return "canceled"
-    return "sent"  # accepted … partially delivered: with Twilio or the carrier
+    group = statuses.count_group(status, deferred=gate_decision == GateDecision.DEFER)
+    return group if group in statuses.COUNT_LABELS else statuses.IN_PROGRESS  # unknown: no outcome known
 
 
 def bulk_progress_many(*, tenant: Tenant, bulk_ids: list[int]) -> dict[int, dict[str, int]]:
