@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 from .alerts import alerts_open_by_tenant
 from .exports import safe_row
 from .forms import MembershipForm, TenantSettingsForm
+from .http import audit_context
 from .models import Membership, Tenant, is_support
 from .monitoring import reachability_snapshot, reachability_summary
 from .registry import overview_panels, support_columns
@@ -63,7 +64,7 @@ def tenant_settings(request):
     form = TenantSettingsForm(request.POST or None, instance=Tenant.objects.get(pk=tenant.pk))
     if request.method == "POST" and form.is_valid():
         changed = tenant_settings_update(
-            tenant=tenant, changes={k: form.cleaned_data[k] for k in form.fields}, request=request
+            tenant=tenant, changes={k: form.cleaned_data[k] for k in form.fields}, audit=audit_context(request)
         )
         messages.success(request, f"Saved: {', '.join(changed)}." if changed else "Nothing changed.")
         return redirect("tenant_settings", tenant_slug=tenant.slug)
@@ -79,7 +80,10 @@ def tenant_members(request):
     form = MembershipForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         _, outcome = membership_set(
-            user=form.cleaned_data["username"], tenant=tenant, role=form.cleaned_data["role"], request=request
+            user=form.cleaned_data["username"],
+            tenant=tenant,
+            role=form.cleaned_data["role"],
+            audit=audit_context(request),
         )
         messages.success(request, f"{form.cleaned_data['username'].username}: membership {outcome}.")
         return redirect("tenant_members", tenant_slug=tenant.slug)
@@ -94,7 +98,7 @@ def tenant_member_remove(request, membership_id: int):
     if membership.user_id == request.user.id:
         messages.error(request, "You cannot remove yourself; ask another admin.")
     else:
-        membership_remove(membership=membership, request=request)
+        membership_remove(membership=membership, audit=audit_context(request))
         messages.success(request, f"Removed {membership.user.username}.")
     return redirect("tenant_members", tenant_slug=request.tenant.slug)
 
@@ -162,7 +166,7 @@ def _support_overview_csv(request, rows: list[dict], columns: list) -> HttpRespo
     audit_record(
         action="export.support_overview",
         tenant=None,
-        request=request,
+        audit=audit_context(request),
         target="all tenants",
         details={"format": "csv", "rows": len(rows), "q": request.GET.get("q", "").strip()},
     )

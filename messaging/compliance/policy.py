@@ -8,6 +8,7 @@ from datetime import time
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from tenants.audit import AuditContext
 from tenants.models import Tenant
 from tenants.services import audit_record
 
@@ -38,7 +39,7 @@ def _as_time(value) -> time:
 
 
 @transaction.atomic
-def sending_policy_update(*, tenant: Tenant, changes: dict, actor=None, request=None) -> list[str]:
+def sending_policy_update(*, tenant: Tenant, changes: dict, audit: AuditContext) -> list[str]:
     """Apply an admin's edits to the tenant's policy; returns the names of the fields that
     changed. `changes` holds only the fields the admin edited (`SendingPolicyForm.changes()`):
     any other value the form showed may predate another admin's save and must not be written
@@ -61,5 +62,5 @@ def sending_policy_update(*, tenant: Tenant, changes: dict, actor=None, request=
         )
     if details:
         policy.save(update_fields=list(details))
-        audit_record(action="sending_policy.update", tenant=tenant, actor=actor, request=request, details=details)
+        audit_record(action="sending_policy.update", tenant=tenant, audit=audit, details=details)
     return list(details)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from tenants.audit import AuditContext
 from tenants.models import Tenant
 from tenants.services import audit_record
 
@@ -127,17 +128,17 @@ def _save(template: MessageTemplate) -> None:
 
 
 @transaction.atomic
-def template_create(*, tenant: Tenant, name: str, purpose: str, body: str, request=None) -> MessageTemplate:
+def template_create(*, tenant: Tenant, name: str, purpose: str, body: str, audit: AuditContext) -> MessageTemplate:
     """Create a tenant's template after validating its placeholders; audited."""
     template_validate(body)
     template = MessageTemplate(tenant=tenant, name=name, purpose=purpose, body=body)
     _save(template)
-    audit_record(action="template.create", tenant=tenant, request=request, target=name, details={"id": template.pk})
+    audit_record(action="template.create", tenant=tenant, audit=audit, target=name, details={"id": template.pk})
     return template
 
 
 @transaction.atomic
-def template_update(*, template: MessageTemplate, changes: dict, request=None) -> list[str]:
+def template_update(*, template: MessageTemplate, changes: dict, audit: AuditContext) -> list[str]:
     """Apply changes (name, purpose, body); returns the names of the fields that changed; audited."""
     if "body" in changes:
         template_validate(changes["body"])
@@ -149,7 +150,7 @@ def template_update(*, template: MessageTemplate, changes: dict, request=None) -
         audit_record(
             action="template.update",
             tenant=template.tenant,
-            request=request,
+            audit=audit,
             target=template.name,
             details={"id": template.pk, "fields": changed},
         )
@@ -157,7 +158,7 @@ def template_update(*, template: MessageTemplate, changes: dict, request=None) -
 
 
 @transaction.atomic
-def template_delete(*, template: MessageTemplate, request=None) -> None:
+def template_delete(*, template: MessageTemplate, audit: AuditContext) -> None:
     """Delete a template no bulk send refers to (their history keeps the template); audited."""
     if BulkSend.objects.for_tenant(template.tenant).filter(template=template).exists():
         raise ValidationError(
@@ -168,7 +169,7 @@ def template_delete(*, template: MessageTemplate, request=None) -> None:
     audit_record(
         action="template.delete",
         tenant=template.tenant,
-        request=request,
+        audit=audit,
         target=template.name,
         details={"id": template.pk},
     )

@@ -13,6 +13,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from tenants.exports import spreadsheet_safe
+from tenants.http import audit_context
 from tenants.middleware import support_action
 from tenants.phones import phone_mask
 from tenants.services import audit_record
@@ -97,7 +98,7 @@ def _history_export(request, history, export: str):
     audit_record(
         action="export.number_history",
         tenant=tenant,
-        request=request,
+        audit=audit_context(request),
         target=phone_mask(history.phone),
         details={"format": export, "rows": len(rows), "masked": masked},
     )
@@ -140,7 +141,7 @@ def number_unmask(request, number: str):
         audit_record(
             action="support.unmask",
             tenant=tenant,
-            request=request,
+            audit=audit_context(request),
             target=phone_mask(phone),
             reason=form.cleaned_data["reason"],
         )

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from tenants.http import audit_context
 from tenants.views import require_admin
 
 from ..compliance.gate import region_rules
@@ -42,9 +43,7 @@ def sending_policy(request):
                 form = SendingPolicyForm(request.POST, instance=locked)
                 if form.is_valid():
                     # Only what this admin edited: the form's other values may predate another admin's save.
-                    changed = sending_policy_update(
-                        tenant=tenant, changes=form.changes(), actor=request.user, request=request
-                    )
+                    changed = sending_policy_update(tenant=tenant, changes=form.changes(), audit=audit_context(request))
         except ValidationError as exc:  # the service's own check under the lock; nothing was written
             changed = None
             form.add_error(None, exc)

@@ -8,6 +8,7 @@ import argparse
 
 from django.core.management.base import BaseCommand, CommandError
 
+from tenants.audit import SYSTEM
 from tenants.management.secrets import read_secret
 from tenants.models import Membership, Tenant
 from tenants.services import membership_set, portal_user_upsert, superuser_grant, support_grant
@@ -61,10 +62,10 @@ class Command(BaseCommand):
             f"{'Created' if created else 'Updated'} user {username}" + (" (password set)" if password else "") + "."
         )
         for tenant, role in resolved:
-            _, outcome = membership_set(user=user, tenant=tenant, role=role)
+            _, outcome = membership_set(user=user, tenant=tenant, role=role, audit=SYSTEM)
             self.stdout.write(f"  {tenant.slug}: {role} ({outcome})")
         if opts["support"]:
-            changed = support_grant(user=user)
+            changed = support_grant(user=user, audit=SYSTEM)
             self.stdout.write("  support staff" + (" (granted)" if changed else " (already)"))
-        if opts["superuser"] and superuser_grant(user=user):
+        if opts["superuser"] and superuser_grant(user=user, audit=SYSTEM):
             self.stdout.write("  superuser (granted)")
