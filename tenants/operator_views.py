@@ -19,7 +19,7 @@ from . import lifecycle, retention
 from .http import audit_context
 from .models import Tenant
 from .operator_forms import CloseForm, ErasureForm, ReasonForm, RetentionForm, TenantCreateForm
-from .selectors import audit_event_list
+from .selectors import audit_event_list, tenant_list_all, tenant_stored_get
 from .twilio import TwilioError
 
 
@@ -58,7 +58,7 @@ def _attempt(request, call, success: str) -> bool:
 @operator_required
 @require_GET
 def tenant_list(request):
-    tenants = Tenant.objects.order_by("name")
+    tenants = tenant_list_all()
     return render(request, "tenants/operator_list.html", {"tenants": tenants, "create_form": TenantCreateForm()})
 
 
@@ -207,7 +207,7 @@ auth_token_cancel = _auth_token_view("cancel")
 @require_POST
 def retention_update(request, slug: str):
     tenant = get_object_or_404(Tenant, slug=slug)
-    form = RetentionForm(request.POST, instance=Tenant.objects.get(pk=tenant.pk))
+    form = RetentionForm(request.POST, instance=tenant_stored_get(tenant=tenant))
     if not form.is_valid():
         messages.error(request, "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
     else:

@@ -16,19 +16,19 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from .alerts import alerts_open_by_tenant
 from .exports import safe_row
 from .forms import MembershipForm, TenantSettingsForm
 from .http import audit_context
-from .models import Membership, Tenant, is_support
+from .models import Membership, is_support
 from .monitoring import reachability_snapshot, reachability_summary
-from .registry import overview_panels, support_columns
+from .registry import overview_panels
 from .selectors import (
     audit_event_list,
     membership_list,
+    support_overview_get,
     tenant_list_for,
+    tenant_stored_get,
     webhook_rejection_list,
-    webhook_rejections_by_tenant,
 )
 from .services import audit_record, membership_remove, membership_set, tenant_settings_update
 
@@ -61,7 +61,7 @@ def tenant_dashboard(request):
 def tenant_settings(request):
     tenant = request.tenant
     # The form validates a copy, so the service can see what actually changed.
-    form = TenantSettingsForm(request.POST or None, instance=Tenant.objects.get(pk=tenant.pk))
+    form = TenantSettingsForm(request.POST or None, instance=tenant_stored_get(tenant=tenant))
     if request.method == "POST" and form.is_valid():
         changed = tenant_settings_update(
             tenant=tenant, changes={k: form.cleaned_data[k] for k in form.fields}, audit=audit_context(request)
@@ -114,30 +114,16 @@ def tenant_audit_log(request):
 @require_GET
 def support_overview(request):
     """Every tenant at a glance for support staff and operators: the apps' figures per tenant
-    (`tenants.registry.support_columns`, e.g. messaging's failure rate over 24 h, worst first),
-    webhook rejections (7 d), open alerts and Twilio reachability (last cached check).
-    `?format=csv` downloads the same table (audited: a cross-tenant export)."""
+    (`tenants.selectors.support_overview_get`, e.g. messaging's failure rate over 24 h, worst
+    first), webhook rejections, open alerts and Twilio reachability. `?format=csv` downloads the
+    same table (audited: a cross-tenant export)."""
     if not (request.user.is_superuser or is_support(request.user)):
         raise PermissionDenied("Support staff only.")
-    columns = list(support_columns)
-    now = timezone.now()
-    collected = {column.key: column.collect(now=now) for column in columns}
-    rejections = webhook_rejections_by_tenant(days=7)
-    open_alerts = alerts_open_by_tenant()
-    snapshot = reachability_snapshot()
-    reachability = (snapshot or {}).get("tenants", {})
-    rows = []
-    for t in tenant_list_for(request.user, search=request.GET.get("q", "").strip()):
-        values = {c.key: collected[c.key][t.id] if t.id in collected[c.key] else c.empty() for c in columns}
-        row = {"tenant": t, **values, "rejected": rejections.get(t.id, 0)}
-        row |= {"alerts": open_alerts.get(t.id, []), "twilio": reachability.get(t.slug)}
-        row["cells"] = [(c.cell_template_name, values[c.key]) for c in columns]
-        rows.append(row)
-    # Worst first by each app's order (e.g. failure rate, tenants without one last), then by name.
-    rows.sort(key=lambda r: (*(c.sort_key(r[c.key]) for c in columns if c.sort_key), r["tenant"].name))
+    overview = support_overview_get(user=request.user, search=request.GET.get("q", "").strip())
+    rows, columns = overview.rows, overview.columns
     if request.GET.get("format") == "csv":
         return _support_overview_csv(request, rows, columns)
-    summary = reachability_summary(snapshot)
+    summary = reachability_summary(overview.snapshot)
     return render(
         request,
         "tenants/support_overview.html",
@@ -146,7 +132,7 @@ def support_overview(request):
             "columns": columns,
             "column_count": SUPPORT_OVERVIEW_OWN_HTML_COLUMNS + sum(c.header_count for c in columns),
             "captions": [c.caption for c in columns if c.caption],
-            "unknown_rejections": rejections.get(None, 0),
+            "unknown_rejections": overview.unknown_rejections,
             "q": request.GET.get("q", ""),
             "twilio_summary": summary,
             "twilio_checked_at": datetime.fromisoformat(summary["checked_at"]) if summary["checked_at"] else None,

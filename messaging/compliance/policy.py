@@ -3,6 +3,7 @@ under the row's lock)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import time
 
 from django.core.exceptions import ValidationError
@@ -64,3 +65,22 @@ def sending_policy_update(*, tenant: Tenant, changes: dict, audit: AuditContext)
         policy.save(update_fields=list(details))
         audit_record(action="sending_policy.update", tenant=tenant, audit=audit, details=details)
     return list(details)
+
+
+@transaction.atomic
+def sending_policy_edit(
+    *, tenant: Tenant, edit: Callable[[SendingPolicy], dict | None], audit: AuditContext
+) -> list[str] | None:
+    """Validate and save an admin's edit under the policy row's lock.
+
+    `edit` gets the locked row (the form validates against it) and returns the edited fields,
+    or None when the edit is invalid (nothing is written then, and None is returned). Holding
+    the lock across validation makes two admins saving at once be checked one after the other,
+    each against what the other saved: two edits that are each fine alone (opening 19:00,
+    closing 10:00) must not make a window that never opens.
+    """
+    locked = SendingPolicy.objects.select_for_update().get(tenant=tenant)
+    changes = edit(locked)
+    if changes is None:
+        return None
+    return sending_policy_update(tenant=tenant, changes=changes, audit=audit)

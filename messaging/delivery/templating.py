@@ -180,6 +180,12 @@ def template_list(*, tenant: Tenant):
     return MessageTemplate.objects.for_tenant(tenant).order_by("name")
 
 
+def template_stored_get(*, tenant: Tenant, template_id: int) -> MessageTemplate:
+    """The template as stored now: a bound form copies its new values onto its instance, and an
+    update must compare with the row, not with that copy."""
+    return MessageTemplate.objects.for_tenant(tenant).get(pk=template_id)
+
+
 __all__ = [
     "ParsedTemplate",
     "VARIABLE_RE",
@@ -189,6 +195,7 @@ __all__ = [
     "template_list",
     "template_parse",
     "template_sample_values",
+    "template_stored_get",
     "template_update",
     "template_validate",
 ]

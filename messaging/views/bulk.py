@@ -34,6 +34,7 @@ from ..delivery.templating import (
     template_delete,
     template_list,
     template_parse,
+    template_stored_get,
     template_update,
 )
 from ..delivery.templating import template_sample_values as sample_values
@@ -98,7 +99,7 @@ def template_edit_view(request, template_id: int):
             preview = _body_preview(request.POST.get("body", ""))
         elif form.is_valid():
             # The form has already copied the new values onto `template`: compare with the stored row.
-            stored = MessageTemplate.objects.for_tenant(tenant).get(pk=template.pk)
+            stored = template_stored_get(tenant=tenant, template_id=template.pk)
             try:
                 changed = template_update(
                     template=stored,

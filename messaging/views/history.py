@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-from datetime import UTC
 
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse, JsonResponse
@@ -19,29 +18,11 @@ from tenants.phones import phone_mask
 from tenants.services import audit_record
 
 from ..forms.ledgers import UnmaskForm
+from ..ledgers.history import HISTORY_COLUMNS, NumberHistory, number_history_export
 from ..ledgers.history import number_history as number_history_build
 from ..number_refs import number_from_ref
 
 # --- Numbers -----------------------------------------------------------------------------------
-
-
-HISTORY_COLUMNS = (
-    "occurred_at_utc",
-    "category",
-    "action",
-    "phone",
-    "purpose",
-    "source",
-    "sender",
-    "text",
-    "actor",
-    "disclosure_version",
-    "disclosure_sha256",
-    "ip_address",
-    "user_agent",
-    "reference",
-    "alert",
-)
 
 
 @require_GET
@@ -69,38 +50,12 @@ def number_history(request, number: str):
     )
 
 
-def _history_export(request, history, export: str):
+def _history_export(request, history: NumberHistory, export: str):
     tenant = request.tenant
     masked = request.tenant_access.masks_numbers
     show = phone_mask if masked else (lambda value: value)
-    rows = [
-        {
-            "occurred_at_utc": e.at.astimezone(UTC).isoformat(),
-            "category": e.category,
-            "action": e.action,
-            "phone": show(history.phone),
-            "purpose": e.purpose,
-            "source": e.source,
-            "sender": show(e.sender) if e.sender.startswith("+") else e.sender,
-            "text": e.text,
-            "actor": e.actor,
-            "disclosure_version": e.disclosure_version,
-            "disclosure_sha256": e.disclosure_sha256,
-            "ip_address": e.ip_address,
-            "user_agent": e.user_agent,
-            "reference": e.reference,
-            "alert": "yes" if e.alert else "",
-        }
-        for e in history.timeline()
-    ]
-    # Personal data leaving the portal, whoever takes it (a member, or support staff reading
-    # another tenant's data): on the record, the number masked like every audit target.
-    audit_record(
-        action="export.number_history",
-        tenant=tenant,
-        audit=audit_context(request),
-        target=phone_mask(history.phone),
-        details={"format": export, "rows": len(rows), "masked": masked},
+    rows = number_history_export(
+        tenant=tenant, history=history, export=export, masked=masked, audit=audit_context(request)
     )
     filename = f"number-history-{tenant.slug}-{history.phone[-4:]}-{timezone.now():%Y%m%d}"
     if export == "json":

@@ -11,7 +11,6 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from tenants.http import audit_context
-from tenants.models import PhoneNumber
 from tenants.phones import phone_mask, phone_normalize
 from tenants.scoping import get_scoped_or_404
 from tenants.services import audit_record
@@ -21,6 +20,7 @@ from ..compliance.gate import gate_check
 from ..delivery.queueing import message_send
 from ..delivery.segments import sms_encoding, sms_segments
 from ..forms.send import MessageSendForm
+from ..log import sender_numbers_list
 from ..models import GateReason, Message, Purpose
 from ..statuses import FINAL_STATUSES
 
@@ -34,17 +34,6 @@ GATE_EXPLANATIONS = {
     GateReason.TENANT_SUSPENDED: "Blocked: this tenant is not active, so nothing is sent.",
     GateReason.REVOCATION_PENDING: "Deferred: a possible revocation from this number awaits review.",
 }
-
-
-def _our_numbers(tenant) -> list[str]:
-    """Numbers this tenant receives on or has sent from: suggestions for the From field."""
-    inbound = Message.objects.for_tenant(tenant).filter(direction="inbound").values_list("to_number", flat=True)
-    outbound = Message.objects.for_tenant(tenant).filter(direction="outbound").values_list("from_number", flat=True)
-    found = {n for n in list(inbound.distinct()[:20]) + list(outbound.distinct()[:20]) if n and n.startswith("+")}
-    found |= set(
-        PhoneNumber.objects.for_tenant(tenant).filter(released_at__isnull=True).values_list("phone_number", flat=True)
-    )
-    return sorted(found)
 
 
 def message_send_view(request):
@@ -85,7 +74,7 @@ def message_send_view(request):
     return render(
         request,
         "messaging/message_send.html",
-        {"tenant": tenant, "form": form, "our_numbers": _our_numbers(tenant)},
+        {"tenant": tenant, "form": form, "our_numbers": sender_numbers_list(tenant=tenant)},
     )
 
 
