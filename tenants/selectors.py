@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
@@ -35,6 +36,16 @@ def audit_event_list(*, tenant: Tenant | None, limit: int = 200):
     qs = AuditEvent.objects.select_related("actor")
     qs = qs.filter(tenant=tenant) if tenant is not None else qs
     return qs[:limit]
+
+
+def tenant_slug_taken(*, slug: str) -> bool:
+    """Whether a tenant already has this slug (its URL, which never changes)."""
+    return Tenant.objects.filter(slug=slug).exists()
+
+
+def user_get_by_username(*, username: str):
+    """The portal user with this username, or None."""
+    return get_user_model().objects.filter(username=username).first()
 
 
 def tenant_list_all() -> QuerySet[Tenant]:

@@ -180,6 +180,15 @@ def template_list(*, tenant: Tenant):
     return MessageTemplate.objects.for_tenant(tenant).order_by("name")
 
 
+def template_name_taken(*, tenant: Tenant, name: str, exclude_id: int | None = None) -> bool:
+    """Whether another of the tenant's templates has this name (case aside): names pick a
+    template in the bulk form, so two that differ only in case would be confused."""
+    clash = MessageTemplate.objects.for_tenant(tenant).filter(name__iexact=name)
+    if exclude_id is not None:
+        clash = clash.exclude(pk=exclude_id)
+    return clash.exists()
+
+
 def template_stored_get(*, tenant: Tenant, template_id: int) -> MessageTemplate:
     """The template as stored now: a bound form copies its new values onto its instance, and an
     update must compare with the row, not with that copy."""
@@ -193,6 +202,7 @@ __all__ = [
     "template_create",
     "template_delete",
     "template_list",
+    "template_name_taken",
     "template_parse",
     "template_sample_values",
     "template_stored_get",
