@@ -50,7 +50,7 @@ SECRET_KEY = env.str("SECRET_KEY", default=_DEV_SECRET)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # Addresses or networks of our own reverse proxies: only behind them is X-Forwarded-For read to
-# find the client's address for the audit log (tenants.services.client_ip).
+# find the client's address for the audit log (tenants.http.client_ip).
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 for _proxy in TRUSTED_PROXIES:
     try:

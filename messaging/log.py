@@ -1,13 +1,14 @@
-"""The message log: a tenant's messages, newest first, and one message with its events."""
+"""The message log: a tenant's messages, newest first, one message with its events, and the
+numbers its messages went through."""
 
 from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from tenants.models import Tenant
+from tenants.models import PhoneNumber, Tenant
 from tenants.scoping import get_scoped_or_404
 
-from .models import Message, MessageEvent
+from .models import Message, MessageEvent, RevocationReview
 
 
 def message_list(*, tenant: Tenant) -> QuerySet[Message]:
@@ -25,3 +26,19 @@ def message_detail(*, tenant: Tenant, message_id: int) -> tuple[Message, list[Me
 def bulk_recipient_list(*, tenant: Tenant, bulk) -> QuerySet[Message]:
     """A bulk send's messages, one per recipient, newest first (the order keyset paging walks)."""
     return Message.objects.for_tenant(tenant).filter(bulk_send=bulk).order_by("-created_at", "-id")
+
+
+def message_review_get(*, tenant: Tenant, message: Message) -> RevocationReview | None:
+    """The revocation review this message raised, if any: shown beside it so the admin can decide."""
+    return RevocationReview.objects.for_tenant(tenant).filter(message=message).first()
+
+
+def sender_numbers_list(*, tenant: Tenant) -> list[tuple[str, str]]:
+    """The numbers a message may be sent from: the tenant's SMS-capable numbers still held (the
+    synced inventory), as (E.164, friendly name), in number order."""
+    return list(
+        PhoneNumber.objects.for_tenant(tenant)
+        .filter(sms=True, released_at__isnull=True)
+        .order_by("phone_number")
+        .values_list("phone_number", "friendly_name")
+    )

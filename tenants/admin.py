@@ -8,6 +8,7 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import models, transaction
 
+from .http import audit_context
 from .models import SUPPORT_GROUP, Alert, AuditEvent, Membership, PhoneNumber, Tenant, WebhookRejection
 from .services import LastAdminError, audit_record, support_grant, support_revoke, tenant_membership_lock
 
@@ -150,14 +151,22 @@ class TenantAdmin(admin.ModelAdmin):
         if not change:
             super().save_model(request, obj, form, change)
             audit_record(
-                action="tenant.admin_create", tenant=obj, request=request, target=obj.slug, details={"fields": fields}
+                action="tenant.admin_create",
+                tenant=obj,
+                audit=audit_context(request),
+                target=obj.slug,
+                details={"fields": fields},
             )
             return
         if not fields:
             return
         obj.save(update_fields=[*fields, "updated_at"])
         audit_record(
-            action="tenant.admin_change", tenant=obj, request=request, target=obj.slug, details={"fields": fields}
+            action="tenant.admin_change",
+            tenant=obj,
+            audit=audit_context(request),
+            target=obj.slug,
+            details={"fields": fields},
         )
 
     def save_formset(self, request, form, formset, change):
@@ -184,7 +193,11 @@ class TenantAdmin(admin.ModelAdmin):
             if old:
                 details |= {"old_role": old[0], "new_role": role}
             audit_record(
-                action=f"membership.{outcome}", tenant=form.instance, request=request, target=username, details=details
+                action=f"membership.{outcome}",
+                tenant=form.instance,
+                audit=audit_context(request),
+                target=username,
+                details=details,
             )
 
 
@@ -220,7 +233,9 @@ def _audit_set_change(request, *, target: str, before, after, added: str, remove
     """One audit event per element gained and per element lost between two sets."""
     for action, items in ((added, after - before), (removed, before - after)):
         for item in sorted(items, key=label):
-            audit_record(action=action, tenant=None, request=request, target=target, details={"what": label(item)})
+            audit_record(
+                action=action, tenant=None, audit=audit_context(request), target=target, details={"what": label(item)}
+            )
 
 
 @admin.register(User)
@@ -243,7 +258,7 @@ class PortalUserAdmin(UserAdmin):
                 audit_record(
                     action=granted if getattr(obj, name) else revoked,
                     tenant=None,
-                    request=request,
+                    audit=audit_context(request),
                     target=obj.get_username(),
                 )
 
@@ -285,7 +300,7 @@ class PortalUserAdmin(UserAdmin):
             audit_record(
                 action="user.deleted",
                 tenant=None,
-                request=request,
+                audit=audit_context(request),
                 target=user.get_username(),
                 details={
                     "superuser": user.is_superuser,
@@ -311,9 +326,9 @@ class PortalUserAdmin(UserAdmin):
         form.cleaned_data["groups"] = kept
         super().save_related(request, form, formsets, change)
         if wanted:
-            support_grant(user=user, request=request)
+            support_grant(user=user, audit=audit_context(request))
         else:
-            support_revoke(user=user, request=request)
+            support_revoke(user=user, audit=audit_context(request))
 
     def user_change_password(self, request, id, form_url=""):
         # The password form saves in the view itself (no save_model): compare the stored hash.
@@ -326,7 +341,7 @@ class PortalUserAdmin(UserAdmin):
                     audit_record(
                         action="user.password_changed",
                         tenant=None,
-                        request=request,
+                        audit=audit_context(request),
                         target=user.get_username(),
                         details={"usable": is_password_usable(password)},  # never the password
                     )
@@ -365,11 +380,11 @@ class PortalGroupAdmin(GroupAdmin):
         # "Delete selected" skips has_delete_permission(obj): keep the support group here too.
         queryset = queryset.exclude(name=SUPPORT_GROUP)
         for group in queryset:
-            audit_record(action="group.deleted", tenant=None, request=request, target=group.name)
+            audit_record(action="group.deleted", tenant=None, audit=audit_context(request), target=group.name)
         super().delete_queryset(request, queryset)
 
     def delete_model(self, request, obj):
-        audit_record(action="group.deleted", tenant=None, request=request, target=obj.name)
+        audit_record(action="group.deleted", tenant=None, audit=audit_context(request), target=obj.name)
         super().delete_model(request, obj)
 
     def save_related(self, request, form, formsets, change):

@@ -1,8 +1,8 @@
 from django import forms
-from django.contrib.auth import get_user_model
 
 from .models import Membership, Tenant, messaging_service_sid_validator
 from .numbers import messaging_service_check
+from .selectors import user_get_by_username
 
 
 class TenantSettingsForm(forms.ModelForm):
@@ -45,7 +45,7 @@ class MembershipForm(forms.Form):
 
     def clean_username(self):
         username = self.cleaned_data["username"].strip()
-        try:
-            return get_user_model().objects.get(username=username)
-        except get_user_model().DoesNotExist as exc:
-            raise forms.ValidationError(f"No portal user named “{username}”.") from exc
+        user = user_get_by_username(username=username)
+        if user is None:
+            raise forms.ValidationError(f"No portal user named “{username}”.")
+        return user

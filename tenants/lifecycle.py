@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
+from .audit import AuditContext
 from .crypto import Secret
 from .models import Tenant
 from .services import audit_record, tenant_upsert
@@ -93,7 +94,7 @@ def subaccount_find_or_create(*, friendly_name: str, account_sid: str = "") -> S
 
 
 def tenant_create(
-    *, slug: str, name: str, actor, request=None, fields: dict | None = None
+    *, slug: str, name: str, audit: AuditContext, fields: dict | None = None
 ) -> tuple[Tenant, Subaccount]:
     """Create tenant `slug` on a new (or found, see `subaccount_find_or_create`) subaccount."""
     if Tenant.objects.filter(slug=slug).exists():
@@ -109,14 +110,12 @@ def tenant_create(
                 "status": sub.status,
                 **(fields or {}),
             },
-            actor=actor,
-            request=request,
+            audit=audit,
         )
         audit_record(
             action="subaccount.create" if sub.created else "subaccount.reuse",
             tenant=tenant,
-            actor=actor,
-            request=request,
+            audit=audit,
             target=sub.sid,
             details={"friendly_name": sub.friendly_name, "status": sub.status},
         )
@@ -132,7 +131,7 @@ _STATUS_ACTIONS = {
 }
 
 
-def _status_change(*, tenant: Tenant, action: str, actor, request, reason: str) -> Tenant:
+def _status_change(*, tenant: Tenant, action: str, audit: AuditContext, reason: str) -> Tenant:
     allowed_from, target = _STATUS_ACTIONS[action]
     tenant = Tenant.objects.get(pk=tenant.pk)
     if tenant.status not in allowed_from:
@@ -150,8 +149,7 @@ def _status_change(*, tenant: Tenant, action: str, actor, request, reason: str) 
         audit_record(
             action=f"tenant.{action}.failed",
             tenant=tenant,
-            actor=actor,
-            request=request,
+            audit=audit,
             target=tenant.account_sid,
             reason=reason,
             details={"code": exc.code, "http_status": exc.status, "explanation": exc.explanation},
@@ -165,8 +163,7 @@ def _status_change(*, tenant: Tenant, action: str, actor, request, reason: str) 
         audit_record(
             action=f"tenant.{action}",
             tenant=locked,
-            actor=actor,
-            request=request,
+            audit=audit,
             target=locked.account_sid,
             reason=reason,
             details={"from": before, "to": target},
@@ -175,17 +172,17 @@ def _status_change(*, tenant: Tenant, action: str, actor, request, reason: str) 
     return locked
 
 
-def tenant_suspend(*, tenant: Tenant, actor, request=None, reason: str = "") -> Tenant:
+def tenant_suspend(*, tenant: Tenant, audit: AuditContext, reason: str = "") -> Tenant:
     """Suspend the subaccount at Twilio (no SMS or calls, numbers kept and billed), then here."""
-    return _status_change(tenant=tenant, action="suspend", actor=actor, request=request, reason=reason)
+    return _status_change(tenant=tenant, action="suspend", audit=audit, reason=reason)
 
 
-def tenant_reactivate(*, tenant: Tenant, actor, request=None, reason: str = "") -> Tenant:
+def tenant_reactivate(*, tenant: Tenant, audit: AuditContext, reason: str = "") -> Tenant:
     """Reactivate a suspended subaccount. Fails with 21478 when Twilio itself suspended it."""
-    return _status_change(tenant=tenant, action="reactivate", actor=actor, request=request, reason=reason)
+    return _status_change(tenant=tenant, action="reactivate", audit=audit, reason=reason)
 
 
-def tenant_close(*, tenant: Tenant, confirm_slug: str, actor, request=None, reason: str = "") -> Tenant:
+def tenant_close(*, tenant: Tenant, confirm_slug: str, audit: AuditContext, reason: str = "") -> Tenant:
     """Close the subaccount for good: Twilio releases its numbers and voids its credentials.
 
     Irreversible, so the operator confirms by typing the tenant's slug. The tenant's logs,
@@ -193,19 +190,18 @@ def tenant_close(*, tenant: Tenant, confirm_slug: str, actor, request=None, reas
     """
     if (confirm_slug or "").strip() != tenant.slug:
         raise LifecycleError(f"Type the tenant's slug “{tenant.slug}” to confirm closing it.")
-    return _status_change(tenant=tenant, action="close", actor=actor, request=request, reason=reason)
+    return _status_change(tenant=tenant, action="close", audit=audit, reason=reason)
 
 
 # --- Credential rotation -------------------------------------------------------------------------
 
 
-def _audit_failure(action: str, tenant: Tenant, actor, request, target: str, step: str, exc, **details) -> None:
+def _audit_failure(action: str, tenant: Tenant, audit: AuditContext, target: str, step: str, exc, **details) -> None:
     """A credential step Twilio refused, on the record with Twilio's code and HTTP status."""
     audit_record(
         action=action,
         tenant=tenant,
-        actor=actor,
-        request=request,
+        audit=audit,
         target=target,
         details={"step": step, "code": exc.code, "http_status": exc.status, **details},
     )
@@ -262,7 +258,7 @@ class KeyRotation:
     old_key_revoked: bool  # False: revoke `old_key_sid` in the Twilio console (see the audit log)
 
 
-def api_key_rotate(*, tenant: Tenant, actor, request=None) -> KeyRotation:
+def api_key_rotate(*, tenant: Tenant, audit: AuditContext) -> KeyRotation:
     """Rotate the tenant's API key in one step: create, store, verify, switch, revoke the old.
 
     1. A new key is created at Twilio with the tenant's auth token (a standard API key may not
@@ -278,9 +274,9 @@ def api_key_rotate(*, tenant: Tenant, actor, request=None) -> KeyRotation:
     tenant = Tenant.objects.get(pk=tenant.pk)
     _require_active(tenant)
     if tenant.pending_api_key_sid:
-        _api_key_leftover_delete(tenant, actor=actor, request=request)
-    key, secret = _api_key_create_pending(tenant, actor=actor, request=request)
-    _api_key_verify(tenant, key_sid=key.sid, secret=secret, actor=actor, request=request)
+        _api_key_leftover_delete(tenant, audit=audit)
+    key, secret = _api_key_create_pending(tenant, audit=audit)
+    _api_key_verify(tenant, key_sid=key.sid, secret=secret, audit=audit)
 
     old_sid = tenant.api_key_sid
     with transaction.atomic():
@@ -295,8 +291,7 @@ def api_key_rotate(*, tenant: Tenant, actor, request=None) -> KeyRotation:
         audit_record(
             action="credentials.api_key_rotated",
             tenant=locked,
-            actor=actor,
-            request=request,
+            audit=audit,
             target=key.sid,
             details={"old_key_sid": old_sid, "new_key_sid": key.sid},
         )
@@ -307,8 +302,7 @@ def api_key_rotate(*, tenant: Tenant, actor, request=None) -> KeyRotation:
             audit_record(
                 action="credentials.api_key_revoke.failed",
                 tenant=locked,
-                actor=actor,
-                request=request,
+                audit=audit,
                 target=old_sid,
                 details={"old_key_sid": old_sid},
             )
@@ -319,22 +313,21 @@ def api_key_rotate(*, tenant: Tenant, actor, request=None) -> KeyRotation:
     return KeyRotation(new_key_sid=key.sid, old_key_sid=old_sid, old_key_revoked=revoked)
 
 
-def _api_key_leftover_delete(tenant: Tenant, *, actor, request) -> None:
+def _api_key_leftover_delete(tenant: Tenant, *, audit: AuditContext) -> None:
     """Delete the pending key an interrupted rotation left: it was never verified or used."""
     leftover = tenant.pending_api_key_sid
     if not _key_delete(tenant, leftover):
         audit_record(
             action="credentials.api_key_revoke.failed",
             tenant=tenant,
-            actor=actor,
-            request=request,
+            audit=audit,
             target=leftover,
             details={"leftover_key_sid": leftover},
         )
     _save(tenant, pending_api_key_sid="", pending_api_key_secret="")
 
 
-def _api_key_create_pending(tenant: Tenant, *, actor, request):
+def _api_key_create_pending(tenant: Tenant, *, audit: AuditContext):
     """Step 1 of `api_key_rotate`: create the key at Twilio and store it as pending at once."""
     label = f"commsportal {tenant.slug} {timezone.now():%Y-%m-%d %H:%M}"
     try:
@@ -345,14 +338,14 @@ def _api_key_create_pending(tenant: Tenant, *, actor, request):
                 .new_keys.create(friendly_name=label)
             )
     except TwilioError as exc:
-        _audit_failure("credentials.api_key_rotation.failed", tenant, actor, request, tenant.api_key_sid, "create", exc)
+        _audit_failure("credentials.api_key_rotation.failed", tenant, audit, tenant.api_key_sid, "create", exc)
         raise
     secret = Secret(key.secret)
     _save(tenant, pending_api_key_sid=key.sid, pending_api_key_secret=secret)
     return key, secret
 
 
-def _api_key_verify(tenant: Tenant, *, key_sid: str, secret: Secret, actor, request) -> None:
+def _api_key_verify(tenant: Tenant, *, key_sid: str, secret: Secret, audit: AuditContext) -> None:
     """Step 2 of `api_key_rotate`: the new key must work, else it is deleted (`RotationError`)."""
     with_new_key = credentials_client(account_sid=tenant.account_sid, username=key_sid, password=secret.reveal())
     try:
@@ -367,8 +360,7 @@ def _api_key_verify(tenant: Tenant, *, key_sid: str, secret: Secret, actor, requ
         _audit_failure(
             "credentials.api_key_rotation.failed",
             tenant,
-            actor,
-            request,
+            audit,
             key_sid,
             "verify",
             exc,
@@ -382,7 +374,7 @@ def _api_key_verify(tenant: Tenant, *, key_sid: str, secret: Secret, actor, requ
         ) from exc
 
 
-def auth_token_rotation_start(*, tenant: Tenant, actor, request=None) -> None:
+def auth_token_rotation_start(*, tenant: Tenant, audit: AuditContext) -> None:
     """Step 1 of an auth token rotation: create a secondary auth token at Twilio.
 
     It is checked (it fetches the account), then stored encrypted as the tenant's secondary
@@ -398,7 +390,7 @@ def auth_token_rotation_start(*, tenant: Tenant, actor, request=None) -> None:
     admin = tenant_auth_token_client(tenant)
 
     def failed(step: str, exc: TwilioError) -> None:
-        _audit_failure("credentials.auth_token_rotation.failed", tenant, actor, request, tenant.account_sid, step, exc)
+        _audit_failure("credentials.auth_token_rotation.failed", tenant, audit, tenant.account_sid, step, exc)
 
     try:
         with twilio_errors():
@@ -426,8 +418,7 @@ def auth_token_rotation_start(*, tenant: Tenant, actor, request=None) -> None:
         audit_record(
             action="credentials.auth_token_secondary_created",
             tenant=locked,
-            actor=actor,
-            request=request,
+            audit=audit,
             target=locked.account_sid,
         )
     logger.info("credentials.auth_token_secondary_created", extra={"tenant": tenant.slug})
@@ -463,7 +454,7 @@ def _promoted_already(tenant: Tenant, new_token: str) -> bool:
     return True
 
 
-def auth_token_rotation_promote(*, tenant: Tenant, actor, request=None) -> None:
+def auth_token_rotation_promote(*, tenant: Tenant, audit: AuditContext) -> None:
     """Step 2: promote the secondary token to primary at Twilio, then store it as the primary.
 
     After this only the new token validates webhooks (Twilio signs with its primary).
@@ -479,9 +470,7 @@ def auth_token_rotation_promote(*, tenant: Tenant, actor, request=None) -> None:
             ).accounts.v1.auth_token_promotion().update()
     except TwilioError as exc:
         if not _promoted_already(tenant, new_token):
-            _audit_failure(
-                "credentials.auth_token_rotation.failed", tenant, actor, request, tenant.account_sid, "promote", exc
-            )
+            _audit_failure("credentials.auth_token_rotation.failed", tenant, audit, tenant.account_sid, "promote", exc)
             raise
         logger.info("credentials.auth_token_promoted_earlier", extra={"tenant": tenant.slug})
     with transaction.atomic():
@@ -490,14 +479,13 @@ def auth_token_rotation_promote(*, tenant: Tenant, actor, request=None) -> None:
         audit_record(
             action="credentials.auth_token_promoted",
             tenant=locked,
-            actor=actor,
-            request=request,
+            audit=audit,
             target=locked.account_sid,
         )
     logger.info("credentials.auth_token_promoted", extra={"tenant": tenant.slug})
 
 
-def auth_token_rotation_cancel(*, tenant: Tenant, actor, request=None) -> None:
+def auth_token_rotation_cancel(*, tenant: Tenant, audit: AuditContext) -> None:
     """Abandon a rotation: delete the secondary token at Twilio and forget it here."""
     tenant = Tenant.objects.get(pk=tenant.pk)
     if not tenant.secondary_auth_token:
@@ -507,9 +495,7 @@ def auth_token_rotation_cancel(*, tenant: Tenant, actor, request=None) -> None:
             tenant_auth_token_client(tenant).accounts.v1.secondary_auth_token().delete()
     except TwilioError as exc:
         if exc.status != 404:
-            _audit_failure(
-                "credentials.auth_token_rotation.failed", tenant, actor, request, tenant.account_sid, "cancel", exc
-            )
+            _audit_failure("credentials.auth_token_rotation.failed", tenant, audit, tenant.account_sid, "cancel", exc)
             raise
     with transaction.atomic():
         locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
@@ -517,7 +503,6 @@ def auth_token_rotation_cancel(*, tenant: Tenant, actor, request=None) -> None:
         audit_record(
             action="credentials.auth_token_rotation_cancelled",
             tenant=locked,
-            actor=actor,
-            request=request,
+            audit=audit,
             target=locked.account_sid,
         )

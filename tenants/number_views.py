@@ -15,6 +15,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from . import numbers
+from .http import audit_context
 from .models import PhoneNumber
 from .phones import form_phone_region_set, tenant_phone_region
 from .registry import number_lookups
@@ -78,7 +79,7 @@ def number_list(request):
 def number_sync(request):
     tenant = request.tenant
     try:
-        report = numbers.numbers_sync(tenant=tenant, request=request)
+        report = numbers.numbers_sync(tenant=tenant, audit=audit_context(request))
     except TwilioError as exc:
         messages.error(request, f"Sync failed: {exc}")
     else:
@@ -91,7 +92,7 @@ def number_fix_webhooks(request, sid: str):
     tenant = request.tenant
     number = get_scoped_or_404(PhoneNumber, tenant=tenant, sid=sid, released_at__isnull=True)
     try:
-        changed = numbers.number_fix_webhooks(tenant=tenant, number=number, actor=request.user, request=request)
+        changed = numbers.number_fix_webhooks(tenant=tenant, number=number, audit=audit_context(request))
     except TwilioError as exc:
         messages.error(request, f"Could not fix {number.phone_number}: {exc}")
     else:
@@ -108,7 +109,7 @@ def number_release(request, sid: str):
     number = get_scoped_or_404(PhoneNumber, tenant=tenant, sid=sid, released_at__isnull=True)
     try:
         numbers.number_release(
-            tenant=tenant, number=number, actor=request.user, confirm=request.POST.get("confirm", ""), request=request
+            tenant=tenant, number=number, confirm=request.POST.get("confirm", ""), audit=audit_context(request)
         )
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
@@ -127,7 +128,7 @@ def number_buy(request):
     if request.method == "POST":
         phone = request.POST.get("phone_number", "")
         try:
-            number = numbers.number_buy(tenant=tenant, phone_number=phone, actor=request.user, request=request)
+            number = numbers.number_buy(tenant=tenant, phone_number=phone, audit=audit_context(request))
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
             return redirect("number_buy", tenant_slug=tenant.slug)

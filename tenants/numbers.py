@@ -20,6 +20,7 @@ from django.db.models import Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
+from .audit import AuditContext
 from .models import PhoneNumber, Tenant
 from .phones import phone_parse, tenant_phone_region
 from .services import audit_record
@@ -99,10 +100,11 @@ def _upsert(*, tenant: Tenant, record, membership: dict | None, now) -> tuple[Ph
     )
 
 
-def numbers_sync(*, tenant: Tenant, actor=None, request=None, page_size: int = SYNC_PAGE_SIZE) -> SyncReport:
+def numbers_sync(*, tenant: Tenant, audit: AuditContext | None = None, page_size: int = SYNC_PAGE_SIZE) -> SyncReport:
     """Fetch every number of the tenant's account (all pages) and its Messaging Service
     membership; upsert the rows and mark the ones no longer at Twilio released. Raises
-    `TwilioError` (nothing is changed then). Audited when someone asked for it."""
+    `TwilioError` (nothing is changed then). Audited when someone asked for it (`audit` given);
+    the scheduled sync passes none and leaves no event."""
     client = tenant_client(tenant)
     with twilio_errors():
         records = list(client.incoming_phone_numbers.stream(page_size=page_size))
@@ -120,12 +122,11 @@ def numbers_sync(*, tenant: Tenant, actor=None, request=None, page_size: int = S
         )
         report.released = list(gone.values_list("phone_number", flat=True))
         gone.update(released_at=now)
-        if actor is not None or request is not None:
+        if audit is not None:
             audit_record(
                 action="number.sync",
                 tenant=tenant,
-                actor=actor,
-                request=request,
+                audit=audit,
                 details={"total": report.total, "created": len(report.created), "released": len(report.released)},
             )
     return report
@@ -218,7 +219,7 @@ def number_drift(number: PhoneNumber) -> list[str]:
     return problems
 
 
-def number_fix_webhooks(*, tenant: Tenant, number: PhoneNumber, actor, request=None) -> list[str]:
+def number_fix_webhooks(*, tenant: Tenant, number: PhoneNumber, audit: AuditContext) -> list[str]:
     """Point the resource Twilio actually uses at the portal: the Messaging Service's inbound
     URL when the service uses its own inbound settings, the number's URLs otherwise. Returns
     what changed (empty when nothing drifted). Audited as 'number.fix_webhooks'."""
@@ -268,8 +269,7 @@ def number_fix_webhooks(*, tenant: Tenant, number: PhoneNumber, actor, request=N
             audit_record(
                 action="number.fix_webhooks",
                 tenant=tenant,
-                actor=actor,
-                request=request,
+                audit=audit,
                 target=number.sid,
                 details={"changed": changed, "service": number.messaging_service_sid if fix_service else ""},
             )
@@ -324,7 +324,7 @@ def numbers_search_available(
     return results
 
 
-def number_buy(*, tenant: Tenant, phone_number: str, actor, request=None) -> PhoneNumber:
+def number_buy(*, tenant: Tenant, phone_number: str, audit: AuditContext) -> PhoneNumber:
     """Buy `phone_number` for the tenant with its webhooks already pointing at the portal (one
     Twilio call, so there is never a window where a new number drops texts). Audited."""
     phone_number = phone_parse(phone_number, region=tenant_phone_region(tenant))
@@ -344,15 +344,14 @@ def number_buy(*, tenant: Tenant, phone_number: str, actor, request=None) -> Pho
         audit_record(
             action="number.buy",
             tenant=tenant,
-            actor=actor,
-            request=request,
+            audit=audit,
             target=number.sid,
             details={"phone_number": number.phone_number},
         )
     return number
 
 
-def number_release(*, tenant: Tenant, number: PhoneNumber, actor, confirm: str, request=None) -> None:
+def number_release(*, tenant: Tenant, number: PhoneNumber, confirm: str, audit: AuditContext) -> None:
     """Release the number at Twilio (irreversible: it can be bought by anyone afterwards).
     `confirm` must be the number typed out. Audited."""
     if number.tenant_id != tenant.pk:
@@ -371,8 +370,7 @@ def number_release(*, tenant: Tenant, number: PhoneNumber, actor, confirm: str, 
         audit_record(
             action="number.release",
             tenant=tenant,
-            actor=actor,
-            request=request,
+            audit=audit,
             target=number.sid,
             details={"phone_number": number.phone_number},
         )

@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 
 from .models import TIMEZONE_CHOICES, Tenant
 from .phones import DEFAULT_REGION, phone_parse
+from .selectors import tenant_slug_taken
 
 
 class TenantCreateForm(forms.Form):
@@ -18,7 +19,7 @@ class TenantCreateForm(forms.Form):
 
     def clean_slug(self) -> str:
         slug = self.cleaned_data["slug"]
-        if Tenant.objects.filter(slug=slug).exists():
+        if tenant_slug_taken(slug=slug):
             raise ValidationError("A tenant with this slug already exists.")
         return slug
 

@@ -16,9 +16,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from . import lifecycle, retention
+from .http import audit_context
 from .models import Tenant
 from .operator_forms import CloseForm, ErasureForm, ReasonForm, RetentionForm, TenantCreateForm
-from .selectors import audit_event_list
+from .selectors import audit_event_list, tenant_list_all, tenant_stored_get
 from .twilio import TwilioError
 
 
@@ -57,7 +58,7 @@ def _attempt(request, call, success: str) -> bool:
 @operator_required
 @require_GET
 def tenant_list(request):
-    tenants = Tenant.objects.order_by("name")
+    tenants = tenant_list_all()
     return render(request, "tenants/operator_list.html", {"tenants": tenants, "create_form": TenantCreateForm()})
 
 
@@ -71,8 +72,7 @@ def tenant_create(request):
             tenant, sub = lifecycle.tenant_create(
                 slug=data["slug"],
                 name=data["name"],
-                actor=request.user,
-                request=request,
+                audit=audit_context(request),
                 fields={"timezone": data["timezone"]},
             )
         except TwilioError as exc:
@@ -117,7 +117,7 @@ def _status_view(action: str):
         reason = form.cleaned_data["reason"] if form.is_valid() else ""
         _attempt(
             request,
-            lambda: service(tenant=tenant, actor=request.user, request=request, reason=reason),
+            lambda: service(tenant=tenant, audit=audit_context(request), reason=reason),
             f"{tenant.name}: {lifecycle.PAST_TENSE[action]} at Twilio and here.",
         )
         return redirect("operator:tenant_detail", slug=tenant.slug)
@@ -143,8 +143,7 @@ def tenant_close(request, slug: str):
         lambda: lifecycle.tenant_close(
             tenant=tenant,
             confirm_slug=form.cleaned_data["confirm_slug"],
-            actor=request.user,
-            request=request,
+            audit=audit_context(request),
             reason=form.cleaned_data["reason"],
         ),
         f"{tenant.name} is closed: its numbers are released and sending has stopped. Its records stay readable.",
@@ -157,7 +156,7 @@ def tenant_close(request, slug: str):
 def api_key_rotate(request, slug: str):
     tenant = get_object_or_404(Tenant, slug=slug)
     try:
-        result = lifecycle.api_key_rotate(tenant=tenant, actor=request.user, request=request)
+        result = lifecycle.api_key_rotate(tenant=tenant, audit=audit_context(request))
     except TwilioError as exc:
         messages.error(request, _twilio_refused(exc))
     except lifecycle.LifecycleError as exc:  # RotationError included: rolled back
@@ -192,7 +191,7 @@ def _auth_token_view(step: str):
     @require_POST
     def view(request, slug: str):
         tenant = get_object_or_404(Tenant, slug=slug)
-        _attempt(request, lambda: service(tenant=tenant, actor=request.user, request=request), success)
+        _attempt(request, lambda: service(tenant=tenant, audit=audit_context(request)), success)
         return redirect("operator:tenant_detail", slug=tenant.slug)
 
     view.__name__ = f"auth_token_{step}"
@@ -208,12 +207,12 @@ auth_token_cancel = _auth_token_view("cancel")
 @require_POST
 def retention_update(request, slug: str):
     tenant = get_object_or_404(Tenant, slug=slug)
-    form = RetentionForm(request.POST, instance=Tenant.objects.get(pk=tenant.pk))
+    form = RetentionForm(request.POST, instance=tenant_stored_get(tenant=tenant))
     if not form.is_valid():
         messages.error(request, "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
     else:
         changed = retention.tenant_retention_update(
-            tenant=tenant, **{k: form.cleaned_data[k] for k in form.fields}, actor=request.user, request=request
+            tenant=tenant, **{k: form.cleaned_data[k] for k in form.fields}, audit=audit_context(request)
         )
         messages.success(request, f"Saved: {', '.join(changed)}." if changed else "Nothing changed.")
     return redirect("operator:tenant_detail", slug=tenant.slug)
@@ -228,9 +227,8 @@ def number_erase(request, slug: str):
         result = retention.number_erase(
             tenant=tenant,
             phone=form.cleaned_data["phone"],
-            actor=request.user,
             reason=form.cleaned_data["reason"],
-            request=request,
+            audit=audit_context(request),
             at_twilio=form.cleaned_data["at_twilio"],
         )
         messages.success(

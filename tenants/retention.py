@@ -52,6 +52,7 @@ from django.db.models import Q, QuerySet, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
+from .audit import SYSTEM, AuditContext
 from .models import AuditEvent, SuppressionHash, SuppressionKey, Tenant
 from .phones import DEFAULT_REGION, phone_parse
 from .registry import NumberErasure, RetentionPurger, number_erasers, retention_purgers
@@ -131,7 +132,7 @@ def retention_purge_tenant(
         audit_record(
             action="retention.purge",
             tenant=tenant,
-            actor=None,
+            audit=SYSTEM,
             target=tenant.slug,
             details={k: v for k, v in asdict(report).items() if k not in ("tenant", "legal_hold", "incomplete")}
             | {"retention_days": tenant.retention_days},
@@ -218,7 +219,7 @@ def retention_purge_all(
 
 @transaction.atomic
 def tenant_retention_update(
-    *, tenant: Tenant, retention_days: int, legal_hold: bool, redact_at_twilio: bool, actor, request=None
+    *, tenant: Tenant, retention_days: int, legal_hold: bool, redact_at_twilio: bool, audit: AuditContext
 ) -> list[str]:
     """Change a tenant's retention settings; returns the names of the fields that changed."""
     locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
@@ -234,8 +235,7 @@ def tenant_retention_update(
     audit_record(
         action="retention.settings_update",
         tenant=locked,
-        actor=actor,
-        request=request,
+        audit=audit,
         target=locked.slug,
         details={"before": before, "after": {name: changes[name] for name in changed}},
     )
@@ -389,7 +389,7 @@ def json_column_scrub(
 
 
 def number_erase(
-    *, tenant: Tenant, phone: str, actor, reason: str, request=None, at_twilio: bool | None = None
+    *, tenant: Tenant, phone: str, reason: str, audit: AuditContext, at_twilio: bool | None = None
 ) -> ErasureResult:
     """Erase one number from one tenant (GDPR Art. 17), keeping only its suppression.
 
@@ -417,22 +417,21 @@ def number_erase(
             pattern=pattern,
             hint=hint,
             now=timezone.now(),
-            actor=actor,
+            actor=audit.actor,
         )
         erasers = list(number_erasers)
         for eraser in erasers:
             eraser.erase(erasure)
         # Last: the erasers' own services (an opt-out, say) may have just audited the number.
-        audit = AuditEvent.objects.filter(tenant=tenant)
+        events = AuditEvent.objects.filter(tenant=tenant)
         erasure.counts["audit_events"] = len(
-            text_columns_scrub(audit, ["target", "reason"], pattern, erasure.marker, hint)
-            | json_column_scrub(audit, "details", pattern, erasure.marker, hint)
+            text_columns_scrub(events, ["target", "reason"], pattern, erasure.marker, hint)
+            | json_column_scrub(events, "details", pattern, erasure.marker, hint)
         )
         audit_record(
             action="gdpr.erase",
             tenant=tenant,
-            actor=actor,
-            request=request,
+            audit=audit,
             target=erasure.marker,
             reason=reason,
             details=dict(erasure.counts),

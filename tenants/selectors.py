@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
-from django.db.models import Q, Sum
+from django.contrib.auth import get_user_model
+from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
+from .alerts import alerts_open_by_tenant
 from .models import AuditEvent, Membership, Tenant, WebhookRejection
+from .monitoring import reachability_snapshot
+from .registry import SupportColumn, support_columns
 
 
 def membership_list(*, tenant: Tenant):
@@ -32,8 +38,64 @@ def audit_event_list(*, tenant: Tenant | None, limit: int = 200):
     return qs[:limit]
 
 
+def tenant_slug_taken(*, slug: str) -> bool:
+    """Whether a tenant already has this slug (its URL, which never changes)."""
+    return Tenant.objects.filter(slug=slug).exists()
+
+
+def user_get_by_username(*, username: str):
+    """The portal user with this username, or None."""
+    return get_user_model().objects.filter(username=username).first()
+
+
+def tenant_list_all() -> QuerySet[Tenant]:
+    """Every tenant by name: the operators' list (they see all of them, whatever their status)."""
+    return Tenant.objects.order_by("name")
+
+
+def tenant_stored_get(*, tenant: Tenant) -> Tenant:
+    """A fresh copy of the tenant's row for a settings form: the form validates (and changes)
+    its copy, so the service still sees the values as they were and can tell what changed."""
+    return Tenant.objects.get(pk=tenant.pk)
+
+
 def tenant_list_for(user, *, search: str = ""):
     qs = Tenant.objects.visible_to(user)
     if search:
         qs = qs.filter(Q(name__icontains=search) | Q(slug__icontains=search))
     return qs
+
+
+@dataclass(frozen=True)
+class SupportOverview:
+    """The support overview's table: one row per tenant (its own figures and each app's
+    column values), the columns the apps registered, and what has no row of its own."""
+
+    rows: list[dict[str, Any]]
+    columns: list[SupportColumn]
+    unknown_rejections: int
+    snapshot: dict | None
+
+
+def support_overview_get(*, user, search: str = "") -> SupportOverview:
+    """Every tenant `user` may see at a glance: the apps' figures per tenant
+    (`tenants.registry.support_columns`), webhook rejections (7 d), open alerts and Twilio
+    reachability (last cached check). Each figure is collected for all tenants at once, not
+    per row, so the page costs a few grouped queries however many tenants there are. Worst
+    first by each app's order (e.g. failure rate, tenants without one last), then by name."""
+    columns = list(support_columns)
+    now = timezone.now()
+    collected = {column.key: column.collect(now=now) for column in columns}
+    rejections = webhook_rejections_by_tenant(days=7)
+    open_alerts = alerts_open_by_tenant()
+    snapshot = reachability_snapshot()
+    reachability = (snapshot or {}).get("tenants", {})
+    rows = []
+    for t in tenant_list_for(user, search=search):
+        values = {c.key: collected[c.key][t.id] if t.id in collected[c.key] else c.empty() for c in columns}
+        row = {"tenant": t, **values, "rejected": rejections.get(t.id, 0)}
+        row |= {"alerts": open_alerts.get(t.id, []), "twilio": reachability.get(t.slug)}
+        row["cells"] = [(c.cell_template_name, values[c.key]) for c in columns]
+        rows.append(row)
+    rows.sort(key=lambda r: (*(c.sort_key(r[c.key]) for c in columns if c.sort_key), r["tenant"].name))
+    return SupportOverview(rows=rows, columns=columns, unknown_rejections=rejections.get(None, 0), snapshot=snapshot)

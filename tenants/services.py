@@ -7,7 +7,6 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 
 from .audit import AuditContext
-from .http import client_ip
 from .models import SUPPORT_GROUP, AuditEvent, Membership, Tenant
 
 
@@ -15,34 +14,30 @@ def audit_record(
     *,
     action: str,
     tenant: Tenant | None,
-    actor=None,
+    audit: AuditContext,
     target: str = "",
     reason: str = "",
     details: dict | None = None,
-    request=None,
-    audit: AuditContext | None = None,
 ) -> AuditEvent:
-    """Append one audit event: who (actor), when, tenant, what, from which IP."""
-    if audit is not None:
-        actor, ip = audit.actor, audit.ip
-    else:
-        if actor is None and request is not None and request.user.is_authenticated:
-            actor = request.user
-        ip = client_ip(request)
+    """Append one audit event: who (actor), when, tenant, what, from which IP.
+
+    The caller hands who and where as one `AuditContext` (a view builds it from its request,
+    jobs pass `SYSTEM`), so nothing below the view needs the `HttpRequest`.
+    """
     return AuditEvent.objects.create(
         tenant=tenant,
-        actor=actor,
-        actor_label=getattr(actor, "username", "") or "system",
+        actor=audit.actor,
+        actor_label=audit.actor_label,
         action=action,
         target=target[:200],
         reason=reason,
         details=details or {},
-        ip_address=ip,
+        ip_address=audit.ip,
     )
 
 
 @transaction.atomic
-def tenant_upsert(*, slug: str, fields: dict, actor=None, request=None) -> tuple[Tenant, bool]:
+def tenant_upsert(*, slug: str, fields: dict, audit: AuditContext) -> tuple[Tenant, bool]:
     """Create the tenant `slug` or update the given fields of an existing one."""
     tenant = Tenant.objects.select_for_update().filter(slug=slug).first()
     created = tenant is None
@@ -55,8 +50,7 @@ def tenant_upsert(*, slug: str, fields: dict, actor=None, request=None) -> tuple
     audit_record(
         action="tenant.create" if created else "tenant.update",
         tenant=tenant,
-        actor=actor,
-        request=request,
+        audit=audit,
         target=slug,
         details={"fields": sorted(fields)},  # names only: values may be secrets
     )
@@ -64,7 +58,7 @@ def tenant_upsert(*, slug: str, fields: dict, actor=None, request=None) -> tuple
 
 
 @transaction.atomic
-def tenant_settings_update(*, tenant: Tenant, changes: dict, request) -> list[str]:
+def tenant_settings_update(*, tenant: Tenant, changes: dict, audit: AuditContext) -> list[str]:
     """Apply an admin's settings form; returns the names of the fields that changed."""
     changed = [name for name, value in changes.items() if getattr(tenant, name) != value]
     for name in changed:
@@ -73,7 +67,7 @@ def tenant_settings_update(*, tenant: Tenant, changes: dict, request) -> list[st
         tenant.full_clean()
         # Only these columns: a whole-row save could undo a credential rotation that ran meanwhile.
         tenant.save(update_fields=[*changed, "updated_at"])
-        audit_record(action="tenant.settings_update", tenant=tenant, request=request, details={"fields": changed})
+        audit_record(action="tenant.settings_update", tenant=tenant, audit=audit, details={"fields": changed})
     return changed
 
 
@@ -108,7 +102,7 @@ def tenant_membership_lock(tenant: Tenant) -> None:
 
 
 @transaction.atomic
-def membership_set(*, user, tenant: Tenant, role: str, actor=None, request=None) -> tuple[Membership, str]:
+def membership_set(*, user, tenant: Tenant, role: str, audit: AuditContext) -> tuple[Membership, str]:
     """Give `user` `role` in `tenant`; returns the membership and 'added', 'changed' or 'unchanged'.
 
     Raises LastAdminError (nothing written) when it would demote the tenant's last active admin.
@@ -127,8 +121,7 @@ def membership_set(*, user, tenant: Tenant, role: str, actor=None, request=None)
         audit_record(
             action=f"membership.{outcome}",
             tenant=tenant,
-            actor=actor,
-            request=request,
+            audit=audit,
             target=user.get_username(),
             details=details,
         )
@@ -136,7 +129,7 @@ def membership_set(*, user, tenant: Tenant, role: str, actor=None, request=None)
 
 
 @transaction.atomic
-def membership_remove(*, membership: Membership, request) -> None:
+def membership_remove(*, membership: Membership, audit: AuditContext) -> None:
     """Take `membership`'s user out of the tenant; raises LastAdminError (nothing written) when
     they are its last active admin."""
     tenant_membership_lock(membership.tenant)
@@ -145,7 +138,7 @@ def membership_remove(*, membership: Membership, request) -> None:
     audit_record(
         action="membership.removed",
         tenant=membership.tenant,
-        request=request,
+        audit=audit,
         target=membership.user.get_username(),
         details={"role": membership.role},
     )
@@ -153,37 +146,37 @@ def membership_remove(*, membership: Membership, request) -> None:
 
 
 @transaction.atomic
-def support_grant(*, user, actor=None, request=None) -> bool:
+def support_grant(*, user, audit: AuditContext) -> bool:
     """Put `user` in the support staff group; True when that changed anything."""
     group, _ = Group.objects.get_or_create(name=SUPPORT_GROUP)
     if user.groups.filter(pk=group.pk).exists():
         return False
     user.groups.add(group)
     user.__dict__.pop("_is_support", None)  # is_support() caches on the instance
-    audit_record(action="support.granted", tenant=None, actor=actor, request=request, target=user.get_username())
+    audit_record(action="support.granted", tenant=None, audit=audit, target=user.get_username())
     return True
 
 
 @transaction.atomic
-def support_revoke(*, user, actor=None, request=None) -> bool:
+def support_revoke(*, user, audit: AuditContext) -> bool:
     """Take `user` out of the support staff group; True when that changed anything."""
     group = Group.objects.filter(name=SUPPORT_GROUP).first()
     if group is None or not user.groups.filter(pk=group.pk).exists():
         return False
     user.groups.remove(group)
     user.__dict__.pop("_is_support", None)
-    audit_record(action="support.revoked", tenant=None, actor=actor, request=request, target=user.get_username())
+    audit_record(action="support.revoked", tenant=None, audit=audit, target=user.get_username())
     return True
 
 
 @transaction.atomic
-def superuser_grant(*, user, actor=None) -> bool:
+def superuser_grant(*, user, audit: AuditContext) -> bool:
     """Make `user` a platform operator (superuser and staff); True when that changed anything."""
     if user.is_superuser and user.is_staff:
         return False
     user.is_superuser = user.is_staff = True
     user.save(update_fields=["is_superuser", "is_staff"])
-    audit_record(action="superuser.granted", tenant=None, actor=actor, target=user.get_username())
+    audit_record(action="superuser.granted", tenant=None, audit=audit, target=user.get_username())
     return True
 
 

@@ -16,17 +16,18 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from .alerts import alerts_open_by_tenant
 from .exports import safe_row
 from .forms import MembershipForm, TenantSettingsForm
-from .models import Membership, Tenant, is_support
+from .http import audit_context
+from .models import Membership, is_support
 from .monitoring import reachability_snapshot, reachability_summary
-from .registry import overview_panels, support_columns
+from .registry import overview_panels
 from .selectors import (
     membership_list,
+    support_overview_get,
     tenant_list_for,
+    tenant_stored_get,
     webhook_rejection_list,
-    webhook_rejections_by_tenant,
 )
 from .services import LastAdminError, audit_record, membership_remove, membership_set, tenant_settings_update
 
@@ -59,10 +60,10 @@ def tenant_dashboard(request):
 def tenant_settings(request):
     tenant = request.tenant
     # The form validates a copy, so the service can see what actually changed.
-    form = TenantSettingsForm(request.POST or None, instance=Tenant.objects.get(pk=tenant.pk))
+    form = TenantSettingsForm(request.POST or None, instance=tenant_stored_get(tenant=tenant))
     if request.method == "POST" and form.is_valid():
         changed = tenant_settings_update(
-            tenant=tenant, changes={k: form.cleaned_data[k] for k in form.fields}, request=request
+            tenant=tenant, changes={k: form.cleaned_data[k] for k in form.fields}, audit=audit_context(request)
         )
         messages.success(request, f"Saved: {', '.join(changed)}." if changed else "Nothing changed.")
         return redirect("tenant_settings", tenant_slug=tenant.slug)
@@ -79,7 +80,10 @@ def tenant_members(request):
     if request.method == "POST" and form.is_valid():
         try:
             _, outcome = membership_set(
-                user=form.cleaned_data["username"], tenant=tenant, role=form.cleaned_data["role"], request=request
+                user=form.cleaned_data["username"],
+                tenant=tenant,
+                role=form.cleaned_data["role"],
+                audit=audit_context(request),
             )
         except LastAdminError as exc:
             form.add_error("role", str(exc))
@@ -98,7 +102,7 @@ def tenant_member_remove(request, membership_id: int):
         messages.error(request, "You cannot remove yourself; ask another admin.")
     else:
         try:
-            membership_remove(membership=membership, request=request)
+            membership_remove(membership=membership, audit=audit_context(request))
         except LastAdminError as exc:
             messages.error(request, str(exc))
         else:
@@ -109,30 +113,16 @@ def tenant_member_remove(request, membership_id: int):
 @require_GET
 def support_overview(request):
     """Every tenant at a glance for support staff and operators: the apps' figures per tenant
-    (`tenants.registry.support_columns`, e.g. messaging's failure rate over 24 h, worst first),
-    webhook rejections (7 d), open alerts and Twilio reachability (last cached check).
-    `?format=csv` downloads the same table (audited: a cross-tenant export)."""
+    (`tenants.selectors.support_overview_get`, e.g. messaging's failure rate over 24 h, worst
+    first), webhook rejections, open alerts and Twilio reachability. `?format=csv` downloads the
+    same table (audited: a cross-tenant export)."""
     if not (request.user.is_superuser or is_support(request.user)):
         raise PermissionDenied("Support staff only.")
-    columns = list(support_columns)
-    now = timezone.now()
-    collected = {column.key: column.collect(now=now) for column in columns}
-    rejections = webhook_rejections_by_tenant(days=7)
-    open_alerts = alerts_open_by_tenant()
-    snapshot = reachability_snapshot()
-    reachability = (snapshot or {}).get("tenants", {})
-    rows = []
-    for t in tenant_list_for(request.user, search=request.GET.get("q", "").strip()):
-        values = {c.key: collected[c.key][t.id] if t.id in collected[c.key] else c.empty() for c in columns}
-        row = {"tenant": t, **values, "rejected": rejections.get(t.id, 0)}
-        row |= {"alerts": open_alerts.get(t.id, []), "twilio": reachability.get(t.slug)}
-        row["cells"] = [(c.cell_template_name, values[c.key]) for c in columns]
-        rows.append(row)
-    # Worst first by each app's order (e.g. failure rate, tenants without one last), then by name.
-    rows.sort(key=lambda r: (*(c.sort_key(r[c.key]) for c in columns if c.sort_key), r["tenant"].name))
+    overview = support_overview_get(user=request.user, search=request.GET.get("q", "").strip())
+    rows, columns = overview.rows, overview.columns
     if request.GET.get("format") == "csv":
         return _support_overview_csv(request, rows, columns)
-    summary = reachability_summary(snapshot)
+    summary = reachability_summary(overview.snapshot)
     return render(
         request,
         "tenants/support_overview.html",
@@ -141,7 +131,7 @@ def support_overview(request):
             "columns": columns,
             "column_count": SUPPORT_OVERVIEW_OWN_HTML_COLUMNS + sum(c.header_count for c in columns),
             "captions": [c.caption for c in columns if c.caption],
-            "unknown_rejections": rejections.get(None, 0),
+            "unknown_rejections": overview.unknown_rejections,
             "q": request.GET.get("q", ""),
             "twilio_summary": summary,
             "twilio_checked_at": datetime.fromisoformat(summary["checked_at"]) if summary["checked_at"] else None,
@@ -161,7 +151,7 @@ def _support_overview_csv(request, rows: list[dict], columns: list) -> HttpRespo
     audit_record(
         action="export.support_overview",
         tenant=None,
-        request=request,
+        audit=audit_context(request),
         target="all tenants",
         details={"format": "csv", "rows": len(rows), "q": request.GET.get("q", "").strip()},
     )

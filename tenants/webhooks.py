@@ -22,9 +22,9 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from twilio.request_validator import HMAC_SHA1, HMAC_SHA256, RequestValidator, get_signature_algorithm
 
+from .http import client_ip
 from .models import Tenant, WebhookRejection
 from .phones import phone_mask
-from .services import client_ip
 
 logger = logging.getLogger("commsportal.webhooks")
 

@@ -9,7 +9,7 @@ from django.http import HttpResponse, HttpResponseBadRequest, HttpResponseForbid
 from django.views.decorators.csrf import csrf_exempt
 from sendgrid.helpers.eventwebhook import EventWebhook
 
-from tenants.services import client_ip
+from tenants.http import client_ip
 
 logger = logging.getLogger("commsportal.webhooks")
 

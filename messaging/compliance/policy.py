@@ -3,11 +3,13 @@ under the row's lock)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import time
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from tenants.audit import AuditContext
 from tenants.models import Tenant
 from tenants.services import audit_record
 
@@ -38,7 +40,7 @@ def _as_time(value) -> time:
 
 
 @transaction.atomic
-def sending_policy_update(*, tenant: Tenant, changes: dict, actor=None, request=None) -> list[str]:
+def sending_policy_update(*, tenant: Tenant, changes: dict, audit: AuditContext) -> list[str]:
     """Apply an admin's edits to the tenant's policy; returns the names of the fields that
     changed. `changes` holds only the fields the admin edited (`SendingPolicyForm.changes()`):
     any other value the form showed may predate another admin's save and must not be written
@@ -61,5 +63,24 @@ def sending_policy_update(*, tenant: Tenant, changes: dict, actor=None, request=
         )
     if details:
         policy.save(update_fields=list(details))
-        audit_record(action="sending_policy.update", tenant=tenant, actor=actor, request=request, details=details)
+        audit_record(action="sending_policy.update", tenant=tenant, audit=audit, details=details)
     return list(details)
+
+
+@transaction.atomic
+def sending_policy_edit(
+    *, tenant: Tenant, edit: Callable[[SendingPolicy], dict | None], audit: AuditContext
+) -> list[str] | None:
+    """Validate and save an admin's edit under the policy row's lock.
+
+    `edit` gets the locked row (the form validates against it) and returns the edited fields,
+    or None when the edit is invalid (nothing is written then, and None is returned). Holding
+    the lock across validation makes two admins saving at once be checked one after the other,
+    each against what the other saved: two edits that are each fine alone (opening 19:00,
+    closing 10:00) must not make a window that never opens.
+    """
+    locked = SendingPolicy.objects.select_for_update().get(tenant=tenant)
+    changes = edit(locked)
+    if changes is None:
+        return None
+    return sending_policy_update(tenant=tenant, changes=changes, audit=audit)

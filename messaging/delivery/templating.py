@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from tenants.audit import AuditContext
 from tenants.models import Tenant
 from tenants.services import audit_record
 
@@ -127,17 +128,17 @@ def _save(template: MessageTemplate) -> None:
 
 
 @transaction.atomic
-def template_create(*, tenant: Tenant, name: str, purpose: str, body: str, request=None) -> MessageTemplate:
+def template_create(*, tenant: Tenant, name: str, purpose: str, body: str, audit: AuditContext) -> MessageTemplate:
     """Create a tenant's template after validating its placeholders; audited."""
     template_validate(body)
     template = MessageTemplate(tenant=tenant, name=name, purpose=purpose, body=body)
     _save(template)
-    audit_record(action="template.create", tenant=tenant, request=request, target=name, details={"id": template.pk})
+    audit_record(action="template.create", tenant=tenant, audit=audit, target=name, details={"id": template.pk})
     return template
 
 
 @transaction.atomic
-def template_update(*, template: MessageTemplate, changes: dict, request=None) -> list[str]:
+def template_update(*, template: MessageTemplate, changes: dict, audit: AuditContext) -> list[str]:
     """Apply changes (name, purpose, body); returns the names of the fields that changed; audited."""
     if "body" in changes:
         template_validate(changes["body"])
@@ -149,7 +150,7 @@ def template_update(*, template: MessageTemplate, changes: dict, request=None) -
         audit_record(
             action="template.update",
             tenant=template.tenant,
-            request=request,
+            audit=audit,
             target=template.name,
             details={"id": template.pk, "fields": changed},
         )
@@ -157,7 +158,7 @@ def template_update(*, template: MessageTemplate, changes: dict, request=None) -
 
 
 @transaction.atomic
-def template_delete(*, template: MessageTemplate, request=None) -> None:
+def template_delete(*, template: MessageTemplate, audit: AuditContext) -> None:
     """Delete a template no bulk send refers to (their history keeps the template); audited."""
     if BulkSend.objects.for_tenant(template.tenant).filter(template=template).exists():
         raise ValidationError(
@@ -168,7 +169,7 @@ def template_delete(*, template: MessageTemplate, request=None) -> None:
     audit_record(
         action="template.delete",
         tenant=template.tenant,
-        request=request,
+        audit=audit,
         target=template.name,
         details={"id": template.pk},
     )
@@ -179,6 +180,21 @@ def template_list(*, tenant: Tenant):
     return MessageTemplate.objects.for_tenant(tenant).order_by("name")
 
 
+def template_name_taken(*, tenant: Tenant, name: str, exclude_id: int | None = None) -> bool:
+    """Whether another of the tenant's templates has this name (case aside): names pick a
+    template in the bulk form, so two that differ only in case would be confused."""
+    clash = MessageTemplate.objects.for_tenant(tenant).filter(name__iexact=name)
+    if exclude_id is not None:
+        clash = clash.exclude(pk=exclude_id)
+    return clash.exists()
+
+
+def template_stored_get(*, tenant: Tenant, template_id: int) -> MessageTemplate:
+    """The template as stored now: a bound form copies its new values onto its instance, and an
+    update must compare with the row, not with that copy."""
+    return MessageTemplate.objects.for_tenant(tenant).get(pk=template_id)
+
+
 __all__ = [
     "ParsedTemplate",
     "VARIABLE_RE",
@@ -186,8 +202,10 @@ __all__ = [
     "template_create",
     "template_delete",
     "template_list",
+    "template_name_taken",
     "template_parse",
     "template_sample_values",
+    "template_stored_get",
     "template_update",
     "template_validate",
 ]

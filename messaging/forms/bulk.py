@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from tenants.phones import phone_parse, tenant_phone_region
 
 from ..delivery.bulk.upload import MAX_CSV_BYTES, CsvUpload, bulk_csv_read
-from ..delivery.templating import template_parse
+from ..delivery.templating import template_list, template_name_taken, template_parse
 from ..models import MessageTemplate, Purpose
 
 
@@ -28,10 +28,7 @@ class MessageTemplateForm(forms.ModelForm):
 
     def clean_name(self):
         name = self.cleaned_data["name"].strip()
-        clash = MessageTemplate.objects.for_tenant(self.tenant).filter(name__iexact=name)
-        if self.instance.pk:
-            clash = clash.exclude(pk=self.instance.pk)
-        if clash.exists():
+        if template_name_taken(tenant=self.tenant, name=name, exclude_id=self.instance.pk or None):
             raise ValidationError("This tenant already has a template with that name.")
         return name
 
@@ -65,7 +62,7 @@ class BulkUploadForm(forms.Form):
     def __init__(self, *args, tenant, **kwargs):
         self.tenant = tenant
         super().__init__(*args, **kwargs)
-        self.fields["template"].queryset = MessageTemplate.objects.for_tenant(tenant).order_by("name")
+        self.fields["template"].queryset = template_list(tenant=tenant)
         if tenant.messaging_service_sid:
             service = tenant.messaging_service_sid
             self.fields["sender"].help_text = f"Optional: leave empty to send through the Messaging Service {service}."

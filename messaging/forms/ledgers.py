@@ -17,7 +17,7 @@ from ..intake.keywords import (
     classify_keyword,
     normalize_keyword,
 )
-from ..ledgers.selectors import opt_out_latest
+from ..ledgers.selectors import opt_out_latest, tenant_keyword_list
 from ..models import ConsentEvent, OptOutEvent, Purpose, TenantKeyword
 from .fields import NumberSearchField, PhoneField
 
@@ -201,7 +201,7 @@ class TenantKeywordForm(forms.Form):
         if not word or not kind:
             return cleaned
         existing = {k: [] for k in TenantKeyword.Kind.values}
-        for keyword in TenantKeyword.objects.for_tenant(self.tenant):
+        for keyword in tenant_keyword_list(tenant=self.tenant):
             existing[keyword.kind].append(keyword.word)
         # Classify exactly as an inbound message would be, accents and defaults included.
         taken = classify_keyword(

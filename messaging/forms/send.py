@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from django import forms
 
-from tenants.models import PhoneNumber, Tenant
+from tenants.models import Tenant
 from tenants.phones import tenant_phone_region
 
+from ..log import sender_numbers_list
 from ..models import Purpose
 from .fields import PhoneField
 
@@ -17,12 +18,7 @@ def sender_choices(tenant: Tenant) -> list[tuple[str, str]]:
     choices = []
     if tenant.messaging_service_sid:
         choices.append((tenant.messaging_service_sid, f"Messaging Service {tenant.messaging_service_sid}"))
-    numbers = (
-        PhoneNumber.objects.for_tenant(tenant)
-        .filter(sms=True, released_at__isnull=True)
-        .order_by("phone_number")
-        .values_list("phone_number", "friendly_name")
-    )
+    numbers = sender_numbers_list(tenant=tenant)
     choices += [(number, f"{number} · {name}" if name and name != number else number) for number, name in numbers]
     return choices
 

@@ -3,12 +3,15 @@ timeline, with what was sent while it was opted out."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from tenants import twilio_codes
+from tenants.audit import AuditContext
 from tenants.models import Tenant
+from tenants.phones import phone_mask
+from tenants.services import audit_record
 
 from .. import statuses
 from ..intake.keywords import DEFAULT_OPT_IN_KEYWORDS, DEFAULT_OPT_OUT_KEYWORDS, normalize_keyword
@@ -345,3 +348,70 @@ def _twilio_heard(event: OptOutEvent) -> bool:
         return False
     defaults = DEFAULT_OPT_OUT_KEYWORDS if event.action == OptOutEvent.Action.OPT_OUT else DEFAULT_OPT_IN_KEYWORDS
     return normalize_keyword(event.keyword) in defaults
+
+
+# --- Export -------------------------------------------------------------------------------------
+
+#: The export's columns, in order: what a reader of the CSV relies on.
+HISTORY_COLUMNS = (
+    "occurred_at_utc",
+    "category",
+    "action",
+    "phone",
+    "purpose",
+    "source",
+    "sender",
+    "text",
+    "actor",
+    "disclosure_version",
+    "disclosure_sha256",
+    "ip_address",
+    "user_agent",
+    "reference",
+    "alert",
+)
+
+
+def number_history_export(
+    *,
+    tenant: Tenant,
+    history: NumberHistory,
+    export: str,
+    show: Callable[[str], str],
+    masked: bool,
+    audit: AuditContext,
+) -> list[dict]:
+    """The history as export rows, each number as `show` gives it to this viewer, audited.
+
+    An export is personal data leaving the portal, whoever takes it (a member, or support
+    staff reading another tenant's data), so each one is on the record, the number masked
+    like every audit target.
+    """
+    rows = [
+        {
+            "occurred_at_utc": e.at.astimezone(UTC).isoformat(),
+            "category": e.category,
+            "action": e.action,
+            "phone": show(history.phone),
+            "purpose": e.purpose,
+            "source": e.source,
+            "sender": show(e.sender) if e.sender.startswith("+") else e.sender,
+            "text": e.text,
+            "actor": e.actor,
+            "disclosure_version": e.disclosure_version,
+            "disclosure_sha256": e.disclosure_sha256,
+            "ip_address": e.ip_address,
+            "user_agent": e.user_agent,
+            "reference": e.reference,
+            "alert": "yes" if e.alert else "",
+        }
+        for e in history.timeline()
+    ]
+    audit_record(
+        action="export.number_history",
+        tenant=tenant,
+        audit=audit,
+        target=phone_mask(history.phone),
+        details={"format": export, "rows": len(rows), "masked": masked},
+    )
+    return rows

@@ -29,6 +29,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from tenants.audit import AuditContext
 from tenants.crypto import fernet
 from tenants.models import Tenant
 from tenants.phones import phone_parse, tenant_phone_region
@@ -201,17 +202,17 @@ def opt_out_import_check(*, tenant: Tenant, content: bytes) -> ImportReport:
 
 
 @transaction.atomic
-def opt_out_import_apply(*, tenant: Tenant, content: bytes, request, filename: str = "") -> ImportReport:
+def opt_out_import_apply(*, tenant: Tenant, content: bytes, audit: AuditContext, filename: str = "") -> ImportReport:
     """Import an opt-out CSV: everything or, on any invalid row, nothing. Audited."""
     report = opt_out_import_check(tenant=tenant, content=content)
     if not report.ok:
         return report
-    events = opt_out_bulk_record(tenant=tenant, rows=report.rows, source=OptOutEvent.Source.IMPORT, actor=request.user)
+    events = opt_out_bulk_record(tenant=tenant, rows=report.rows, source=OptOutEvent.Source.IMPORT, actor=audit.actor)
     report.imported = len(events)
     audit_record(
         action="opt_out.import",
         tenant=tenant,
-        request=request,
+        audit=audit,
         target=filename[:200],
         details={"rows": report.total_rows, "imported": report.imported, "skipped": len(report.skipped)},
     )
@@ -342,7 +343,7 @@ def _consent_keys(*, tenant: Tenant, phones: set[str]) -> set[tuple]:
 
 
 @transaction.atomic
-def consent_import_apply(*, tenant: Tenant, content: bytes, request, filename: str = "") -> ImportReport:
+def consent_import_apply(*, tenant: Tenant, content: bytes, audit: AuditContext, filename: str = "") -> ImportReport:
     """Import a consent CSV: everything or, on any invalid row, nothing. Audited."""
     report = consent_import_check(tenant=tenant, content=content)
     if not report.ok:
@@ -361,7 +362,7 @@ def consent_import_apply(*, tenant: Tenant, content: bytes, request, filename: s
                 disclosure=disclosures.get(disclosure_hash(row.disclosure_text)) if row.disclosure_text else None,
                 ip_address=row.ip_address,
                 user_agent=row.user_agent,
-                captured_by=request.user,
+                captured_by=audit.actor,
                 captured_at=row.captured_at,
                 note=note[:1000],
             )
@@ -373,7 +374,7 @@ def consent_import_apply(*, tenant: Tenant, content: bytes, request, filename: s
     audit_record(
         action="consent.import",
         tenant=tenant,
-        request=request,
+        audit=audit,
         target=filename[:200],
         details={"rows": report.total_rows, "imported": report.imported, "skipped": len(report.skipped)},
     )

@@ -9,6 +9,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from tenants.audit import AuditContext
 from tenants.models import Tenant
 from tenants.phones import phone_mask
 from tenants.services import audit_record
@@ -83,7 +84,7 @@ def _review_copy(source: RevocationReview, target: RevocationReview) -> None:
 
 
 @transaction.atomic
-def revocation_confirm(*, tenant: Tenant, review: RevocationReview, actor, note: str = "", request=None) -> OptOutEvent:
+def revocation_confirm(*, tenant: Tenant, review: RevocationReview, audit: AuditContext, note: str = "") -> OptOutEvent:
     """An admin confirms a free-text revocation: the number is opted out (source
     `revocation_review`, every granted consent revoked) and the message becomes evidence.
 
@@ -100,12 +101,12 @@ def revocation_confirm(*, tenant: Tenant, review: RevocationReview, actor, note:
         source=OptOutEvent.Source.REVOCATION_REVIEW,
         sender=message.messaging_service_sid or message.to_number,
         reason="Free-text revocation confirmed in review" + (f": {note}" if note else ""),
-        actor=actor,
+        actor=audit.actor,
         message=message,
     )
     Message.objects.for_tenant(tenant).filter(pk=message.pk).update(is_evidence=True)
     locked.status = RevocationReview.Status.CONFIRMED
-    locked.decided_by = actor
+    locked.decided_by = audit.actor
     locked.decided_at = event.created_at
     locked.decision_note = note
     locked.opt_out_event = event
@@ -114,17 +115,16 @@ def revocation_confirm(*, tenant: Tenant, review: RevocationReview, actor, note:
     audit_record(
         action="revocation.confirm",
         tenant=tenant,
-        actor=actor,
+        audit=audit,
         target=f"revocation review #{locked.pk} ({phone_mask(locked.phone)})",
         reason=note,
         details={"review": locked.pk, "opt_out_event": event.pk, "message_sid": message.sid or ""},
-        request=request,
     )
     return event
 
 
 @transaction.atomic
-def revocation_dismiss(*, tenant: Tenant, review: RevocationReview, actor, note: str, request=None) -> RevocationReview:
+def revocation_dismiss(*, tenant: Tenant, review: RevocationReview, audit: AuditContext, note: str) -> RevocationReview:
     """An admin decides a flagged message was not a revocation ("stop by at 5" was literal).
 
     The note is required: a dismissal keeps a number reachable, so the reason must be on
@@ -135,7 +135,7 @@ def revocation_dismiss(*, tenant: Tenant, review: RevocationReview, actor, note:
         raise ValueError("Say why this message is not a revocation.")
     locked = _review_lock(tenant=tenant, review=review)
     locked.status = RevocationReview.Status.DISMISSED
-    locked.decided_by = actor
+    locked.decided_by = audit.actor
     locked.decided_at = timezone.now()
     locked.decision_note = note
     locked.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
@@ -143,10 +143,9 @@ def revocation_dismiss(*, tenant: Tenant, review: RevocationReview, actor, note:
     audit_record(
         action="revocation.dismiss",
         tenant=tenant,
-        actor=actor,
+        audit=audit,
         target=f"revocation review #{locked.pk} ({phone_mask(locked.phone)})",
         reason=note,
         details={"review": locked.pk, "message_sid": locked.message.sid or ""},
-        request=request,
     )
     return locked

@@ -11,6 +11,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
+from tenants.audit import AuditContext
 from tenants.models import Tenant
 from tenants.phones import phone_mask
 from tenants.services import audit_record
@@ -149,18 +150,18 @@ def consent_record(
 
 
 @transaction.atomic
-def opt_out_admin_change(*, tenant: Tenant, phone: str, action: str, reason: str, request) -> OptOutEvent:
+def opt_out_admin_change(*, tenant: Tenant, phone: str, action: str, reason: str, audit: AuditContext) -> OptOutEvent:
     """An admin opts `phone` out (action 'opt_out') or back in ('opt_in'), with a reason.
 
     Opting back in lifts only the portal's own block: if the person had texted STOP, Twilio
     keeps refusing sends (21610) until they text START to that sender.
     """
     record = opt_out_record if action == OptOutEvent.Action.OPT_OUT else opt_in_record
-    event = record(tenant=tenant, phone=phone, source=OptOutEvent.Source.ADMIN, reason=reason, actor=request.user)
+    event = record(tenant=tenant, phone=phone, source=OptOutEvent.Source.ADMIN, reason=reason, actor=audit.actor)
     audit_record(
         action="opt_out.add" if action == OptOutEvent.Action.OPT_OUT else "opt_out.remove",
         tenant=tenant,
-        request=request,
+        audit=audit,
         target=phone_mask(phone),  # the ledger event it names holds the number
         reason=reason,
         details={"opt_out_event": event.pk},
@@ -233,7 +234,7 @@ def consent_capture(
     purpose: str,
     action: str,
     method: str,
-    request,
+    audit: AuditContext,
     source: str = "",
     disclosure_text: str = "",
     disclosure_version: str = "",
@@ -254,14 +255,14 @@ def consent_capture(
         disclosure_version=disclosure_version,
         ip_address=ip_address,
         user_agent=user_agent,
-        captured_by=request.user,
+        captured_by=audit.actor,
         captured_at=captured_at,
         note=note,
     )
     audit_record(
         action="consent.capture",
         tenant=tenant,
-        request=request,
+        audit=audit,
         target=phone_mask(phone),  # the ledger event it names holds the number
         details={"consent_event": event.pk, "purpose": purpose, "action": action, "method": method},
     )
@@ -269,16 +270,16 @@ def consent_capture(
 
 
 @transaction.atomic
-def tenant_keyword_add(*, tenant: Tenant, kind: str, word: str, request) -> TenantKeyword:
+def tenant_keyword_add(*, tenant: Tenant, kind: str, word: str, audit: AuditContext) -> TenantKeyword:
     """Add a tenant keyword; `word` must already be normalised and free (see the form)."""
     keyword = TenantKeyword.objects.create(tenant=tenant, kind=kind, word=word)
-    audit_record(action="keyword.add", tenant=tenant, request=request, target=word, details={"kind": kind})
+    audit_record(action="keyword.add", tenant=tenant, audit=audit, target=word, details={"kind": kind})
     return keyword
 
 
 @transaction.atomic
-def tenant_keyword_remove(*, tenant: Tenant, keyword: TenantKeyword, request) -> None:
+def tenant_keyword_remove(*, tenant: Tenant, keyword: TenantKeyword, audit: AuditContext) -> None:
     audit_record(
-        action="keyword.remove", tenant=tenant, request=request, target=keyword.word, details={"kind": keyword.kind}
+        action="keyword.remove", tenant=tenant, audit=audit, target=keyword.word, details={"kind": keyword.kind}
     )
     TenantKeyword.objects.for_tenant(tenant).filter(pk=keyword.pk).delete()

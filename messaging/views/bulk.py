@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from tenants.http import audit_context
 from tenants.pagination import keyset_page
 from tenants.scoping import get_scoped_or_404
 
@@ -34,6 +35,7 @@ from ..delivery.templating import (
     template_delete,
     template_list,
     template_parse,
+    template_stored_get,
     template_update,
 )
 from ..delivery.templating import template_sample_values as sample_values
@@ -76,7 +78,7 @@ def template_create_view(request):
             preview = _body_preview(request.POST.get("body", ""))
         elif form.is_valid():
             try:
-                template = template_create(tenant=request.tenant, **form.cleaned_data, request=request)
+                template = template_create(tenant=request.tenant, **form.cleaned_data, audit=audit_context(request))
             except ValidationError as exc:
                 form.add_error(None, exc)
             else:
@@ -99,10 +101,12 @@ def template_edit_view(request, template_id: int):
             preview = _body_preview(request.POST.get("body", ""))
         elif form.is_valid():
             # The form has already copied the new values onto `template`: compare with the stored row.
-            stored = MessageTemplate.objects.for_tenant(tenant).get(pk=template.pk)
+            stored = template_stored_get(tenant=tenant, template_id=template.pk)
             try:
                 changed = template_update(
-                    template=stored, changes={k: form.cleaned_data[k] for k in form.fields}, request=request
+                    template=stored,
+                    changes={k: form.cleaned_data[k] for k in form.fields},
+                    audit=audit_context(request),
                 )
             except ValidationError as exc:
                 form.add_error(None, exc)
@@ -120,7 +124,7 @@ def template_edit_view(request, template_id: int):
 def template_delete_view(request, template_id: int):
     template = get_scoped_or_404(MessageTemplate, tenant=request.tenant, pk=template_id)
     try:
-        template_delete(template=template, request=request)
+        template_delete(template=template, audit=audit_context(request))
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
@@ -153,7 +157,7 @@ def bulk_create_view(request):
             purpose=data["purpose"],
             sender=data["sender"],
             upload=form.upload,
-            request=request,
+            audit=audit_context(request),
         )
         return redirect("bulk_preview", tenant_slug=tenant.slug, bulk_id=bulk.pk)
     if request.method == "GET":
@@ -194,7 +198,7 @@ def bulk_preview_view(request, bulk_id: int):
 def bulk_launch_view(request, bulk_id: int):
     bulk = get_scoped_or_404(BulkSend, tenant=request.tenant, pk=bulk_id)
     try:
-        bulk = bulk_launch(bulk=bulk, request=request)
+        bulk = bulk_launch(bulk=bulk, audit=audit_context(request))
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
         return redirect("bulk_preview", tenant_slug=request.tenant.slug, bulk_id=bulk.pk)
@@ -229,7 +233,7 @@ def bulk_progress_view(request, bulk_id: int):
 def _bulk_action(request, bulk_id: int, action, done: str):
     bulk = get_scoped_or_404(BulkSend, tenant=request.tenant, pk=bulk_id)
     try:
-        outcome = action(bulk=bulk, request=request)
+        outcome = action(bulk=bulk, audit=audit_context(request))
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:

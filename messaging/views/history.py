@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-from datetime import UTC
 
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse, JsonResponse
@@ -13,35 +12,18 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from tenants.exports import spreadsheet_safe
+from tenants.http import audit_context
 from tenants.middleware import support_action
 from tenants.numbers import tenant_own_numbers
 from tenants.phones import phone_for_viewer, phone_mask
 from tenants.services import audit_record
 
 from ..forms.ledgers import UnmaskForm
+from ..ledgers.history import HISTORY_COLUMNS, NumberHistory, number_history_export
 from ..ledgers.history import number_history as number_history_build
 from ..number_refs import number_from_ref
 
 # --- Numbers -----------------------------------------------------------------------------------
-
-
-HISTORY_COLUMNS = (
-    "occurred_at_utc",
-    "category",
-    "action",
-    "phone",
-    "purpose",
-    "source",
-    "sender",
-    "text",
-    "actor",
-    "disclosure_version",
-    "disclosure_sha256",
-    "ip_address",
-    "user_agent",
-    "reference",
-    "alert",
-)
 
 
 @require_GET
@@ -69,7 +51,7 @@ def number_history(request, number: str):
     )
 
 
-def _history_export(request, history, export: str):
+def _history_export(request, history: NumberHistory, export: str):
     tenant = request.tenant
     masked = request.tenant_access.masks_numbers
     own = tenant_own_numbers(tenant=tenant)
@@ -77,34 +59,8 @@ def _history_export(request, history, export: str):
     def show(value: str) -> str:
         return phone_for_viewer(value, access=request.tenant_access, own_numbers=own)
 
-    rows = [
-        {
-            "occurred_at_utc": e.at.astimezone(UTC).isoformat(),
-            "category": e.category,
-            "action": e.action,
-            "phone": show(history.phone),
-            "purpose": e.purpose,
-            "source": e.source,
-            "sender": show(e.sender) if e.sender.startswith("+") else e.sender,
-            "text": e.text,
-            "actor": e.actor,
-            "disclosure_version": e.disclosure_version,
-            "disclosure_sha256": e.disclosure_sha256,
-            "ip_address": e.ip_address,
-            "user_agent": e.user_agent,
-            "reference": e.reference,
-            "alert": "yes" if e.alert else "",
-        }
-        for e in history.timeline()
-    ]
-    # Personal data leaving the portal, whoever takes it (a member, or support staff reading
-    # another tenant's data): on the record, the number masked like every audit target.
-    audit_record(
-        action="export.number_history",
-        tenant=tenant,
-        request=request,
-        target=phone_mask(history.phone),
-        details={"format": export, "rows": len(rows), "masked": masked},
+    rows = number_history_export(
+        tenant=tenant, history=history, export=export, show=show, masked=masked, audit=audit_context(request)
     )
     filename = f"number-history-{tenant.slug}-{history.phone[-4:]}-{timezone.now():%Y%m%d}"
     if export == "json":
@@ -145,7 +101,7 @@ def number_unmask(request, number: str):
         audit_record(
             action="support.unmask",
             tenant=tenant,
-            request=request,
+            audit=audit_context(request),
             target=phone_mask(phone),
             reason=form.cleaned_data["reason"],
         )

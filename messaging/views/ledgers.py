@@ -14,6 +14,7 @@ from django.db.models import QuerySet
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
+from tenants.http import audit_context
 from tenants.pagination import keyset_page
 from tenants.phones import form_phone_region_set, tenant_phone_region
 from tenants.scoping import get_scoped_or_404
@@ -66,7 +67,7 @@ def opt_out_change(request):
     if request.method == "POST" and form.is_valid():
         phone, action = form.cleaned_data["phone"], form.cleaned_data["action"]
         opt_out_admin_change(
-            tenant=tenant, phone=phone, action=action, reason=form.cleaned_data["reason"], request=request
+            tenant=tenant, phone=phone, action=action, reason=form.cleaned_data["reason"], audit=audit_context(request)
         )
         if action == OptOutEvent.Action.OPT_OUT:
             messages.success(request, f"{phone} is opted out: nothing more will be sent to it.")
@@ -120,7 +121,7 @@ def _csv_import(request, *, kind, check, apply, template, done_url, noun, column
                         tenant=tenant, user=request.user, kind=kind, content=content, filename=filename
                     )
             else:
-                report = apply(tenant=tenant, content=content, request=request, filename=filename)
+                report = apply(tenant=tenant, content=content, audit=audit_context(request), filename=filename)
                 if report.ok:
                     if form.cleaned_data["upload"]:
                         imports.upload_discard(
@@ -205,7 +206,7 @@ def consent_capture(request):
     form = ConsentCaptureForm(request.POST or None)
     form_phone_region_set(form, region=tenant_phone_region(tenant))
     if request.method == "POST" and form.is_valid():
-        event = services.consent_capture(tenant=tenant, request=request, **form.cleaned_data)
+        event = services.consent_capture(tenant=tenant, audit=audit_context(request), **form.cleaned_data)
         messages.success(request, f"Consent {event.action} recorded for {event.phone} ({event.get_purpose_display()}).")
         if event.action == ConsentEvent.Action.GRANTED and number_is_opted_out(tenant=tenant, phone=event.phone):
             messages.warning(

@@ -10,7 +10,6 @@ from tenants.twilio_errors import explain
 
 from .. import log, statuses
 from ..filters import message_filtered
-from ..models import RevocationReview
 
 # --- Message log -------------------------------------------------------------------------------
 
@@ -36,7 +35,7 @@ def message_list(request):
 def message_detail(request, message_id: int):
     tenant = request.tenant
     message, events = log.message_detail(tenant=tenant, message_id=message_id)
-    review = RevocationReview.objects.for_tenant(tenant).filter(message=message).first()
+    review = log.message_review_get(tenant=tenant, message=message)
     return render(
         request,
         "messaging/message_detail.html",

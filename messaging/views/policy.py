@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from tenants.http import audit_context
 from tenants.views import require_admin
 
 from ..compliance.gate import region_rules
-from ..compliance.policy import sending_policy_get, sending_policy_update
+from ..compliance.policy import sending_policy_edit, sending_policy_get
 from ..compliance.regions import region_name, statutory_rules
 from ..forms.policy import SendingPolicyForm, region_windows_text
 from ..models import SendingPolicy
@@ -29,22 +29,18 @@ def sending_policy(request):
     if request.method == "POST":
         require_admin(request)  # TenantMiddleware refuses read-only roles first; don't rely on it alone
     if request.tenant_access.can_write and request.method == "GET":
-        form = SendingPolicyForm(instance=SendingPolicy.objects.get(pk=policy.pk))
+        form = SendingPolicyForm(instance=sending_policy_get(tenant=tenant))
     elif request.tenant_access.can_write:
-        # Validated and saved under the row's lock: two admins saving at once are checked one
-        # after the other, each against what the other saved (two edits that are each fine
-        # alone, opening 19:00 and closing 10:00, must not make a window that never opens).
-        # The form validates a copy, so the service can see what actually changed.
-        changed = None
+
+        def validated(locked: SendingPolicy) -> dict | None:
+            # The form validates a copy (the locked row), so the service can see what actually
+            # changed; only what this admin edited: its other values may predate another save.
+            nonlocal form
+            form = SendingPolicyForm(request.POST, instance=locked)
+            return form.changes() if form.is_valid() else None
+
         try:
-            with transaction.atomic():
-                locked = SendingPolicy.objects.select_for_update().get(pk=policy.pk)
-                form = SendingPolicyForm(request.POST, instance=locked)
-                if form.is_valid():
-                    # Only what this admin edited: the form's other values may predate another admin's save.
-                    changed = sending_policy_update(
-                        tenant=tenant, changes=form.changes(), actor=request.user, request=request
-                    )
+            changed = sending_policy_edit(tenant=tenant, edit=validated, audit=audit_context(request))
         except ValidationError as exc:  # the service's own check under the lock; nothing was written
             changed = None
             form.add_error(None, exc)

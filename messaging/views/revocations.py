@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from tenants.http import audit_context
 from tenants.scoping import get_scoped_or_404
 
 from ..forms.ledgers import RevocationDecisionForm, TenantKeywordForm
@@ -47,9 +48,7 @@ def revocation_confirm(request, review_id: int):
     form = RevocationDecisionForm(request.POST)
     note = form.cleaned_data["note"] if form.is_valid() else ""
     try:
-        revocations.revocation_confirm(
-            tenant=request.tenant, review=review, actor=request.user, note=note, request=request
-        )
+        revocations.revocation_confirm(tenant=request.tenant, review=review, note=note, audit=audit_context(request))
     except ValueError as exc:
         messages.error(request, str(exc))
     else:
@@ -66,9 +65,7 @@ def revocation_dismiss(request, review_id: int):
         messages.error(request, "A dismissal needs a note: say why this message is not a revocation.")
         return redirect("revocation_list", tenant_slug=request.tenant.slug)
     try:
-        revocations.revocation_dismiss(
-            tenant=request.tenant, review=review, actor=request.user, note=note, request=request
-        )
+        revocations.revocation_dismiss(tenant=request.tenant, review=review, note=note, audit=audit_context(request))
     except ValueError as exc:
         messages.error(request, str(exc))
     else:
@@ -85,7 +82,7 @@ def keyword_list(request):
     form = TenantKeywordForm(request.POST or None, tenant=tenant)
     if request.method == "POST" and form.is_valid():
         keyword = tenant_keyword_add(
-            tenant=tenant, kind=form.cleaned_data["kind"], word=form.cleaned_data["word"], request=request
+            tenant=tenant, kind=form.cleaned_data["kind"], word=form.cleaned_data["word"], audit=audit_context(request)
         )
         messages.success(request, f"Added {keyword.word} ({keyword.get_kind_display()}).")
         return redirect("keyword_list", tenant_slug=tenant.slug)
@@ -104,6 +101,6 @@ def keyword_list(request):
 @require_POST
 def keyword_remove(request, keyword_id: int):
     keyword = get_scoped_or_404(TenantKeyword, tenant=request.tenant, pk=keyword_id)
-    tenant_keyword_remove(tenant=request.tenant, keyword=keyword, request=request)
+    tenant_keyword_remove(tenant=request.tenant, keyword=keyword, audit=audit_context(request))
     messages.success(request, f"Removed {keyword.word}.")
     return redirect("keyword_list", tenant_slug=request.tenant.slug)

@@ -10,6 +10,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from tenants.http import audit_context
 from tenants.phones import phone_mask, phone_parse, tenant_phone_region
 from tenants.scoping import get_scoped_or_404
 from tenants.services import audit_record
@@ -55,7 +56,7 @@ def message_send_view(request):
             audit_record(
                 action="message.send",
                 tenant=tenant,
-                request=request,
+                audit=audit_context(request),
                 target=phone_mask(message.to_number),
                 details={"message_id": message.pk, "purpose": message.purpose, "decision": message.gate_decision},
             )

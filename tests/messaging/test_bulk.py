@@ -31,6 +31,7 @@ from messaging.ledgers.services import opt_out_record
 from messaging.models import BulkSend, Message
 from messaging.monitoring import SERIES
 from messaging.statuses import COUNT_LABELS
+from tenants.audit import SYSTEM
 from tenants.models import AuditEvent
 from tenants.twilio import TwilioError
 from tests.messaging.factories import BulkSendFactory, MessageTemplateFactory
@@ -74,6 +75,7 @@ def make_draft(tenant, template, rows, *, purpose=None, sender=SENDER, name="Spr
         purpose=purpose or template.purpose,
         sender=sender,
         upload=upload,
+        audit=SYSTEM,
     )
 
 
@@ -224,7 +226,7 @@ def test_preview_counts_segments_encodings_and_gate_verdicts(tenant):
     ]
     upload = bulk_csv_read(content=csv_bytes("phone,name", *rows), body=marketing.body)
     bulk = bulk_module.bulk_draft_create(
-        tenant=tenant, name="B", template=marketing, purpose="marketing", sender=SENDER, upload=upload
+        tenant=tenant, name="B", template=marketing, purpose="marketing", sender=SENDER, upload=upload, audit=SYSTEM
     )
     preview = bulk_preview(bulk=bulk, samples=2)
     assert (preview.recipients, preview.send_now, preview.deferred, preview.blocked) == (6, 2, 1, 3)
@@ -252,7 +254,7 @@ def test_preview_is_for_admins_and_only_drafts(client, tenant, tenant_admin, vie
     client.force_login(viewer)
     assert client.get(url("bulk_preview", tenant, bulk_id=bulk.id)).status_code == 403
     client.force_login(tenant_admin)
-    bulk_launch(bulk=bulk)
+    bulk_launch(bulk=bulk, audit=SYSTEM)
     response = client.get(url("bulk_preview", tenant, bulk_id=bulk.id))
     assert response.status_code == 302 and response["Location"] == url("bulk_detail", tenant, bulk_id=bulk.id)
 
@@ -294,7 +296,7 @@ def test_big_launch_queues_in_a_task(tenant, template, monkeypatch, django_captu
     queued = []
     monkeypatch.setattr("messaging.tasks.bulk.bulk_queue_task.delay", queued.append)
     with django_capture_on_commit_callbacks(execute=True):
-        bulk_launch(bulk=bulk)
+        bulk_launch(bulk=bulk, audit=SYSTEM)
     assert queued == [bulk.id]
     assert bulks_to_queue() == [bulk.id] and bulks_to_dispatch() == []
     assert bulk_progress(tenant=tenant, bulk=BulkSend.objects.for_tenant(tenant).get())["awaiting_queue"] == 2
@@ -309,7 +311,7 @@ def test_launch_refused_for_a_suspended_tenant(tenant, template):
     tenant.save()
     bulk = BulkSend.objects.for_tenant(tenant).get(pk=bulk.pk)
     with pytest.raises(Exception, match="suspended"):
-        bulk_launch(bulk=bulk)
+        bulk_launch(bulk=bulk, audit=SYSTEM)
     bulk.refresh_from_db()
     assert bulk.status == "draft"
 
@@ -322,7 +324,7 @@ def running(tenant, template, django_capture_on_commit_callbacks):
     all_day(tenant)
     bulk = make_draft(tenant, template, [f"{NY},Ana,Tue", f"{NY_2},Ben,Wed", f"{SF},Cy,Thu"])
     with django_capture_on_commit_callbacks():
-        return bulk_launch(bulk=bulk)
+        return bulk_launch(bulk=bulk, audit=SYSTEM)
 
 
 def test_pause_resume_cancel_through_the_pages(
@@ -363,19 +365,19 @@ def test_pause_resume_cancel_through_the_pages(
 
 def test_wrong_transitions_are_refused(tenant, running):
     with pytest.raises(Exception, match="running"):
-        bulk_resume(bulk=running)
-    bulk_pause(bulk=running)
+        bulk_resume(bulk=running, audit=SYSTEM)
+    bulk_pause(bulk=running, audit=SYSTEM)
     with pytest.raises(Exception, match="paused"):
-        bulk_pause(bulk=running)
+        bulk_pause(bulk=running, audit=SYSTEM)
 
 
 def test_cancelling_a_draft_discards_its_rows(tenant, template):
     bulk = make_draft(tenant, template, [f"{NY},Ana,Tue"])
-    assert bulk_cancel(bulk=bulk) == 0
+    assert bulk_cancel(bulk=bulk, audit=SYSTEM) == 0
     bulk.refresh_from_db()
     assert bulk.status == "cancelled" and "recipients" not in bulk.upload
     with pytest.raises(Exception, match="not a draft"):
-        bulk_launch(bulk=bulk)
+        bulk_launch(bulk=bulk, audit=SYSTEM)
 
 
 def test_progress_counts_in_one_grouped_query(client, tenant, viewer, running, django_assert_num_queries):
@@ -438,7 +440,7 @@ def sandbox_running(twilio_tenant, template, django_capture_on_commit_callbacks)
     all_day(twilio_tenant)
     bulk = make_draft(twilio_tenant, template, [f"{NY},Ana,Tue", f"{NY_2},Ben,Wed", f"{SF},Cy,Thu"])
     with django_capture_on_commit_callbacks():
-        return bulk_launch(bulk=bulk)
+        return bulk_launch(bulk=bulk, audit=SYSTEM)
 
 
 def test_dispatch_sends_in_id_order_and_completes(twilio_tenant, sandbox, sandbox_running):
@@ -472,7 +474,9 @@ def test_pause_or_cancel_stops_the_dispatcher_before_the_next_message(
 ):
     def deliver(**kwargs):
         outcome = message_deliver(**kwargs)
-        action(bulk=BulkSend.objects.for_tenant(twilio_tenant).get(pk=sandbox_running.pk))  # an admin, meanwhile
+        action(
+            bulk=BulkSend.objects.for_tenant(twilio_tenant).get(pk=sandbox_running.pk), audit=SYSTEM
+        )  # an admin, meanwhile
         return outcome
 
     result = bulk_dispatch(bulk_id=sandbox_running.id, deliver=deliver)
@@ -480,7 +484,7 @@ def test_pause_or_cancel_stops_the_dispatcher_before_the_next_message(
     assert sum(len(sandbox_messages(sandbox, p)) for p in (NY, NY_2, SF)) == 1
     if action is bulk_pause:
         with django_capture_on_commit_callbacks():
-            bulk_resume(bulk=BulkSend.objects.for_tenant(twilio_tenant).get(pk=sandbox_running.pk))
+            bulk_resume(bulk=BulkSend.objects.for_tenant(twilio_tenant).get(pk=sandbox_running.pk), audit=SYSTEM)
         assert bulk_dispatch(bulk_id=sandbox_running.id).handed_over == 2
         assert sum(len(sandbox_messages(sandbox, p)) for p in (NY, NY_2, SF)) == 3
 

@@ -11,6 +11,7 @@ from messaging.ledgers.history import number_history
 from messaging.ledgers.reachability import IN_LIST_LIMIT, number_is_opted_out, numbers_opted_out
 from messaging.ledgers.selectors import opt_out_latest
 from messaging.ledgers.services import opt_in_record, opt_out_record
+from tenants.audit import AuditContext
 from tenants.retention import number_erase
 from tests.tenants.factories import UserFactory
 
@@ -27,7 +28,7 @@ def numbers(tenant, django_user_model):
     opt_out_record(tenant=tenant, phone=OPTED_OUT, source="admin")
     opt_out_record(tenant=tenant, phone=OPTED_BACK_IN, source="admin")
     opt_in_record(tenant=tenant, phone=OPTED_BACK_IN, source="admin")
-    number_erase(tenant=tenant, phone=ERASED, actor=operator, reason="GDPR request")
+    number_erase(tenant=tenant, phone=ERASED, audit=AuditContext.of(operator), reason="GDPR request")
     return tenant
 
 

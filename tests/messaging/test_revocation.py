@@ -14,6 +14,8 @@ from messaging.ledgers.revocations import revocation_confirm, revocation_dismiss
 from messaging.ledgers.selectors import consent_granted_purposes
 from messaging.ledgers.services import consent_record, opt_out_record
 from messaging.models import ConsentEvent, Message, OptOutEvent, RevocationReview
+from tenants.audit import AuditContext
+from tenants.http import audit_context
 from tenants.models import AuditEvent
 from tests.conftest import random_sid
 
@@ -136,7 +138,7 @@ def test_open_list_is_scoped_and_most_urgent_first(twilio_webhook, tenant, other
 
 def test_confirm_opts_out_and_revokes_consent(tenant, tenant_admin, review):
     consent_record(tenant=tenant, phone=CUSTOMER, purpose="marketing", action="granted", method="web_form")
-    event = revocation_confirm(tenant=tenant, review=review, actor=tenant_admin, note="Clear request")
+    event = revocation_confirm(tenant=tenant, review=review, audit=AuditContext.of(tenant_admin), note="Clear request")
     assert event.action == "opt_out" and event.source == "revocation_review"
     assert event.actor == tenant_admin
     assert event.phone == CUSTOMER and event.sender == OUR_NUMBER
@@ -161,15 +163,15 @@ def test_confirm_opts_out_and_revokes_consent(tenant, tenant_admin, review):
 
 
 def test_confirm_note_is_optional(tenant, tenant_admin, review):
-    revocation_confirm(tenant=tenant, review=review, actor=tenant_admin)
+    revocation_confirm(tenant=tenant, review=review, audit=AuditContext.of(tenant_admin))
     assert reviews(tenant).get().status == "confirmed"
 
 
 def test_confirm_twice_refused(tenant, tenant_admin, review):
-    revocation_confirm(tenant=tenant, review=review, actor=tenant_admin)
+    revocation_confirm(tenant=tenant, review=review, audit=AuditContext.of(tenant_admin))
     stale = RevocationReview.objects.for_tenant(tenant).get()
     with pytest.raises(ValueError, match="already"):
-        revocation_confirm(tenant=tenant, review=stale, actor=tenant_admin)
+        revocation_confirm(tenant=tenant, review=stale, audit=AuditContext.of(tenant_admin))
     assert OptOutEvent.objects.for_tenant(tenant).count() == 1
     assert AuditEvent.objects.filter(action="revocation.confirm").count() == 1
 
@@ -177,7 +179,7 @@ def test_confirm_twice_refused(tenant, tenant_admin, review):
 def test_confirm_records_the_request_ip(rf, tenant, tenant_admin, review):
     request = rf.post("/", REMOTE_ADDR="203.0.113.9")
     request.user = tenant_admin
-    revocation_confirm(tenant=tenant, review=review, actor=tenant_admin, request=request)
+    revocation_confirm(tenant=tenant, review=review, audit=audit_context(request))
     assert AuditEvent.objects.get(action="revocation.confirm").ip_address == "203.0.113.9"
 
 
@@ -185,7 +187,9 @@ def test_confirm_records_the_request_ip(rf, tenant, tenant_admin, review):
 
 
 def test_dismiss_keeps_the_number_reachable(tenant, tenant_admin, review):
-    revocation_dismiss(tenant=tenant, review=review, actor=tenant_admin, note="Asked us to stop by the store")
+    revocation_dismiss(
+        tenant=tenant, review=review, audit=AuditContext.of(tenant_admin), note="Asked us to stop by the store"
+    )
     stored = reviews(tenant).get()
     assert stored.status == review.status == "dismissed"
     assert stored.decided_by == tenant_admin and stored.decided_at is not None
@@ -201,17 +205,17 @@ def test_dismiss_keeps_the_number_reachable(tenant, tenant_admin, review):
 @pytest.mark.parametrize("note", ["", "   "])
 def test_dismiss_needs_a_note(tenant, tenant_admin, review, note):
     with pytest.raises(ValueError):
-        revocation_dismiss(tenant=tenant, review=review, actor=tenant_admin, note=note)
+        revocation_dismiss(tenant=tenant, review=review, audit=AuditContext.of(tenant_admin), note=note)
     assert reviews(tenant).get().status == "open"
     assert not AuditEvent.objects.filter(action="revocation.dismiss").exists()
 
 
 def test_decided_review_cannot_be_decided_again(tenant, tenant_admin, review):
-    revocation_dismiss(tenant=tenant, review=review, actor=tenant_admin, note="Not a revocation")
+    revocation_dismiss(tenant=tenant, review=review, audit=AuditContext.of(tenant_admin), note="Not a revocation")
     with pytest.raises(ValueError, match="already"):
-        revocation_confirm(tenant=tenant, review=review, actor=tenant_admin)
+        revocation_confirm(tenant=tenant, review=review, audit=AuditContext.of(tenant_admin))
     with pytest.raises(ValueError, match="already"):
-        revocation_dismiss(tenant=tenant, review=review, actor=tenant_admin, note="again")
+        revocation_dismiss(tenant=tenant, review=review, audit=AuditContext.of(tenant_admin), note="again")
     assert not OptOutEvent.objects.for_tenant(tenant).exists()
 
 
@@ -220,9 +224,9 @@ def test_decided_review_cannot_be_decided_again(tenant, tenant_admin, review):
 
 def test_other_tenant_cannot_confirm_or_dismiss(tenant, other_tenant, other_admin, review):
     with pytest.raises(ValueError, match="No such"):
-        revocation_confirm(tenant=other_tenant, review=review, actor=other_admin)
+        revocation_confirm(tenant=other_tenant, review=review, audit=AuditContext.of(other_admin))
     with pytest.raises(ValueError, match="No such"):
-        revocation_dismiss(tenant=other_tenant, review=review, actor=other_admin, note="not mine")
+        revocation_dismiss(tenant=other_tenant, review=review, audit=AuditContext.of(other_admin), note="not mine")
     assert reviews(tenant).get().status == "open"
     assert not OptOutEvent.all_tenants.exists()
     assert not AuditEvent.objects.filter(action__startswith="revocation.").exists()

@@ -18,6 +18,7 @@ from messaging.compliance import regions
 from messaging.compliance.gate import GateVerdict, gate_check, gate_check_many
 from messaging.compliance.policy import sending_policy_get, sending_policy_update
 from messaging.models import GateDecision, GateReason, SendingPolicy
+from tenants.audit import SYSTEM, AuditContext
 from tenants.models import AuditEvent
 from tests.messaging.sending_support import FL, SF, grant_marketing, sent_marketing
 from tests.tenants.factories import UserFactory
@@ -214,7 +215,9 @@ def test_the_service_writes_only_the_changed_columns(tenant):
     sending_policy_get(tenant=tenant)
     # The row as it is now (the rate changed since the form was shown) is what is compared.
     SendingPolicy.objects.filter(tenant=tenant).update(messages_per_second=7)
-    changed = sending_policy_update(tenant=tenant, changes={"frequency_cap": 2, "messages_per_second": 7.0})
+    changed = sending_policy_update(
+        tenant=tenant, changes={"frequency_cap": 2, "messages_per_second": 7.0}, audit=SYSTEM
+    )
     assert changed == ["frequency_cap"]
     assert (policy_of(tenant).frequency_cap, policy_of(tenant).messages_per_second) == (2, 7.0)
     event = AuditEvent.objects.get(action="sending_policy.update")
@@ -416,9 +419,9 @@ def test_the_service_itself_refuses_a_window_that_never_opens(tenant, tenant_adm
 
     from messaging.compliance.policy import sending_policy_update
 
-    sending_policy_update(tenant=tenant, changes={"quiet_start": time(19)}, actor=tenant_admin)
+    sending_policy_update(tenant=tenant, changes={"quiet_start": time(19)}, audit=AuditContext.of(tenant_admin))
     with pytest.raises(ValidationError, match="19:00-10:00 never opens"):
-        sending_policy_update(tenant=tenant, changes={"quiet_end": time(10)}, actor=tenant_admin)
+        sending_policy_update(tenant=tenant, changes={"quiet_end": time(10)}, audit=AuditContext.of(tenant_admin))
     assert (policy_of(tenant).quiet_start, policy_of(tenant).quiet_end) == (time(19), time(21))
     assert AuditEvent.objects.filter(action="sending_policy.update").count() == 1
 

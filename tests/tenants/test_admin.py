@@ -13,6 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from tenants.audit import SYSTEM
 from tenants.crypto import Secret
 from tenants.models import SUPPORT_GROUP, Alert, AuditEvent, Membership, PhoneNumber, Tenant, is_support
 from tenants.services import support_grant
@@ -420,7 +421,7 @@ def test_a_stale_user_form_is_audited_as_what_its_save_changed(client, operator,
     """Diffed against the stored row: a form opened before a grant and saved after it undoes the
     grant, and the log says so."""
     data = loaded_form(client.get(user_url(bob)), "user_form")
-    support_grant(user=bob)  # e.g. create_portal_user --support, meanwhile
+    support_grant(user=bob, audit=SYSTEM)  # e.g. create_portal_user --support, meanwhile
 
     client.post(user_url(bob), data, REMOTE_ADDR=IP)
 

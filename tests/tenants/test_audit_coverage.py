@@ -35,6 +35,7 @@ from django.utils import timezone
 
 from messaging.number_refs import number_ref
 from tenants import lifecycle
+from tenants.audit import SYSTEM, AuditContext
 from tenants.models import AuditEvent, PhoneNumber, Tenant
 from tenants.numbers import numbers_sync
 from tenants.scoping import TenantAccess
@@ -137,11 +138,11 @@ def _member(ctx):
 
 
 def _suspended(ctx):
-    lifecycle.tenant_suspend(tenant=ctx["tenant"], actor=ctx["users"]["operator"])
+    lifecycle.tenant_suspend(tenant=ctx["tenant"], audit=AuditContext.of(ctx["users"]["operator"]))
 
 
 def _rotation_started(ctx):
-    lifecycle.auth_token_rotation_start(tenant=ctx["tenant"], actor=ctx["users"]["operator"])
+    lifecycle.auth_token_rotation_start(tenant=ctx["tenant"], audit=AuditContext.of(ctx["users"]["operator"]))
 
 
 def _erased_marker(ctx) -> str:
@@ -187,11 +188,12 @@ def _bulk(status: str) -> Callable[[dict], None]:
             purpose="transactional",
             sender=SENDER,
             upload=upload,
+            audit=SYSTEM,
         )
         if status in ("running", "paused"):
-            bulk = bulk_launch(bulk=bulk)
+            bulk = bulk_launch(bulk=bulk, audit=SYSTEM)
         if status == "paused":
-            bulk = bulk_pause(bulk=bulk)
+            bulk = bulk_pause(bulk=bulk, audit=SYSTEM)
         ctx["bulk"] = bulk
 
     return setup

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.test import RequestFactory
 
-from tenants.services import client_ip
+from tenants.http import client_ip
 
 PROXY = "10.0.0.5"
 

@@ -23,6 +23,7 @@ from messaging.models import (
     MessageEvent,
     OptOutEvent,
 )
+from tenants.audit import AuditContext
 from tenants.models import AuditEvent, SuppressionHash, SuppressionKey
 from tenants.retention import number_erase, phone_is_suppressed, suppressed_phones
 from tenants.services import audit_record
@@ -112,8 +113,12 @@ def seed_person(tenant, phone=PERSON, *, actor=None):
         note=f"signed up at the desk as {phone}",
     )
     opt_out_record(tenant=tenant, phone=phone, source="keyword", keyword="STOP", message=stop)
-    audit_record(action="opt_out.add", tenant=tenant, actor=actor, target=phone, reason=f"asked by {phone}")
-    audit_record(action="consent.capture", tenant=tenant, actor=actor, target=phone, details={"phone": phone})
+    audit_record(
+        action="opt_out.add", tenant=tenant, audit=AuditContext.of(actor), target=phone, reason=f"asked by {phone}"
+    )
+    audit_record(
+        action="consent.capture", tenant=tenant, audit=AuditContext.of(actor), target=phone, details={"phone": phone}
+    )
     template = MessageTemplateFactory(
         tenant=tenant, name=f"promo {phone[-2:]}", purpose="marketing", body="Hi {{name}}"
     )
@@ -149,7 +154,7 @@ def test_erasure_leaves_no_trace_of_the_number_but_keeps_it_suppressed(tenant, o
     seed_person(tenant, NEIGHBOUR)  # someone else, untouched
     assert raw_rows_containing(DIGITS)  # the search does find the number before
 
-    result = number_erase(tenant=tenant, phone=PERSON, actor=operator, reason="GDPR request #1042")
+    result = number_erase(tenant=tenant, phone=PERSON, audit=AuditContext.of(operator), reason="GDPR request #1042")
 
     assert raw_rows_containing(DIGITS) == []
     assert phone_is_suppressed(tenant=tenant, phone=PERSON)
@@ -194,7 +199,7 @@ def test_erasure_leaves_no_trace_of_the_number_but_keeps_it_suppressed(tenant, o
 def test_erasure_is_scoped_to_one_tenant(tenant, other_tenant, operator):
     seed_person(tenant)
     seed_person(other_tenant)
-    number_erase(tenant=tenant, phone=PERSON, actor=operator, reason="request")
+    number_erase(tenant=tenant, phone=PERSON, audit=AuditContext.of(operator), reason="request")
     assert phone_is_suppressed(tenant=tenant, phone=PERSON)
     assert not phone_is_suppressed(tenant=other_tenant, phone=PERSON)
     assert Message.objects.for_tenant(other_tenant).filter(from_number=PERSON).count() == 2
@@ -206,7 +211,9 @@ def test_erasing_a_number_never_opted_out_records_the_opt_out(tenant, operator):
     Message.objects.create(
         tenant=tenant, direction="inbound", from_number=PERSON, to_number=OUR_NUMBER, body="hi", status="received"
     )
-    result = number_erase(tenant=tenant, phone="(415) 555-0142", actor=operator, reason="request")  # any format
+    result = number_erase(
+        tenant=tenant, phone="(415) 555-0142", audit=AuditContext.of(operator), reason="request"
+    )  # any format
     assert result.counts["opt_out_recorded"]
     event = OptOutEvent.objects.for_tenant(tenant).get(phone=result.marker)
     assert event.action == "opt_out" and event.source == "admin" and event.reason == "GDPR erasure"
@@ -216,15 +223,15 @@ def test_erasing_a_number_never_opted_out_records_the_opt_out(tenant, operator):
 
 def test_erasure_is_idempotent_and_marker_stable(tenant, operator):
     seed_person(tenant)
-    first = number_erase(tenant=tenant, phone=PERSON, actor=operator, reason="request")
-    second = number_erase(tenant=tenant, phone=PERSON, actor=operator, reason="request again")
+    first = number_erase(tenant=tenant, phone=PERSON, audit=AuditContext.of(operator), reason="request")
+    second = number_erase(tenant=tenant, phone=PERSON, audit=AuditContext.of(operator), reason="request again")
     assert first.marker == second.marker and second.counts["messages"] == 0
     assert SuppressionHash.objects.for_tenant(tenant).count() == 1
     assert AuditEvent.objects.filter(action="gdpr.erase").count() == 2
 
 
 def test_the_suppression_key_survives_secret_key_rotation_and_is_stored_encrypted(tenant, operator, settings):
-    number_erase(tenant=tenant, phone=PERSON, actor=operator, reason="request")
+    number_erase(tenant=tenant, phone=PERSON, audit=AuditContext.of(operator), reason="request")
     key = SuppressionKey.objects.get(tenant=tenant).key.reveal()
     with connection.cursor() as cursor:
         cursor.execute("SELECT key FROM tenants_suppressionkey")
@@ -240,7 +247,7 @@ def test_no_erasure_means_no_query_cost_beyond_one_lookup(tenant, django_assert_
 
 
 def test_bulk_lookup_takes_constant_queries(tenant, operator, django_assert_num_queries):
-    number_erase(tenant=tenant, phone=PERSON, actor=operator, reason="request")
+    number_erase(tenant=tenant, phone=PERSON, audit=AuditContext.of(operator), reason="request")
     many = [f"+1415555{i:04d}" for i in range(2000)]
     with django_assert_num_queries(2):  # the key, then the tenant's (short) suppression list
         assert suppressed_phones(tenant=tenant, phones=many) == {PERSON}
@@ -248,7 +255,7 @@ def test_bulk_lookup_takes_constant_queries(tenant, operator, django_assert_num_
 
 def test_erasure_needs_a_reason(tenant, operator):
     with pytest.raises(ValueError):
-        number_erase(tenant=tenant, phone=PERSON, actor=operator, reason="  ")
+        number_erase(tenant=tenant, phone=PERSON, audit=AuditContext.of(operator), reason="  ")
     assert not SuppressionHash.objects.for_tenant(tenant).exists()
 
 
@@ -305,7 +312,9 @@ def test_erasure_can_redact_the_bodies_at_twilio(sandbox_settings, sandbox, oper
     Message.objects.create(
         tenant=tenant, direction="outbound", sid=sent.sid, from_number=sender, to_number=PERSON, body=sent.body
     )
-    result = number_erase(tenant=tenant, phone=PERSON, actor=operator, reason="request", at_twilio=True)
+    result = number_erase(
+        tenant=tenant, phone=PERSON, audit=AuditContext.of(operator), reason="request", at_twilio=True
+    )
     assert (result.twilio_redacted, result.twilio_failed, result.errors) == (1, 0, [])
     assert next(m for m in sandbox.messages() if m["sid"] == sent.sid)["body"] == ""
 
@@ -316,7 +325,7 @@ def test_compliance_gate_blocks_an_erased_number_for_every_purpose(tenant, opera
     from messaging.compliance.gate import gate_check
 
     seed_person(tenant)
-    number_erase(tenant=tenant, phone=PERSON, actor=operator, reason="GDPR request #42")
+    number_erase(tenant=tenant, phone=PERSON, audit=AuditContext.of(operator), reason="GDPR request #42")
     assert opt_out_latest(tenant=tenant, phone=PERSON) is None  # the ledger rows carry the marker now
     assert number_is_opted_out(tenant=tenant, phone=PERSON)  # ...but the number stays off limits
     assert numbers_opted_out(tenant=tenant, phones=[PERSON, NEIGHBOUR, "+14155550100"]) == {PERSON}

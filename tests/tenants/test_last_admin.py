@@ -7,6 +7,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
+from tenants.audit import SYSTEM, AuditContext
 from tenants.models import AuditEvent, Membership
 from tenants.services import LastAdminError, membership_remove, membership_set
 from tests.tenants.factories import PASSWORD, UserFactory
@@ -41,7 +42,7 @@ def test_an_inactive_admin_does_not_count(tenant, tenant_admin, django_user_mode
     ).update(is_active=False)
 
     with pytest.raises(LastAdminError):
-        membership_set(user=tenant_admin, tenant=tenant, role="viewer")
+        membership_set(user=tenant_admin, tenant=tenant, role="viewer", audit=SYSTEM)
 
 
 def test_operator_cannot_remove_the_last_admin(client, tenant, tenant_admin, django_user_model):
@@ -58,7 +59,7 @@ def test_operator_cannot_remove_the_last_admin(client, tenant, tenant_admin, dja
 
 def test_service_refuses_to_remove_the_last_admin(tenant, tenant_admin):
     with pytest.raises(LastAdminError):
-        membership_remove(membership=Membership.objects.get(user=tenant_admin), request=None)
+        membership_remove(membership=Membership.objects.get(user=tenant_admin), audit=SYSTEM)
     assert Membership.objects.filter(user=tenant_admin).exists()
 
 
@@ -69,7 +70,7 @@ def test_create_portal_user_cannot_demote_the_last_admin(tenant, tenant_admin):
 
 
 def test_audit_log_shows_old_and_new_role(client, tenant, tenant_admin, viewer):
-    membership_set(user=viewer, tenant=tenant, role="admin", actor=tenant_admin)
+    membership_set(user=viewer, tenant=tenant, role="admin", audit=AuditContext.of(tenant_admin))
     client.login(username=tenant_admin.username, password=PASSWORD)
 
     page = client.get(f"/t/{tenant.slug}/audit/").content.decode()
@@ -89,7 +90,7 @@ def test_two_concurrent_demotions_cannot_both_pass(tenant, django_user_model):
     def demote(user):
         barrier.wait()
         try:
-            membership_set(user=user, tenant=tenant, role="viewer")
+            membership_set(user=user, tenant=tenant, role="viewer", audit=SYSTEM)
             outcomes.append("demoted")
         except LastAdminError:
             outcomes.append("refused")

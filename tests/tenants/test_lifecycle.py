@@ -14,6 +14,7 @@ from twilio.rest import Client
 
 from sandbox.state import Fault
 from tenants import lifecycle
+from tenants.audit import AuditContext
 from tenants.models import AuditEvent, Tenant
 from tenants.twilio import TwilioError, tenant_client
 from tests.conftest import random_sid
@@ -54,7 +55,7 @@ def op_client(client, operator):
 @pytest.fixture
 def live(sandbox_settings, operator):
     """A tenant on a real (sandbox) subaccount, created through the lifecycle service."""
-    tenant, _ = lifecycle.tenant_create(slug="acme", name="Acme Dental", actor=operator)
+    tenant, _ = lifecycle.tenant_create(slug="acme", name="Acme Dental", audit=AuditContext.of(operator))
     return tenant
 
 
@@ -90,17 +91,17 @@ def test_tenant_create_makes_a_subaccount_and_audits(sandbox, live, operator):
 def test_tenant_create_reuses_an_orphan_but_never_another_tenants_subaccount(sandbox_settings, sandbox, operator):
     parent = sandbox_client(sandbox, sandbox.parent_account_sid, sandbox.parent_auth_token)
     orphan = parent.api.v2010.accounts.create(friendly_name="Globex")  # an earlier attempt died here
-    globex, sub = lifecycle.tenant_create(slug="globex", name="Globex", actor=operator)
+    globex, sub = lifecycle.tenant_create(slug="globex", name="Globex", audit=AuditContext.of(operator))
     assert not sub.created and globex.account_sid == orphan.sid
     assert "subaccount.reuse" in actions(globex)
     # Same name again: the only "Globex" subaccount belongs to a tenant, so a new one is made.
-    second, sub = lifecycle.tenant_create(slug="globex-eu", name="Globex", actor=operator)
+    second, sub = lifecycle.tenant_create(slug="globex-eu", name="Globex", audit=AuditContext.of(operator))
     assert sub.created and second.account_sid != orphan.sid
 
 
 def test_tenant_create_refuses_an_existing_slug(sandbox_settings, live, operator):
     with pytest.raises(lifecycle.LifecycleError):
-        lifecycle.tenant_create(slug="acme", name="Other", actor=operator)
+        lifecycle.tenant_create(slug="acme", name="Other", audit=AuditContext.of(operator))
 
 
 def test_operator_create_page(sandbox_settings, sandbox, op_client):
@@ -167,7 +168,7 @@ def test_close_needs_the_slug_typed_and_is_final(sandbox, live, op_client, opera
     response = op_client.post(url("tenant_reactivate", live), {}, follow=True)
     assert b"cannot be reactivated" in response.content and reload(live).status == "closed"
     with pytest.raises(lifecycle.LifecycleError):
-        lifecycle.tenant_suspend(tenant=closed, actor=operator)
+        lifecycle.tenant_suspend(tenant=closed, audit=AuditContext.of(operator))
 
 
 def test_21478_is_explained_and_nothing_changes_locally(sandbox, live, op_client, operator):
@@ -188,7 +189,7 @@ def test_21478_is_explained_and_nothing_changes_locally(sandbox, live, op_client
     assert "tenant.suspend" not in actions(live)
 
     with pytest.raises(TwilioError) as exc:
-        lifecycle.tenant_close(tenant=live, confirm_slug="acme", actor=operator)
+        lifecycle.tenant_close(tenant=live, confirm_slug="acme", audit=AuditContext.of(operator))
     assert exc.value.code == 21478 and reload(live).status == "active"
 
 
@@ -236,7 +237,7 @@ def test_api_key_rotation_end_to_end(sandbox, live, op_client, operator, caplog)
 
 
 def test_api_key_rotation_rolls_back_when_the_new_key_fails(sandbox, live, operator):
-    lifecycle.api_key_rotate(tenant=live, actor=operator)
+    lifecycle.api_key_rotate(tenant=live, audit=AuditContext.of(operator))
     current = reload(live)
     old_sid, old_secret = current.api_key_sid, current.api_key_secret.reveal()
     # Every verification call of the new key is refused.
@@ -245,7 +246,7 @@ def test_api_key_rotation_rolls_back_when_the_new_key_fails(sandbox, live, opera
             Fault(path_contains=f"/Accounts/{live.account_sid}.json", method="GET", status=401, code=20003)
         )
     with pytest.raises(lifecycle.RotationError) as exc:
-        lifecycle.api_key_rotate(tenant=live, actor=operator)
+        lifecycle.api_key_rotate(tenant=live, audit=AuditContext.of(operator))
     assert "current key stays in use" in str(exc.value)
     after = reload(live)
     assert (after.api_key_sid, after.api_key_secret.reveal()) == (old_sid, old_secret)
@@ -261,18 +262,18 @@ def test_api_key_rotation_cleans_up_a_key_left_by_an_interrupted_run(sandbox, li
     parent = sandbox_client(sandbox, sandbox.parent_account_sid, sandbox.parent_auth_token)
     leftover = parent.api.v2010.accounts(live.account_sid).new_keys.create(friendly_name="interrupted")
     Tenant.objects.filter(pk=live.pk).update(pending_api_key_sid=leftover.sid)
-    result = lifecycle.api_key_rotate(tenant=live, actor=operator)
+    result = lifecycle.api_key_rotate(tenant=live, audit=AuditContext.of(operator))
     assert [k.sid for k in parent.api.v2010.accounts(live.account_sid).keys.list()] == [result.new_key_sid]
 
 
 def test_api_key_rotation_needs_an_active_tenant(sandbox, live, operator):
-    lifecycle.tenant_suspend(tenant=live, actor=operator)
+    lifecycle.tenant_suspend(tenant=live, audit=AuditContext.of(operator))
     with pytest.raises(lifecycle.LifecycleError):
-        lifecycle.api_key_rotate(tenant=live, actor=operator)
+        lifecycle.api_key_rotate(tenant=live, audit=AuditContext.of(operator))
 
 
 def test_old_key_that_cannot_be_revoked_is_reported(sandbox, live, op_client, operator):
-    lifecycle.api_key_rotate(tenant=live, actor=operator)
+    lifecycle.api_key_rotate(tenant=live, audit=AuditContext.of(operator))
     old_sid = reload(live).api_key_sid
     sandbox.add_fault(Fault(path_contains=f"/Keys/{old_sid}.json", method="DELETE", status=500, code=20500))
     response = op_client.post(url("api_key_rotate", live), follow=True)
@@ -324,18 +325,18 @@ def test_auth_token_rotation_accepts_both_tokens_in_the_window(sandbox, live, op
 def test_promote_finishes_when_twilio_already_promoted(sandbox, live, operator):
     """An earlier promote reached Twilio but its answer was lost: the retry finds the new token
     is already the primary and stores it instead of failing forever."""
-    lifecycle.auth_token_rotation_start(tenant=live, actor=operator)
+    lifecycle.auth_token_rotation_start(tenant=live, audit=AuditContext.of(operator))
     new = reload(live).secondary_auth_token.reveal()
     sandbox_client(sandbox, live.account_sid, new).accounts.v1.auth_token_promotion().update()
-    lifecycle.auth_token_rotation_promote(tenant=live, actor=operator)
+    lifecycle.auth_token_rotation_promote(tenant=live, audit=AuditContext.of(operator))
     assert reload(live).auth_token.reveal() == new and not reload(live).secondary_auth_token
 
 
 def test_promote_failure_changes_nothing(sandbox, live, operator):
-    lifecycle.auth_token_rotation_start(tenant=live, actor=operator)
+    lifecycle.auth_token_rotation_start(tenant=live, audit=AuditContext.of(operator))
     sandbox.add_fault(Fault(path_contains="/v1/AuthTokens/Promote", status=500, code=20500))
     with pytest.raises(TwilioError):
-        lifecycle.auth_token_rotation_promote(tenant=live, actor=operator)
+        lifecycle.auth_token_rotation_promote(tenant=live, audit=AuditContext.of(operator))
     after = reload(live)
     assert after.auth_token.reveal() == live.auth_token.reveal() and after.secondary_auth_token
     assert AuditEvent.objects.get(tenant=live, action="credentials.auth_token_rotation.failed").details["step"] == (
@@ -354,11 +355,11 @@ def test_auth_token_rotation_cancel(sandbox, live, op_client):
 
 
 def test_second_start_is_refused_while_a_rotation_is_open(sandbox, live, operator):
-    lifecycle.auth_token_rotation_start(tenant=live, actor=operator)
+    lifecycle.auth_token_rotation_start(tenant=live, audit=AuditContext.of(operator))
     with pytest.raises(lifecycle.LifecycleError):
-        lifecycle.auth_token_rotation_start(tenant=live, actor=operator)
+        lifecycle.auth_token_rotation_start(tenant=live, audit=AuditContext.of(operator))
     with pytest.raises(lifecycle.LifecycleError):
-        lifecycle.auth_token_rotation_cancel(tenant=TenantFactory(slug="globex"), actor=operator)
+        lifecycle.auth_token_rotation_cancel(tenant=TenantFactory(slug="globex"), audit=AuditContext.of(operator))
 
 
 # --- access ---------------------------------------------------------------------------------------------

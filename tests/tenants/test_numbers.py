@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from tenants import numbers
+from tenants.audit import AuditContext
 from tenants.models import AuditEvent, PhoneNumber
 from tenants.twilio import TwilioError, tenant_client
 from tests.tenants.factories import TenantFactory
@@ -86,7 +87,7 @@ def test_fix_points_the_number(live, sandbox, tenant_admin):
     pn = seed(sandbox, live, "+14155550134", SmsUrl="https://old.example.com/sms")
     numbers.numbers_sync(tenant=live)
     number = PhoneNumber.objects.for_tenant(live).get()
-    changed = numbers.number_fix_webhooks(tenant=live, number=number, actor=tenant_admin)
+    changed = numbers.number_fix_webhooks(tenant=live, number=number, audit=AuditContext.of(tenant_admin))
     assert changed
     at_twilio = tenant_client(live).incoming_phone_numbers(pn["sid"]).fetch()
     assert (at_twilio.sms_url, at_twilio.voice_url, at_twilio.status_callback) == (SMS, VOICE, STATUS)
@@ -100,7 +101,7 @@ def test_fix_points_the_messaging_service_when_it_owns_inbound(live, sandbox, te
     service = service_with(live, pn["sid"], own_inbound=True)
     numbers.numbers_sync(tenant=live)
     number = PhoneNumber.objects.for_tenant(live).get()
-    numbers.number_fix_webhooks(tenant=live, number=number, actor=tenant_admin)
+    numbers.number_fix_webhooks(tenant=live, number=number, audit=AuditContext.of(tenant_admin))
     client = tenant_client(live)
     assert client.messaging.v1.services(service.sid).fetch().inbound_request_url == SMS
     numbers.numbers_sync(tenant=live)
@@ -112,7 +113,7 @@ def test_fix_points_the_messaging_service_when_it_owns_inbound(live, sandbox, te
 def test_search_and_buy_configures_webhooks(live, sandbox, tenant_admin):
     found = numbers.numbers_search_available(tenant=live, country="US", area_code="212", limit=3)
     assert len(found) == 3 and all(f.phone_number.startswith("+1212") for f in found)
-    number = numbers.number_buy(tenant=live, phone_number=found[0].phone_number, actor=tenant_admin)
+    number = numbers.number_buy(tenant=live, phone_number=found[0].phone_number, audit=AuditContext.of(tenant_admin))
     at_twilio = tenant_client(live).incoming_phone_numbers(number.sid).fetch()
     assert (at_twilio.sms_url, at_twilio.voice_url, at_twilio.status_callback) == (SMS, VOICE, STATUS)
     assert numbers.number_drift(number) == []
@@ -121,7 +122,7 @@ def test_search_and_buy_configures_webhooks(live, sandbox, tenant_admin):
 
 def test_buy_of_an_unavailable_number_is_a_twilio_error(live, tenant_admin):
     with pytest.raises(TwilioError) as exc:
-        numbers.number_buy(tenant=live, phone_number="+15005550000", actor=tenant_admin)
+        numbers.number_buy(tenant=live, phone_number="+15005550000", audit=AuditContext.of(tenant_admin))
     assert exc.value.code == 21422
     assert not AuditEvent.objects.filter(action="number.buy").exists()
 
@@ -131,9 +132,9 @@ def test_release_requires_the_number_typed(live, sandbox, tenant_admin):
     numbers.numbers_sync(tenant=live)
     number = PhoneNumber.objects.for_tenant(live).get()
     with pytest.raises(ValidationError):
-        numbers.number_release(tenant=live, number=number, actor=tenant_admin, confirm="+14155550000")
+        numbers.number_release(tenant=live, number=number, audit=AuditContext.of(tenant_admin), confirm="+14155550000")
     assert len(list(tenant_client(live).incoming_phone_numbers.list())) == 1
-    numbers.number_release(tenant=live, number=number, actor=tenant_admin, confirm="+1 415 555 0136")
+    numbers.number_release(tenant=live, number=number, audit=AuditContext.of(tenant_admin), confirm="+1 415 555 0136")
     assert list(tenant_client(live).incoming_phone_numbers.list()) == []
     assert PhoneNumber.objects.for_tenant(live).get().released_at is not None
     assert AuditEvent.objects.filter(action="number.release", target=pn["sid"]).count() == 1

@@ -32,6 +32,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from tenants.audit import AuditContext
 from tenants.models import Tenant
 from tenants.services import audit_record
 
@@ -67,7 +68,7 @@ def _locked(bulk: BulkSend) -> BulkSend:
     return BulkSend.objects.for_tenant(bulk.tenant).select_for_update().select_related("tenant").get(pk=bulk.pk)
 
 
-def bulk_launch(*, bulk: BulkSend, request=None) -> BulkSend:
+def bulk_launch(*, bulk: BulkSend, audit: AuditContext) -> BulkSend:
     """Start a draft: it becomes `running` and its messages are queued (here, or in a task when
     there are many); audited. Raises ValidationError when it cannot be launched."""
     with transaction.atomic():
@@ -90,7 +91,7 @@ def bulk_launch(*, bulk: BulkSend, request=None) -> BulkSend:
         audit_record(
             action="bulk.launch",
             tenant=bulk.tenant,
-            request=request,
+            audit=audit,
             target=bulk.name,
             details={"id": bulk.pk, "recipients": recipients, "purpose": bulk.purpose},
         )
@@ -144,7 +145,7 @@ def bulk_queue(*, bulk_id: int, now: datetime | None = None) -> dict[str, int]:
 # --- Pause, resume, cancel ----------------------------------------------------------------------
 
 
-def _transition(*, bulk: BulkSend, allowed: tuple[str, ...], to: str, action: str, request=None, details=None):
+def _transition(*, bulk: BulkSend, allowed: tuple[str, ...], to: str, action: str, audit: AuditContext, details=None):
     bulk = _locked(bulk)
     if bulk.status not in allowed:
         raise ValidationError(f"This bulk send is {bulk.get_status_display().lower()}.")
@@ -155,24 +156,24 @@ def _transition(*, bulk: BulkSend, allowed: tuple[str, ...], to: str, action: st
         fields.append("finished_at")
     bulk.save(update_fields=fields)
     audit_record(
-        action=action, tenant=bulk.tenant, request=request, target=bulk.name, details={"id": bulk.pk, **(details or {})}
+        action=action, tenant=bulk.tenant, audit=audit, target=bulk.name, details={"id": bulk.pk, **(details or {})}
     )
     return bulk
 
 
 @transaction.atomic
-def bulk_pause(*, bulk: BulkSend, request=None) -> BulkSend:
+def bulk_pause(*, bulk: BulkSend, audit: AuditContext) -> BulkSend:
     """Stop picking further messages; a message already handed to Twilio still goes. Audited."""
     return _transition(
-        bulk=bulk, allowed=(BulkSend.Status.RUNNING,), to=BulkSend.Status.PAUSED, action="bulk.pause", request=request
+        bulk=bulk, allowed=(BulkSend.Status.RUNNING,), to=BulkSend.Status.PAUSED, action="bulk.pause", audit=audit
     )
 
 
 @transaction.atomic
-def bulk_resume(*, bulk: BulkSend, request=None) -> BulkSend:
+def bulk_resume(*, bulk: BulkSend, audit: AuditContext) -> BulkSend:
     """Carry on where the pause stopped (the gate re-checks every message at send time). Audited."""
     bulk = _transition(
-        bulk=bulk, allowed=(BulkSend.Status.PAUSED,), to=BulkSend.Status.RUNNING, action="bulk.resume", request=request
+        bulk=bulk, allowed=(BulkSend.Status.PAUSED,), to=BulkSend.Status.RUNNING, action="bulk.resume", audit=audit
     )
     bulk_id = bulk.pk
     transaction.on_commit(lambda: task_delay(BULK_DISPATCH_TASK, bulk_id))
@@ -180,7 +181,7 @@ def bulk_resume(*, bulk: BulkSend, request=None) -> BulkSend:
 
 
 @transaction.atomic
-def bulk_cancel(*, bulk: BulkSend, request=None, now: datetime | None = None) -> int:
+def bulk_cancel(*, bulk: BulkSend, audit: AuditContext, now: datetime | None = None) -> int:
     """Cancel a draft, running or paused bulk send: every message not yet handed to Twilio
     becomes `canceled` (deferred ones too); returns how many. Audited."""
     now = now or timezone.now()
@@ -208,7 +209,7 @@ def bulk_cancel(*, bulk: BulkSend, request=None, now: datetime | None = None) ->
         allowed=allowed,
         to=BulkSend.Status.CANCELLED,
         action="bulk.cancel",
-        request=request,
+        audit=audit,
         details={"canceled_messages": canceled, "never_queued": unqueued},
     )
     return canceled

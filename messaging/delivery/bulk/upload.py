@@ -11,6 +11,7 @@ from datetime import datetime
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from tenants.audit import AuditContext
 from tenants.models import Tenant
 from tenants.phones import phone_parse
 from tenants.services import audit_record
@@ -169,7 +170,14 @@ def _rows_read(upload: CsvUpload, table: CsvTable, *, parsed: ParsedTemplate, re
 
 @transaction.atomic
 def bulk_draft_create(
-    *, tenant: Tenant, name: str, template: MessageTemplate, purpose: str, sender: str, upload: CsvUpload, request=None
+    *,
+    tenant: Tenant,
+    name: str,
+    template: MessageTemplate,
+    purpose: str,
+    sender: str,
+    upload: CsvUpload,
+    audit: AuditContext,
 ) -> BulkSend:
     """Store a validated upload as a draft bulk send (nothing is sent until it is launched); audited."""
     if upload.file_errors or not upload.recipients:
@@ -185,12 +193,12 @@ def bulk_draft_create(
         status=BulkSend.Status.DRAFT,
         total_recipients=len(upload.recipients),
         upload=upload.as_json(),
-        created_by=request.user if request is not None and request.user.is_authenticated else None,
+        created_by=audit.actor,
     )
     audit_record(
         action="bulk.draft",
         tenant=tenant,
-        request=request,
+        audit=audit,
         target=name,
         details={"id": bulk.pk, "recipients": len(upload.recipients), "row_errors": upload.error_count},
     )

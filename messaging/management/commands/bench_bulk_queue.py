@@ -38,6 +38,7 @@ from messaging.models import (
     Purpose,
     SendingPolicy,
 )
+from tenants.audit import SYSTEM
 from tenants.models import AuditEvent, Tenant
 
 AREA_CODES = ("212", "415", "305", "405", "208", "312", "617", "713")
@@ -139,7 +140,13 @@ def run_benchmark(*, recipients: int, naive_sample: int, keep: bool = False, log
         upload = CsvUpload(body=BODY, variables=["first_name", "day", "code"])
         upload.recipients = [[p, [f"Name{i}", "Friday", f"SPRING{i % 997}"]] for i, p in enumerate(main)]
         draft = bulk_draft_create(
-            tenant=tenant, name="bench", template=template, purpose=Purpose.MARKETING, sender=SENDER, upload=upload
+            tenant=tenant,
+            name="bench",
+            template=template,
+            purpose=Purpose.MARKETING,
+            sender=SENDER,
+            upload=upload,
+            audit=SYSTEM,
         )
         # Launched but paused: queueing runs in full, and no dispatcher task is published.
         BulkSend.objects.for_tenant(tenant).filter(pk=draft.pk).update(status=BulkSend.Status.PAUSED)

@@ -25,6 +25,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from sandbox.server import TwilioSandbox
 from sandbox.state import DEV_PARENT_ACCOUNT_SID, DEV_PARENT_AUTH_TOKEN
+from tenants.audit import SYSTEM
 from tenants.models import Tenant
 from tenants.services import membership_set, portal_user_upsert, superuser_grant, support_grant, tenant_upsert
 
@@ -115,15 +116,15 @@ class Command(BaseCommand):
             fields = {"name": spec["name"], "timezone": spec["timezone"], "account_sid": demo_account_sid(spec["slug"])}
             if existing is None or not existing.auth_token:
                 fields["auth_token"] = secrets.token_hex(16)
-            tenant, _ = tenant_upsert(slug=spec["slug"], fields=fields)
+            tenant, _ = tenant_upsert(slug=spec["slug"], fields=fields, audit=SYSTEM)
         for username, memberships, support, superuser in DEMO_USERS:
             user, _ = portal_user_upsert(username=username, password=DEMO_PASSWORD)
             for slug, role in memberships:
-                membership_set(user=user, tenant=Tenant.objects.get(slug=slug), role=role)
+                membership_set(user=user, tenant=Tenant.objects.get(slug=slug), role=role, audit=SYSTEM)
             if support:
-                support_grant(user=user)
+                support_grant(user=user, audit=SYSTEM)
             if superuser:
-                superuser_grant(user=user)
+                superuser_grant(user=user, audit=SYSTEM)
 
     def _start_sandbox(self, port: int, public: str) -> TwilioSandbox:
         sandbox = TwilioSandbox(

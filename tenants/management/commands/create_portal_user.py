@@ -8,6 +8,7 @@ import argparse
 
 from django.core.management.base import BaseCommand, CommandError
 
+from tenants.audit import SYSTEM
 from tenants.management.secrets import read_secret
 from tenants.models import Membership, Tenant
 from tenants.services import LastAdminError, membership_set, portal_user_upsert, superuser_grant, support_grant
@@ -62,12 +63,12 @@ class Command(BaseCommand):
         )
         for tenant, role in resolved:
             try:
-                _, outcome = membership_set(user=user, tenant=tenant, role=role)
+                _, outcome = membership_set(user=user, tenant=tenant, role=role, audit=SYSTEM)
             except LastAdminError as exc:
                 raise CommandError(str(exc)) from exc
             self.stdout.write(f"  {tenant.slug}: {role} ({outcome})")
         if opts["support"]:
-            changed = support_grant(user=user)
+            changed = support_grant(user=user, audit=SYSTEM)
             self.stdout.write("  support staff" + (" (granted)" if changed else " (already)"))
-        if opts["superuser"] and superuser_grant(user=user):
+        if opts["superuser"] and superuser_grant(user=user, audit=SYSTEM):
             self.stdout.write("  superuser (granted)")

@@ -10,6 +10,7 @@ import os
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from tenants.audit import SYSTEM
 from tenants.crypto import Secret
 from tenants.lifecycle import subaccount_find_or_create
 from tenants.management.secrets import read_secret
@@ -85,7 +86,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"Tenant {slug} ({existing.account_sid}) unchanged.")
                 return
         try:
-            tenant, created = tenant_upsert(slug=slug, fields=fields)
+            tenant, created = tenant_upsert(slug=slug, fields=fields, audit=SYSTEM)
         except ValidationError as exc:
             raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from exc
         verb = "Created" if created else "Updated"

@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from tenants.audit import AuditContext
 from tenants.models import Tenant
 from tenants.phones import phone_parse, tenant_phone_region
 from tenants.retention import number_erase
@@ -39,7 +40,9 @@ class Command(BaseCommand):
                 raise CommandError(f"No user {actor!r}.")
         if not yes and input(f"Erase this number from {tenant.slug}? This cannot be undone. [y/N] ").lower() != "y":
             raise CommandError("Cancelled.")
-        result = number_erase(tenant=tenant, phone=phone, actor=user, reason=reason, at_twilio=at_twilio or None)
+        result = number_erase(
+            tenant=tenant, phone=phone, reason=reason, audit=AuditContext.of(user), at_twilio=at_twilio or None
+        )
         self.stdout.write(
             self.style.SUCCESS(f"Erased as {result.marker}: {result.summary}; the number stays suppressed.")
         )
