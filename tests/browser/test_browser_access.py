@@ -76,9 +76,11 @@ def test_support_sees_masked_numbers_and_no_write_controls(open_page, stack, nam
     customers = _numbers_in_clear(page.content())
     assert not customers, f"{name}: customer numbers in clear for support staff: {sorted(customers)}"
     posting = page.evaluate(
-        """() => Array.from(document.forms)
-            .filter(f => f.method.toLowerCase() === "post" && !f.action.endsWith("/accounts/logout/"))
-            .map(f => f.action)"""
+        # Attributes, not properties: a field named "method" or "action" shadows the property.
+        """() => Array.from(document.querySelectorAll("form"))
+            .map(f => [(f.getAttribute("method") || "get").toLowerCase(), f.getAttribute("action") || ""])
+            .filter(([method, action]) => method === "post" && !action.endsWith("/accounts/logout/"))
+            .map(([, action]) => action)"""
     )
     assert not posting, f"{name}: forms that write, shown to support staff: {posting}"
     hrefs = page.eval_on_selector_all("a[href]", "links => links.map(a => a.getAttribute('href'))")
