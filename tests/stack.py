@@ -8,14 +8,17 @@ process as in production:
 - a database of its own: a fresh PostgreSQL database when the suite runs on PostgreSQL, else a
   SQLite file, migrated by `manage.py migrate`.
 
-Used by tests/test_end_to_end.py (a stack per test) and tests/browser/ (one stack for the whole
-browser suite). Each user of it takes Redis databases of its own, because a stack's worker takes
-every task it finds on its broker and a stack flushes its databases when it starts and stops.
+Used by tests/test_end_to_end.py (a stack per test), tests/browser/ (one stack for the whole
+browser suite) and the webhook benchmark; `Browser`, a signed-in user over plain HTTP, also by
+tests/test_demo.py. Each user of it takes Redis databases of its own, because a stack's worker
+takes every task it finds on its broker and a stack flushes its databases when it starts and
+stops.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import signal
 import socket
@@ -41,7 +44,7 @@ PASSWORD = "stack-" + secrets.token_urlsafe(16)
 STARTUP_SECONDS = 90
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -61,7 +64,7 @@ class Stack:
     def __init__(self, tmp_path: Path, *, name: str = "e2e", redis_dbs: tuple[int, int] = (11, 10)) -> None:
         self.tmp, self.name, self.redis_dbs = tmp_path, name, redis_dbs
         self.processes: list[tuple[str, subprocess.Popen, Path]] = []
-        self.web_port, self.sandbox_port = _free_port(), _free_port()
+        self.web_port, self.sandbox_port = free_port(), free_port()
         self.web = f"http://127.0.0.1:{self.web_port}"
         self.sandbox = f"http://127.0.0.1:{self.sandbox_port}"
         self.parent_sid, self.parent_token = "AC" + secrets.token_hex(16), secrets.token_hex(16)
@@ -257,3 +260,38 @@ def sandbox_get(stack: Stack, path: str, **params):
     response = requests.get(f"{stack.sandbox}/sandbox/{path}", params=params, timeout=10)
     response.raise_for_status()
     return response.json()
+
+
+class Browser:
+    """A logged-in user over HTTP: CSRF tokens from the forms, as a browser would send them.
+
+    Redirects are followed here, not by requests: between two hops the Secure cookies are let
+    through over plain http, which is the TLS-terminating proxy's part, done by hand."""
+
+    def __init__(self, base_url: str, username: str, password: str = PASSWORD) -> None:
+        self.base_url, self.session = base_url, requests.Session()
+        page = self.get("/accounts/login/")
+        response = self.post_form(page, "/accounts/login/", {"username": username, "password": password})
+        assert "/accounts/login/" not in response.url, f"{username} could not log in"
+
+    def _request(self, method: str, url: str, data: dict | None = None) -> requests.Response:
+        for _ in range(5):
+            response = self.session.request(method, url, data=data, timeout=60, allow_redirects=False)
+            for cookie in self.session.cookies:
+                cookie.secure = False
+            if response.status_code not in (301, 302, 303):
+                return response
+            method, data, url = "GET", None, requests.compat.urljoin(url, response.headers["Location"])
+        raise AssertionError(f"too many redirects from {url}")
+
+    def get(self, path: str) -> requests.Response:
+        response = self._request("GET", self.base_url + path)
+        assert response.status_code == 200, f"GET {path}: {response.status_code}\n{response.text[:2000]}"
+        return response
+
+    def post_form(self, page: requests.Response, action: str, data: dict) -> requests.Response:
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+        assert token, f"no CSRF token on {page.url}"
+        response = self._request("POST", self.base_url + action, {"csrfmiddlewaretoken": token.group(1), **data})
+        assert response.status_code == 200, f"POST {action}: {response.status_code}\n{response.text[:2000]}"
+        return response

@@ -23,7 +23,7 @@ from collections import Counter
 import pytest
 import requests
 
-from tests.stack import PASSWORD, Stack, running_stack
+from tests.stack import Browser, Stack, running_stack
 from tests.stack import sandbox_get as _sandbox
 
 SLUG = "e2e-clinic"
@@ -44,41 +44,6 @@ SETTLE_SECONDS = 90
 def stack(tmp_path):
     with running_stack(tmp_path) as stack:
         yield stack
-
-
-class Browser:
-    """A logged-in user over HTTP: CSRF tokens from the forms, as a browser would send them.
-
-    Redirects are followed here, not by requests: between two hops the Secure cookies are let
-    through over plain http, which is the TLS-terminating proxy's part, done by hand."""
-
-    def __init__(self, base_url: str, username: str, password: str = PASSWORD) -> None:
-        self.base_url, self.session = base_url, requests.Session()
-        page = self.get("/accounts/login/")
-        response = self.post_form(page, "/accounts/login/", {"username": username, "password": password})
-        assert "/accounts/login/" not in response.url, f"{username} could not log in"
-
-    def _request(self, method: str, url: str, data: dict | None = None) -> requests.Response:
-        for _ in range(5):
-            response = self.session.request(method, url, data=data, timeout=60, allow_redirects=False)
-            for cookie in self.session.cookies:
-                cookie.secure = False
-            if response.status_code not in (301, 302, 303):
-                return response
-            method, data, url = "GET", None, requests.compat.urljoin(url, response.headers["Location"])
-        raise AssertionError(f"too many redirects from {url}")
-
-    def get(self, path: str) -> requests.Response:
-        response = self._request("GET", self.base_url + path)
-        assert response.status_code == 200, f"GET {path}: {response.status_code}\n{response.text[:2000]}"
-        return response
-
-    def post_form(self, page: requests.Response, action: str, data: dict) -> requests.Response:
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
-        assert token, f"no CSRF token on {page.url}"
-        response = self._request("POST", self.base_url + action, {"csrfmiddlewaretoken": token.group(1), **data})
-        assert response.status_code == 200, f"POST {action}: {response.status_code}\n{response.text[:2000]}"
-        return response
 
 
 def _stat(page: str, name: str) -> str:

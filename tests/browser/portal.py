@@ -15,7 +15,13 @@ USERS = {
     "admin_b": ("admin-b", ["--tenant", TENANT_B, "--role", "admin"]),
 }
 # Customers of tenant A who text in before the tests start, through the sandbox, signed.
-INBOUND = [("+14155550161", "Is my appointment on Tuesday still on?"), ("+14155550162", "Can I move it to Friday?")]
+INBOUND = [
+    ("+14155550161", "Is my appointment on Tuesday still on?"),
+    ("+14155550162", "Can I move it to Friday?"),
+    ("+14155550165", "STOP"),  # an opt-out in the ledger from the start
+]
+# A consent tenant A's staff recorded before the tests start.
+CONSENTED = "+14155550166"
 # Sent by tenant A before the tests start, and what the sandbox makes of each.
 OUTBOUND = {"+14155550163": "delivered", "+15005550010": "undelivered"}  # 30003 unreachable handset
 

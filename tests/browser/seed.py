@@ -1,6 +1,6 @@
 """Seeds the browser suite's stack: run as `python -m tests.browser.seed` in the stack's
 environment (tests/stack.py), before the tests start. Prints JSON: the tenants' account SIDs and
-the ids of the messages it sent.
+the ids of the messages it sent. Also one staff-recorded consent.
 
 The tenants get their subaccounts at the sandbox (`create_tenant --create-subaccount`), as an
 operator would; their numbers exist at the sandbox with the portal's webhooks and reach the
@@ -23,9 +23,10 @@ from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
 from messaging.delivery.queueing import message_send  # noqa: E402
+from messaging.ledgers.services import consent_record  # noqa: E402
 from tenants.models import Tenant  # noqa: E402
 from tenants.numbers import numbers_sync_all, webhook_urls  # noqa: E402
-from tests.browser.portal import OUR_NUMBERS, OUTBOUND, TENANT_A, TENANT_NAMES, USERS  # noqa: E402
+from tests.browser.portal import CONSENTED, OUR_NUMBERS, OUTBOUND, TENANT_A, TENANT_NAMES, USERS  # noqa: E402
 
 
 def main() -> None:
@@ -64,6 +65,15 @@ def main() -> None:
         ).pk
         for to in OUTBOUND
     }
+    consent_record(
+        tenant=tenant,
+        phone=CONSENTED,
+        purpose="transactional",
+        action="granted",
+        method="paper",
+        source="Clinic A intake form",
+        captured_by=admin,
+    )
     print(json.dumps({"accounts": accounts, "messages": sent}))
 
 

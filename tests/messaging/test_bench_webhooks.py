@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.test_end_to_end import Stack
+from tests.stack import Stack
 
 
 def test_bench_webhooks_reports_each_phase_against_the_bare_view(tmp_path):
