@@ -18,7 +18,7 @@ import time
 import pytest
 import requests
 
-from tests.test_end_to_end import BASE_DIR, Browser, _free_port
+from tests.stack import BASE_DIR, Browser, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +27,7 @@ STARTUP_SECONDS = 120
 
 
 def test_demo_comes_up_delivers_and_stops(tmp_path):
-    web, sandbox = _free_port(), _free_port()
+    web, sandbox = free_port(), free_port()
     base = f"http://127.0.0.1:{web}"
     env = {
         k: v

@@ -1,11 +1,6 @@
-"""End to end, deployed as in production: every part is its own process.
-
-- the local Twilio sandbox (`manage.py twilio_sandbox`, its app enabled by SANDBOX_ENABLED beside
-  the production settings), strict: unknown accounts are refused;
-- the portal under gunicorn with DEBUG=False and the production settings;
-- a Celery worker (prefork) on the broker CI gives us (Redis), or the embedded filesystem broker;
-- a database of its own: a fresh PostgreSQL database when the suite runs on PostgreSQL, else a
-  SQLite file, migrated by `manage.py migrate`.
+"""End to end, deployed as in production: every part is its own process (tests/stack.py: the
+local Twilio sandbox, strict about unknown accounts; the portal under gunicorn with DEBUG=False;
+a Celery worker; a fresh database of its own).
 
 The test is the operator and the tenant admin, over HTTP only: the operator creates a tenant
 (the portal creates its subaccount at the sandbox), numbers appear at "Twilio" and reach the
@@ -22,30 +17,16 @@ are sent back by the test's client as a TLS-terminating proxy would let them thr
 from __future__ import annotations
 
 import html
-import os
 import re
-import secrets
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections import Counter
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import requests
-from cryptography.fernet import Fernet
-from django.conf import settings
 
-from tests.conftest import redis_reachable, services_required
+from tests.stack import Browser, Stack, running_stack
+from tests.stack import sandbox_get as _sandbox
 
 pytestmark = pytest.mark.slow
-
-BASE_DIR = Path(settings.BASE_DIR)
-BIN = Path(sys.executable).parent
-PASSWORD = "e2e-" + secrets.token_urlsafe(16)
 SLUG = "e2e-clinic"
 # What the tenant's customers are sent, and what the sandbox makes of each (sandbox/messaging.py).
 RECIPIENTS = {
@@ -57,245 +38,13 @@ RECIPIENTS = {
 }
 INBOUND = [("+14155550150", "Is my appointment on Tuesday still on?"), ("+14155550151", "STOP")]
 FINAL = {"delivered", "undelivered", "failed"}
-STARTUP_SECONDS = 90
 SETTLE_SECONDS = 90
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _redis_db(url: str, db: int) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, ""))
-
-
-class Stack:
-    """The processes and the environment they share; stops them all, drops its database."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.tmp = tmp_path
-        self.processes: list[tuple[str, subprocess.Popen, Path]] = []
-        self.web_port, self.sandbox_port = _free_port(), _free_port()
-        self.web = f"http://127.0.0.1:{self.web_port}"
-        self.sandbox = f"http://127.0.0.1:{self.sandbox_port}"
-        self.parent_sid, self.parent_token = "AC" + secrets.token_hex(16), secrets.token_hex(16)
-        self.pg_admin_url, self.pg_name, self.redis_url = None, None, None
-        try:
-            self.env = self._environment()
-        except BaseException:
-            self.stop()  # a database created before the failure is dropped
-            raise
-
-    def _environment(self) -> dict[str, str]:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("CELERY_", "DATABASE_", "REDIS_", "CACHE_", "TWILIO_", "PUBLIC_", "DJANGO_"))
-        }
-        # Services first: a failure here must not leave a database behind.
-        broker = os.environ.get("CELERY_BROKER_URL", "")
-        if broker.startswith("redis://") or services_required():
-            if not redis_reachable(broker or None):
-                pytest.fail(f"Redis at {broker or 'the default URL'} is unreachable")
-            # A Redis database of its own: the worker takes every task it finds there.
-            self.redis_url = _redis_db(broker or "redis://127.0.0.1:6379/0", 11)
-            self._flush_redis()
-            env.update(CELERY_BROKER_URL=self.redis_url, REDIS_URL=_redis_db(self.redis_url, 10))
-        else:
-            env.update(
-                CELERY_BROKER_URL="filesystem://",
-                CELERY_FILESYSTEM_BROKER_DIR=str(self.tmp / "broker"),
-                CACHE_URL=f"filecache://{self.tmp / 'cache'}",  # production settings want a named cache
-            )
-        env.update(
-            DJANGO_SETTINGS_MODULE="commsportal.settings",
-            PYTHONPATH=str(BASE_DIR),
-            ENV_FILE="",
-            DEBUG="False",
-            SECRET_KEY=secrets.token_urlsafe(50),
-            FIELD_ENCRYPTION_KEY=Fernet.generate_key().decode(),
-            ALLOWED_HOSTS="127.0.0.1,localhost",
-            PUBLIC_BASE_URL=self.web,
-            TWILIO_API_BASE_URL=self.sandbox,
-            TWILIO_ACCOUNT_SID=self.parent_sid,
-            TWILIO_AUTH_TOKEN=self.parent_token,
-            DATABASE_URL=self._database(),
-            E2E_PASSWORD=PASSWORD,
-        )
-        return env
-
-    def _database(self) -> str:
-        configured = os.environ.get("DATABASE_URL", "")
-        if not configured.startswith(("postgres://", "postgresql://")):
-            return f"sqlite:///{self.tmp / 'portal.sqlite3'}"
-        import psycopg
-
-        parts = urlsplit(configured)
-        self.pg_name = "commsportal_e2e_" + secrets.token_hex(4)
-        self.pg_admin_url = urlunsplit(("postgresql", parts.netloc, "/postgres", parts.query, ""))
-        with psycopg.connect(self.pg_admin_url, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{self.pg_name}"')
-        return urlunsplit((parts.scheme, parts.netloc, f"/{self.pg_name}", parts.query, ""))
-
-    def _flush_redis(self) -> None:
-        import redis
-
-        for url in (self.redis_url, _redis_db(self.redis_url, 10)):
-            client = redis.Redis.from_url(url)
-            client.flushdb()
-            client.close()
-
-    # --- processes ------------------------------------------------------------------------------
-
-    def manage(self, *args: str, timeout: float = 300) -> str:
-        done = subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=BASE_DIR,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        assert done.returncode == 0, f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
-        return done.stdout
-
-    def start(self, name: str, argv: list[str], **extra_env: str) -> None:
-        log = self.tmp / f"{name}.log"
-        handle = log.open("wb")
-        process = subprocess.Popen(
-            argv,
-            cwd=BASE_DIR,
-            env={**self.env, **extra_env},
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        handle.close()
-        self.processes.append((name, process, log))
-
-    def logs(self) -> str:
-        return "\n".join(
-            f"--- {name} ---\n{log.read_text(errors='replace')[-6000:]}" for name, _, log in self.processes
-        )
-
-    def check_alive(self) -> None:
-        for name, process, _ in self.processes:
-            assert process.poll() is None, f"{name} exited with {process.returncode}\n{self.logs()}"
-
-    def wait_until(self, what: str, probe, timeout: float = STARTUP_SECONDS):
-        """`probe()` until it returns something truthy; fails with every process's log."""
-        deadline = time.monotonic() + timeout
-        while True:
-            self.check_alive()
-            try:
-                value = probe()
-            except requests.RequestException:
-                value = None
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}\n{self.logs()}")
-            time.sleep(0.3)
-
-    def send_task(self, name: str) -> None:
-        """Enqueue a task as beat does, through the project's own Celery configuration."""
-        code = "import sys, django; django.setup(); from commsportal.celery import app; app.send_task(sys.argv[1])"
-        done = subprocess.run(
-            [sys.executable, "-c", code, name], cwd=BASE_DIR, env=self.env, capture_output=True, text=True, timeout=60
-        )
-        assert done.returncode == 0, done.stderr
-
-    def stop(self) -> None:
-        for _, process, _ in self.processes:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for _, process, _ in self.processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=5)
-        if self.pg_name:
-            import psycopg
-
-            with psycopg.connect(self.pg_admin_url, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)')
-        if self.redis_url:
-            self._flush_redis()
 
 
 @pytest.fixture
 def stack(tmp_path):
-    stack = Stack(tmp_path)
-    try:
-        stack.manage("migrate", "--noinput")
-        stack.manage("create_portal_user", "operator", "--superuser", "--password", "env:E2E_PASSWORD")
-        stack.start(
-            "sandbox",
-            [sys.executable, "manage.py", "twilio_sandbox", "--port", str(stack.sandbox_port),
-             "--callback-delay", "0.05", "--no-auto-register"],
-            SANDBOX_ENABLED="True",  # production settings leave the sandbox app out
-        )  # fmt: skip
-        stack.start(
-            "web",
-            [str(BIN / "gunicorn"), "commsportal.wsgi:application", "--bind", f"127.0.0.1:{stack.web_port}",
-             "--workers", "2", "--timeout", "60", "--access-logfile", "-"],
-        )  # fmt: skip
-        stack.start(
-            "worker",
-            [str(BIN / "celery"), "-A", "commsportal", "worker", "--pool=prefork", "--concurrency=2",
-             "--without-heartbeat", "--without-gossip", "--without-mingle", "-l", "info"],
-        )  # fmt: skip
-        stack.wait_until("the sandbox", lambda: requests.get(f"{stack.sandbox}/sandbox/", timeout=2).ok)
-        stack.wait_until("the portal", lambda: requests.get(f"{stack.web}/healthz", timeout=5).status_code == 200)
-        stack.wait_until("the worker", lambda: "ready." in (stack.tmp / "worker.log").read_text(errors="replace"))
+    with running_stack(tmp_path) as stack:
         yield stack
-    finally:
-        stack.stop()
-
-
-class Browser:
-    """A logged-in user over HTTP: CSRF tokens from the forms, as a browser would send them.
-
-    Redirects are followed here, not by requests: between two hops the Secure cookies are let
-    through over plain http, which is the TLS-terminating proxy's part, done by hand."""
-
-    def __init__(self, base_url: str, username: str, password: str = PASSWORD) -> None:
-        self.base_url, self.session = base_url, requests.Session()
-        page = self.get("/accounts/login/")
-        response = self.post_form(page, "/accounts/login/", {"username": username, "password": password})
-        assert "/accounts/login/" not in response.url, f"{username} could not log in"
-
-    def _request(self, method: str, url: str, data: dict | None = None) -> requests.Response:
-        for _ in range(5):
-            response = self.session.request(method, url, data=data, timeout=60, allow_redirects=False)
-            for cookie in self.session.cookies:
-                cookie.secure = False
-            if response.status_code not in (301, 302, 303):
-                return response
-            method, data, url = "GET", None, requests.compat.urljoin(url, response.headers["Location"])
-        raise AssertionError(f"too many redirects from {url}")
-
-    def get(self, path: str) -> requests.Response:
-        response = self._request("GET", self.base_url + path)
-        assert response.status_code == 200, f"GET {path}: {response.status_code}\n{response.text[:2000]}"
-        return response
-
-    def post_form(self, page: requests.Response, action: str, data: dict) -> requests.Response:
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
-        assert token, f"no CSRF token on {page.url}"
-        response = self._request("POST", self.base_url + action, {"csrfmiddlewaretoken": token.group(1), **data})
-        assert response.status_code == 200, f"POST {action}: {response.status_code}\n{response.text[:2000]}"
-        return response
-
-
-def _sandbox(stack: Stack, path: str, **params):
-    response = requests.get(f"{stack.sandbox}/sandbox/{path}", params=params, timeout=10)
-    response.raise_for_status()
-    return response.json()
 
 
 def _stat(page: str, name: str) -> str:
@@ -349,7 +98,7 @@ def test_operator_and_admin_run_a_tenant_end_to_end(stack):
     account_sid = account["sid"]
     assert account["status"] == "active" and account_sid in created.text
     stack.manage(
-        "create_portal_user", "clinic-admin", "--password", "env:E2E_PASSWORD", "--tenant", SLUG, "--role", "admin"
+        "create_portal_user", "clinic-admin", "--password", "env:PORTAL_PASSWORD", "--tenant", SLUG, "--role", "admin"
     )
     admin = Browser(stack.web, "clinic-admin")
 

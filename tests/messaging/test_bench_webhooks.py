@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.test_end_to_end import Stack
+from tests.stack import Stack
 
 pytestmark = pytest.mark.slow
 
