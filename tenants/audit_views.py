@@ -20,6 +20,7 @@ from .exports import IsoUtc, csv_streaming_response
 from .http import audit_context
 from .models import AuditEvent
 from .pagination import keyset_page
+from .selectors import audit_events
 from .services import audit_record
 from .views import require_admin
 
@@ -78,7 +79,7 @@ class AuditFilter(django_filters.FilterSet):
 def audit_filtered(*, tenant, params) -> tuple[AuditFilter, QuerySet[AuditEvent]]:
     """The filter form bound to `params` and the tenant's audit events it selects, newest first
     (none while the filters are invalid): the page and its export alike."""
-    base = AuditEvent.objects.filter(tenant=tenant).order_by("-created_at", "-id")
+    base = audit_events(tenant=tenant)
     filters = AuditFilter(params or None, queryset=base)
     if filters.is_bound and not filters.is_valid():
         return filters, base.none()

@@ -32,7 +32,7 @@ class TenantSettingsForm(forms.ModelForm):
     def clean_messaging_service_sid(self):
         """A new SID must exist in the tenant's subaccount: otherwise every send fails (21701)."""
         sid = self.cleaned_data["messaging_service_sid"]
-        stored = Tenant.objects.filter(pk=self.instance.pk).values_list("messaging_service_sid", flat=True).first()
+        stored = self.initial.get("messaging_service_sid", "")  # the value when the form was built
         if sid and sid != stored:
             messaging_service_sid_validator(sid)  # a malformed SID is not worth asking Twilio about
             messaging_service_check(tenant=self.instance, sid=sid)

@@ -38,6 +38,11 @@ def audit_event_list(*, tenant: Tenant | None, limit: int = 200):
     return qs[:limit]
 
 
+def audit_events(*, tenant: Tenant) -> QuerySet[AuditEvent]:
+    """Every audit event of `tenant`, newest first: the order the log page's keyset paging walks."""
+    return AuditEvent.objects.filter(tenant=tenant).order_by("-created_at", "-id")
+
+
 def tenant_slug_taken(*, slug: str) -> bool:
     """Whether a tenant already has this slug (its URL, which never changes)."""
     return Tenant.objects.filter(slug=slug).exists()

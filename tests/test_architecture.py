@@ -115,3 +115,44 @@ def test_import_contracts_are_declared():
     assert kinds >= {"layers", "independence", "forbidden"}
     readme = (ROOT / "README.md").read_text()
     assert "lint-imports" in readme
+
+
+def _view_and_form_modules() -> list[Path]:
+    return [
+        p
+        for p in SOURCES
+        if p.parts[-2] in ("views", "forms")
+        or p.name in ("views.py", "forms.py")
+        or p.name.endswith(("_views.py", "_forms.py"))
+    ]
+
+
+def _parents(tree: ast.AST) -> dict[ast.AST, ast.AST]:
+    return {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+
+
+def test_views_and_forms_hold_no_queries_or_transactions():
+    # Views and forms call selectors and services; the one exception is handing a queryset to
+    # `get_scoped_or_404`, the scoping helper (it still goes through the fail-closed manager),
+    # and `Model.objects.none()` as a form field's empty starting queryset.
+    found = []
+    modules = _view_and_form_modules()
+    assert len(modules) > 10
+    for path in modules:
+        tree = ast.parse(path.read_text())
+        parents = _parents(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and node.id == "transaction":
+                found.append(f"{_rel(path)}:{node.lineno} uses transaction")
+            if not (isinstance(node, ast.Attribute) and node.attr in ("objects", "all_tenants")):
+                continue
+            up, allowed = parents.get(node), False
+            if isinstance(up, ast.Attribute) and up.attr == "none":
+                allowed = True
+            while up is not None and not allowed:
+                if isinstance(up, ast.Call) and getattr(up.func, "id", "") == "get_scoped_or_404":
+                    allowed = True
+                up = parents.get(up)
+            if not allowed:
+                found.append(f"{_rel(path)}:{node.lineno} queries .{node.attr}")
+    assert not found, "views/forms must call selectors or services:\n" + "\n".join(found)
