@@ -88,17 +88,16 @@ def _seed_free_texts(ctx, inbound):  # noqa: F811
 
 def _support_urls(ctx):  # noqa: F811
     tenant = ctx["tenant"]
-    support = TenantAccess("support")
     for name, (kwargs, expected) in sorted(PAGES.items()):
         if expected["support"] != 200:
             continue
         kwargs = kwargs(ctx) if callable(kwargs) else dict(kwargs)
-        if "number" in kwargs:  # support links carry the opaque reference, never the number
-            kwargs["number"] = number_ref(kwargs["number"], tenant=tenant, access=support)
+        if "number" in kwargs:  # links carry the opaque reference, never the number
+            kwargs["number"] = number_ref(kwargs["number"], tenant=tenant)
         yield name, reverse(name, kwargs={"tenant_slug": tenant.slug, **kwargs})
     history = reverse(
         "number_history",
-        kwargs={"tenant_slug": tenant.slug, "number": number_ref(CUSTOMER, tenant=tenant, access=support)},
+        kwargs={"tenant_slug": tenant.slug, "number": number_ref(CUSTOMER, tenant=tenant)},
     )
     yield "number_history.csv", f"{history}?format=csv"
     yield "number_history.json", f"{history}?format=json"
