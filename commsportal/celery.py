@@ -3,6 +3,9 @@
 import os
 
 from celery import Celery
+from celery.signals import after_setup_logger, after_setup_task_logger
+
+from tenants.logging import log_filter_install
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "commsportal.settings")
 
@@ -24,6 +27,14 @@ app.conf.update(
     enable_utc=True,
 )
 app.autodiscover_tasks()
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def logging_scrub_install(logger, **kwargs) -> None:
+    """The worker replaces the root logger's handlers with its own (and gives task loggers
+    theirs), bypassing Django's LOGGING: put the number-masking, body-dropping filter on them."""
+    log_filter_install(logger)
 
 
 @app.task(name="commsportal.ping")

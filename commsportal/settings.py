@@ -242,12 +242,34 @@ CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or None
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
+# Every handler masks phone numbers and drops message bodies (tenants/logging.py). Django's own
+# defaults are replaced rather than extended, since their handlers would run unfiltered: the
+# `django` logger keeps no handler of its own (its records reach the root's console once, as in
+# production before), `django.server` keeps its format, and `mail_admins` is gone (no ADMINS are
+# set, and its report would carry the request's POST data, bodies included, unfiltered). The
+# Celery worker's handlers get the same filter (commsportal/celery.py), gunicorn's through
+# gunicorn.conf.py.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"scrub": {"()": "tenants.logging.LogScrubFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["scrub"]},
+        "django.server": {"class": "logging.StreamHandler", "formatter": "django.server", "filters": ["scrub"]},
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    # The SDK logs request parameters (phone numbers, bodies) at INFO: keep it quiet.
-    "loggers": {"twilio.http_client": {"level": "WARNING"}},
+    "loggers": {
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
+        # The SDK logs request parameters (phone numbers, bodies) at INFO: keep it quiet.
+        "twilio.http_client": {"level": "WARNING"},
+    },
 }

@@ -74,8 +74,9 @@ def opt_out_rows(qs: QuerySet[OptOutEvent], *, show: Show) -> Iterator[tuple]:
         yield show(phone), OPT_OUT_STATES.get(action, action), keyword, source, changed
 
 
-def consent_rows(qs: QuerySet[ConsentEvent], *, show: Show) -> Iterator[tuple]:
+def consent_rows(qs: QuerySet[ConsentEvent], *, show: Show, show_text: Show = str) -> Iterator[tuple]:
     """`qs` holds each (number, purpose)'s latest consent event (`consent_current_list`).
+    `source` is free text (a form URL may carry the number): it goes through `show_text`.
 
     A granted row's `captured_at` is that grant; a revoked row's `revoked_at` is the revocation
     and its `captured_at` the grant it ended (empty if none is on record). Method and source
@@ -90,7 +91,7 @@ def consent_rows(qs: QuerySet[ConsentEvent], *, show: Show) -> Iterator[tuple]:
             purpose,
             action,
             method,
-            source,
+            show_text(source),
             (granted or "") if revoked else captured,
             captured if revoked else "",
         )

@@ -1,10 +1,11 @@
-"""How a customer's number appears in portal URLs without leaking to support staff.
+"""How a customer's number appears in portal URLs: never as itself.
 
-Members see the number itself (`/t/acme/numbers/+14155550123/history/`): readable and
-bookmarkable. Support staff see numbers masked, so a link built for them must not carry the
-full number either (it would sit in the page's HTML, their history and the server logs): they
-get an opaque token instead, encrypted with the portal's field key and bound to the tenant.
-Both forms resolve back to the E.164 number in the view.
+A URL is written down in more places than the page it opens: browser history, bookmarks,
+the Referer header sent to the next site, and the access logs of every proxy in between. So
+links to a number's pages (history, unmask) carry an opaque token, for members and support
+staff alike, encrypted with the portal's field key and bound to the tenant. The E.164 form
+(`/t/acme/numbers/+14155550123/history/`, what links carried before) is still accepted, so
+bookmarks keep working; gunicorn's access log masks it (tenants/logging.py).
 """
 
 from __future__ import annotations
@@ -19,15 +20,13 @@ from tenants.phones import phone_parse
 __all__ = ["number_from_ref", "number_ref"]
 
 
-def number_ref(phone: str, *, tenant, access) -> str:
-    """The URL form of `phone` for this viewer: the number, or a token when they see it masked."""
-    if access is not None and access.masks_numbers:
-        return fernet().encrypt(f"{tenant.pk}:{phone}".encode()).decode()
-    return phone
+def number_ref(phone: str, *, tenant) -> str:
+    """The URL form of `phone` in `tenant`: a token only this portal can read, only for this tenant."""
+    return fernet().encrypt(f"{tenant.pk}:{phone}".encode()).decode()
 
 
 def number_from_ref(ref: str, *, tenant) -> str:
-    """The E.164 number a URL names (either form); 404 for anything else."""
+    """The E.164 number a URL names (a token, or the number itself); 404 for anything else."""
     if ref.startswith("+"):
         try:
             return phone_parse(ref)

@@ -71,8 +71,8 @@ OUTCOMES_COLUMN = SupportColumn(
 
 
 def number_history_target(*, tenant: Tenant, access, cleaned_data: Mapping) -> str:
-    """The number's history page; support staff get a token in the URL, never the number."""
-    ref = number_ref(cleaned_data["phone"], tenant=tenant, access=access)
+    """The number's history page, by its opaque reference: the URL never holds the number."""
+    ref = number_ref(cleaned_data["phone"], tenant=tenant)
     return reverse("number_history", kwargs={"tenant_slug": tenant.slug, "number": ref})
 
 

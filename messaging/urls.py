@@ -2,8 +2,8 @@ from django.urls import path
 
 from .views import bulk, exports, history, ledgers, log, policy, revocations, send
 
-# Mounted under /t/<tenant_slug>/ by commsportal.urls. A number in a URL is its E.164 form for
-# members, an opaque token for support staff (see messaging/number_refs.py).
+# Mounted under /t/<tenant_slug>/ by commsportal.urls. A number in a URL is an opaque token
+# (the E.164 form is still accepted, for old bookmarks): see messaging/number_refs.py.
 urlpatterns = [
     path("messages/", log.message_list, name="message_list"),
     path("messages/export.csv", exports.message_export, name="message_export"),

@@ -8,11 +8,14 @@ words with an example, never phonenumbers' exception text.
 
 The display rule lives here too, once (`phone_for_viewer`), for pages, downloads and JSON alike:
 a tenant's own Twilio numbers are public business numbers, shown whole to everyone with access;
-a customer's number is masked for support staff unless they unmask it (audited).
+a customer's number is masked for support staff unless they unmask it (audited). Free text
+(a Twilio failure reason, a body, a note) goes through `phone_text_for_viewer`, which finds the
+numbers inside it and applies the same rule to each.
 """
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 from collections.abc import Container
 from functools import lru_cache
@@ -131,3 +134,75 @@ def phone_for_viewer(value: str | None, *, access, own_numbers: Container[str] =
     if access is None or not access.masks_numbers or text in own_numbers:
         return text
     return phone_mask(text)
+
+
+#: A number written compactly after a plus, raw or URL-encoded (once or twice): Twilio's error
+#: texts quote the request URL (`Messages.json?To=%2B14155550100`). Masked whether or not it is
+#: a valid number, since a malformed customer number is still theirs.
+_PLUS_NUMBER = re.compile(r"(\+|%2[Bb]|%252[Bb])(\d{7,15})(?!\d)")
+#: Digits only, 10 to 15 of them, standing alone: masked when they read as a phone number.
+_DIGIT_RUN = re.compile(r"(?<![\w*%+])\d{10,15}(?![\w*])")
+
+
+def _digits_e164(digits: str, *, region: str) -> str | None:
+    """The E.164 form of a bare digit run, when it is a valid number (international or of `region`)."""
+    for text, hint in (("+" + digits, None), (digits, region)):
+        try:
+            number = phonenumbers.parse(text, hint)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return None
+
+
+def phone_text_mask(
+    text: str, *, own_numbers: Container[str] = (), region: str = DEFAULT_REGION, national: bool = True
+) -> str:
+    """`text` with every phone number in it masked (`phone_mask`), except `own_numbers`.
+
+    Catches E.164 (also URL-encoded, `%2B1…`), bare digit runs that are valid numbers, and,
+    with `national`, numbers written the national way ("(415) 555-0100", read as numbers of
+    `region`); log lines skip that last search, the slow one, on every request. Masked output
+    keeps the country code and last 4 digits, like every masked number in the portal.
+    """
+    if not text:
+        return text or ""
+
+    def plus(match: re.Match) -> str:
+        prefix, digits = match.groups()
+        if "+" + digits in own_numbers:
+            return match.group(0)
+        return prefix + phone_mask("+" + digits)[1:]
+
+    def run(match: re.Match) -> str:
+        e164 = _digits_e164(match.group(0), region=region)
+        if e164 is None or e164 in own_numbers:
+            return match.group(0)
+        return phone_mask(e164)[-len(match.group(0)) :]
+
+    masked = _DIGIT_RUN.sub(run, _PLUS_NUMBER.sub(plus, str(text)))
+    if not national:
+        return masked
+    pieces, at = [], 0
+    for found in phonenumbers.PhoneNumberMatcher(masked, region, leniency=phonenumbers.Leniency.VALID):
+        e164 = phonenumbers.format_number(found.number, phonenumbers.PhoneNumberFormat.E164)
+        if e164 in own_numbers:
+            continue
+        pieces += [masked[at : found.start], phone_mask(e164)]
+        at = found.end
+    return "".join(pieces) + masked[at:]
+
+
+def phone_text_for_viewer(
+    text: str | None, *, access, own_numbers: Container[str] = (), region: str = DEFAULT_REGION
+) -> str:
+    """Free text (a failure reason, a body, a note) as this viewer may see it: unchanged, or
+    with the customer numbers inside it masked for support staff (`phone_for_viewer`'s rule:
+    the tenant's own numbers stay whole). Twilio quotes the number it refused in its error
+    texts, so without this a failure reason would show support what the To column hides."""
+    if not text:
+        return ""
+    if access is None or not access.masks_numbers:
+        return str(text)
+    return phone_text_mask(str(text), own_numbers=own_numbers, region=region)

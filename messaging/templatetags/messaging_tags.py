@@ -25,9 +25,9 @@ _STATUS_BADGES = {
 
 @register.simple_tag(takes_context=True)
 def number_url(context, phone, name="number_history"):
-    """URL of a number page (history, unmask) that never puts a masked number in the HTML."""
+    """URL of a number page (history, unmask): an opaque reference, never the number itself."""
     tenant = context.get("current_tenant") or context.get("tenant")
-    ref = number_ref(phone, tenant=tenant, access=context.get("tenant_access"))
+    ref = number_ref(phone, tenant=tenant)
     return reverse(name, kwargs={"tenant_slug": tenant.slug, "number": ref})
 
 

@@ -15,7 +15,7 @@ from tenants.exports import spreadsheet_safe
 from tenants.http import audit_context
 from tenants.middleware import support_action
 from tenants.numbers import tenant_own_numbers
-from tenants.phones import phone_for_viewer, phone_mask
+from tenants.phones import phone_for_viewer, phone_mask, phone_text_for_viewer, tenant_phone_region
 from tenants.services import audit_record
 
 from ..forms.ledgers import UnmaskForm
@@ -51,6 +51,10 @@ def number_history(request, number: str):
     )
 
 
+#: Export columns people or Twilio write freely, where a number may hide.
+_FREE_TEXT_COLUMNS = ("source", "text", "actor")
+
+
 def _history_export(request, history: NumberHistory, export: str):
     tenant = request.tenant
     masked = request.tenant_access.masks_numbers
@@ -62,6 +66,12 @@ def _history_export(request, history: NumberHistory, export: str):
     rows = number_history_export(
         tenant=tenant, history=history, export=export, show=show, masked=masked, audit=audit_context(request)
     )
+    region = tenant_phone_region(tenant)
+    for row in rows:  # free text (bodies, sources, notes) may quote a customer's number
+        for column in _FREE_TEXT_COLUMNS:
+            row[column] = phone_text_for_viewer(
+                row[column], access=request.tenant_access, own_numbers=own, region=region
+            )
     filename = f"number-history-{tenant.slug}-{history.phone[-4:]}-{timezone.now():%Y%m%d}"
     if export == "json":
         response = JsonResponse(

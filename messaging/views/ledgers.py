@@ -26,6 +26,7 @@ from ..ledgers.reachability import number_is_opted_out
 from ..ledgers.selectors import consent_event_list, opt_out_current_list
 from ..ledgers.services import opt_out_admin_change
 from ..models import ConsentEvent, OptOutEvent, disclosure_hash
+from ..number_refs import number_ref
 
 # --- Opt-outs ----------------------------------------------------------------------------------
 
@@ -77,7 +78,7 @@ def opt_out_change(request):
                 f"{phone} is opted back in here. If the person had texted STOP, Twilio keeps blocking sends "
                 "(error 21610) until they text START to that sender. Marketing needs a fresh consent.",
             )
-        return redirect("number_history", tenant_slug=tenant.slug, number=phone)
+        return redirect("number_history", tenant_slug=tenant.slug, number=number_ref(phone, tenant=tenant))
     return render(request, "messaging/opt_out_change.html", {"tenant": tenant, "form": form})
 
 

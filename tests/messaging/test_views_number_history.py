@@ -14,7 +14,6 @@ from django.urls import reverse
 from messaging.ledgers.services import opt_out_record
 from messaging.number_refs import number_ref
 from tenants.models import AuditEvent
-from tenants.scoping import TenantAccess
 from tests.messaging.factories import (
     CUSTOMER,
     OUR_NUMBER,
@@ -206,9 +205,22 @@ def test_support_links_carry_a_token_not_the_number(client, support_user, tenant
     assert client.get(url(tenant, "+1555")).status_code == 404
 
 
+def test_member_links_carry_a_token_and_old_number_urls_still_open(client, viewer, tenant, story):
+    """Members' links use the opaque reference too (URLs reach history, Referer and access
+    logs); a bookmarked E.164 URL from before keeps opening the page."""
+    client.force_login(viewer)
+    html = client.get(reverse("opt_out_list", kwargs={"tenant_slug": tenant.slug})).content.decode()
+    links = re.findall(r'href="/t/acme/numbers/([^/"]+)/history/"', html)
+    assert links and not [ref for ref in links if "+1" in ref or "%2B" in ref or "4155550100" in ref]
+    by_token = client.get(url(tenant, links[0]))
+    assert by_token.status_code == 200 and CUSTOMER in by_token.content.decode()
+    bookmarked = client.get(url(tenant, CUSTOMER))
+    assert bookmarked.status_code == 200 and CUSTOMER in bookmarked.content.decode()
+
+
 def test_unmask_needs_a_reason_and_is_audited(client, support_user, tenant, story):
     client.force_login(support_user)
-    ref = number_ref(CUSTOMER, tenant=tenant, access=TenantAccess("support"))
+    ref = number_ref(CUSTOMER, tenant=tenant)
     refused = client.post(url(tenant, ref, "number_unmask"), {"reason": ""})
     assert refused.status_code == 200 and CUSTOMER not in refused.content.decode()
     assert not AuditEvent.objects.filter(action="support.unmask").exists()
@@ -232,7 +244,9 @@ def test_unmask_is_for_support_only(client, tenant_admin, viewer, tenant):
 def test_number_lookup_redirects_to_history(client, viewer, support_user, tenant):
     client.force_login(viewer)
     lookup = reverse("number_list", kwargs={"tenant_slug": tenant.slug})
-    assert client.get(lookup, {"phone": "415 555 0100"})["Location"] == url(tenant)
+    location = client.get(lookup, {"phone": "415 555 0100"})["Location"]
+    assert "4155550100" not in location  # the opaque reference, for members too
+    assert CUSTOMER in client.get(location).content.decode()  # read with the tenant's region
     assert "valid number" in client.get(lookup, {"phone": "12"}).content.decode()
     client.force_login(support_user)
     assert CUSTOMER not in client.get(lookup, {"phone": CUSTOMER})["Location"]

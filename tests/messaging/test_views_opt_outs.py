@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
@@ -48,7 +50,8 @@ def test_list_shows_current_state_per_number(client, viewer, tenant, ledger):
     rows = response.context["page"].rows
     assert [(e.phone, e.action) for e in rows] == [(OTHER_CUSTOMER, "opt_in"), (CUSTOMER, "opt_out")]
     html = response.content.decode()
-    assert f'href="/t/acme/numbers/{CUSTOMER}/history/"' in html
+    link = re.search(r'href="(/t/acme/numbers/[^/"]+/history/)"', html)  # by opaque reference
+    assert link and CUSTOMER not in link.group(1) and client.get(link.group(1)).status_code == 200
     assert "GLOBEX" not in html and "+14155550177" not in html
     assert "Opt a number out" not in html  # viewers get no form
 
@@ -81,7 +84,8 @@ def test_admin_opts_out_with_reason_audited(client, tenant_admin, tenant):
         url(tenant, "opt_out_change"), {"phone": "415-555-0100", "action": "opt_out", "reason": "Asked by phone"}
     )
     assert response.status_code == 302
-    assert response["Location"] == f"/t/acme/numbers/{CUSTOMER}/history/"
+    assert response["Location"].startswith("/t/acme/numbers/") and CUSTOMER not in response["Location"]
+    assert CUSTOMER in client.get(response["Location"]).content.decode()  # the number's history
     event = OptOutEvent.objects.for_tenant(tenant).get()
     assert (event.phone, event.source, event.reason, event.actor) == (CUSTOMER, "admin", "Asked by phone", tenant_admin)
     assert consent_granted_purposes(tenant=tenant, phone=CUSTOMER) == []

@@ -38,7 +38,6 @@ from tenants import lifecycle
 from tenants.audit import SYSTEM, AuditContext
 from tenants.models import AuditEvent, PhoneNumber, Tenant
 from tenants.numbers import numbers_sync
-from tenants.scoping import TenantAccess
 from tests.messaging.factories import (
     CUSTOMER,
     ConsentEventFactory,
@@ -124,7 +123,7 @@ def _history(ctx):
 
 
 def _support_ref(ctx) -> str:
-    return number_ref(CUSTOMER, tenant=ctx["tenant"], access=TenantAccess("support"))
+    return number_ref(CUSTOMER, tenant=ctx["tenant"])
 
 
 def _drifted_number(ctx):
