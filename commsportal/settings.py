@@ -10,9 +10,11 @@ message naming it.
 import base64
 import hashlib
 import ipaddress
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -83,6 +85,8 @@ INSTALLED_APPS = [
     "crispy_forms",
     "crispy_bootstrap5",
     "django_celery_beat",
+    "axes",
+    "csp",
     "tenants",
     "messaging",
     "voice",
@@ -97,6 +101,7 @@ if SANDBOX_ENABLED:
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -105,6 +110,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "tenants.middleware.TenantMiddleware",
+    # Last, as django-axes requires: it turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "commsportal.urls"
@@ -202,6 +209,56 @@ WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=65_536)
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if not DEBUG else None
+# Production answers plain http with a redirect to https, except Twilio's and SendGrid's
+# webhooks (a redirected POST loses its body, and the signature names the URL Twilio called)
+# and the load balancer's health probe. The test stacks serve plain http on 127.0.0.1 and
+# switch the redirect off.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^webhooks/", r"^healthz$"]
+# Browsers remember to use https only (one year); no effect over plain http or with DEBUG on.
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
+
+# Content-Security-Policy (django-csp), in development too so a new inline script or handler
+# fails where it is written: scripts and styles come from our static files only (no inline
+# <script>, on*= handlers or style= attributes; the templates test scans for them). Bootstrap's
+# CSS draws its icons from data: SVGs.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+
+# Sign-in throttling (django-axes): after LOGIN_FAILURE_LIMIT wrong passwords for one account
+# from one client address, that pair is refused for LOGIN_COOLOFF_MINUTES, counted from the
+# last failure before the lock (attempts while locked do not extend it), so someone guessing
+# from elsewhere never locks the account's owner out. The address is the one the audit log
+# records (our trusted-proxy rule), not whatever a client writes into X-Forwarded-For. The
+# platform operator lifts a lock early from the admin (Axes > Access attempts) or with
+# `manage.py axes_reset_username USERNAME` (README, "Operator commands").
+AUTHENTICATION_BACKENDS = [
+    "tenants.login_throttle.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "tenants.http.client_ip"
+AXES_LOCKOUT_CALLABLE = "tenants.login_throttle.lockout_page"
+# Failures are what the lock needs; a row per successful sign-in would grow without bound.
+AXES_DISABLE_ACCESS_LOG = True
 
 # Twilio: the parent account (creates tenants' subaccounts) and an optional base URL that
 # every SDK request is sent to instead of *.twilio.com (the local sandbox, a Prism mock).

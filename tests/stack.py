@@ -101,6 +101,7 @@ class Stack:
             PYTHONPATH=str(BASE_DIR),
             ENV_FILE="",
             DEBUG="False",
+            SECURE_SSL_REDIRECT="False",  # plain http on 127.0.0.1: no TLS proxy in front
             SECRET_KEY=secrets.token_urlsafe(50),
             FIELD_ENCRYPTION_KEY=Fernet.generate_key().decode(),
             ALLOWED_HOSTS="127.0.0.1,localhost",

@@ -404,7 +404,7 @@ def test_progress_counts_in_one_grouped_query(client, tenant, viewer, running, d
     assert "no-cache" in response["Cache-Control"] or "max-age=0" in response["Cache-Control"]
     assert json.loads(response.content)["counts"]["delivered"] == 1
     page = client.get(url("bulk_detail", tenant, bulk_id=running.id)).content.decode()
-    assert 'data-count="delivered">1<' in page and "width: 33.3" in page
+    assert 'data-count="delivered">1<' in page and 'data-width="33.3' in page
     assert "Pause" not in page and "Cancel send" not in page  # viewers read only
     assert 'data-progress-url="' + url("bulk_progress", tenant, bulk_id=running.id) in page
 

@@ -84,7 +84,7 @@ def test_timeline_shows_every_kind_of_event(client, viewer, tenant, story):
     assert "Opted back in" in html and "pls no more texts" in html and "198.51.100.7" in html
     assert "GLOBEX" not in html
     assert 'id="sent-while-opted-out"' not in html  # nothing sent while opted out
-    assert "window.print()" in html and "no-print" in html
+    assert "data-print" in html and "no-print" in html
 
 
 def test_outbound_after_opt_out_is_shown_loudly(client, tenant_admin, tenant):

@@ -160,3 +160,60 @@ def test_database_connections_are_persistent():
     database = settings.DATABASES["default"]
     assert database["CONN_MAX_AGE"] > 0
     assert database["CONN_HEALTH_CHECKS"] is True  # a reused connection is checked before use
+
+
+SECURITY_PROBE = (
+    "import json, django; django.setup(); from django.conf import settings as s; "
+    "print(json.dumps({'ssl_redirect': s.SECURE_SSL_REDIRECT, 'hsts': s.SECURE_HSTS_SECONDS, "
+    "'session_secure': s.SESSION_COOKIE_SECURE, 'csrf_secure': s.CSRF_COOKIE_SECURE, "
+    "'exempt': s.SECURE_REDIRECT_EXEMPT, 'failure_limit': s.AXES_FAILURE_LIMIT, "
+    "'cool_off': s.AXES_COOLOFF_TIME.total_seconds()}))"
+)
+
+
+def probe_security(env: dict[str, str]) -> dict:
+    result = subprocess.run(
+        [sys.executable, "-c", SECURITY_PROBE],
+        env=env,
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_deploy_check_is_clean(production_env):
+    """`manage.py check --deploy` with production settings: no warning at all (HSTS W004, SSL
+    redirect W008, cookies, DEBUG, ...)."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        env=production_env,
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues (0 silenced)." in result.stdout
+    assert "WARNINGS" not in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_production_enforces_https_and_the_test_stacks_can_turn_the_redirect_off(production_env):
+    seen = probe_security(production_env)
+    assert seen["ssl_redirect"] is True and seen["hsts"] >= 31_536_000
+    assert seen["session_secure"] is True and seen["csrf_secure"] is True
+    assert seen["exempt"] == [r"^webhooks/", r"^healthz$"]
+    production_env["SECURE_SSL_REDIRECT"] = "False"
+    assert probe_security(production_env)["ssl_redirect"] is False
+
+
+@pytest.mark.slow
+def test_sign_in_throttling_is_configured_from_the_environment(production_env):
+    assert probe_security(production_env)["failure_limit"] == 5
+    production_env.update(LOGIN_FAILURE_LIMIT="8", LOGIN_COOLOFF_MINUTES="30")
+    seen = probe_security(production_env)
+    assert seen["failure_limit"] == 8 and seen["cool_off"] == 30 * 60

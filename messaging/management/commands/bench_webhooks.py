@@ -84,6 +84,7 @@ class Server:
         env.update(
             DJANGO_SETTINGS_MODULE="commsportal.settings",
             DEBUG="False",
+            SECURE_SSL_REDIRECT="False",  # plain http on 127.0.0.1: no TLS proxy in front
             SECRET_KEY=os.environ.get("SECRET_KEY") or secrets.token_urlsafe(50),
             DATABASE_URL=_database_url(),
             CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
