@@ -24,6 +24,7 @@ from ..delivery.attempts import (
 )
 from ..delivery.deferred import deferred_messages_release
 from ..delivery.pacing import pacing_key, pacing_reserve
+from ..delivery.resync import messages_resync
 from ..delivery.retries import MAX_RETRIES, backoff_countdown
 from ..delivery.segment_counts import message_segments_fetch
 from ..models import Message, SendingPolicy
@@ -115,3 +116,15 @@ def message_segments_fetch_task(self, message_id: int) -> int | None:
         if not exc.retryable or self.request.retries >= self.max_retries:
             return None  # the log shows "—": a missing count is not worth an alert
         raise self.retry(countdown=backoff_countdown(self.request.retries, ambiguous=False)) from exc
+
+
+@shared_task(name="messaging.tasks.messages_resync_task")
+def messages_resync_task() -> dict:
+    """Periodic (every 5 minutes): heal lost status callbacks and inbound webhooks from Twilio
+    (`messages_resync`)."""
+    result = messages_resync()
+    return {
+        "statuses_applied": result.statuses_applied,
+        "inbound_stored": result.inbound_stored,
+        "failed_tenants": result.failed_tenants,
+    }
