@@ -122,8 +122,8 @@ def _statuses_resync(*, tenant: Tenant, client, now: datetime) -> int:
             with twilio_errors():
                 found = client.messages(message.sid).fetch()
         except TwilioError as exc:
-            if exc.retryable:
-                raise  # Twilio unreachable or busy: the whole tenant waits for the next run
+            if exc.retryable or exc.status in (401, 403):
+                raise  # unreachable, busy or refusing the credentials: the tenant waits for the next run
             logger.warning("message.resync.fetch_failed", extra={"message_id": message.pk, "code": exc.code})
             continue
         status = str(found.status or "").lower()

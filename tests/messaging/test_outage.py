@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import time as wall_time
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -20,7 +21,7 @@ from messaging.delivery.retries import OTP_VALIDITY
 from messaging.models import Message, MessageEvent
 from messaging.tasks import delivery as delivery_tasks
 from messaging.tasks.delivery import message_deliver_task
-from tests.messaging.sending_support import NY, SENDER, add_fault, sandbox_messages
+from tests.messaging.sending_support import FL, NY, SENDER, add_fault, grant_marketing, sandbox_messages
 
 RECIPIENTS = [f"+121255501{i:02d}" for i in range(10)]
 
@@ -195,3 +196,30 @@ def test_the_sandbox_outage_refuses_connections_and_ends_over_its_control_api(sa
 def test_the_sandbox_outage_control_api_needs_a_duration(sandbox):
     answer = requests.post(f"{sandbox.base_url}/sandbox/outage", data={}, timeout=5)
     assert answer.status_code == 400
+
+
+def test_marketing_postponed_by_an_outage_is_not_sent_into_quiet_hours(
+    twilio_tenant, sandbox, quick_tasks, clock, django_capture_on_commit_callbacks
+):
+    miami = ZoneInfo("America/New_York")
+    morning = (clock.now() + timedelta(days=1)).astimezone(miami).replace(hour=10, minute=0, second=0)
+    clock.advance(seconds=(morning - clock.now()).total_seconds())
+    grant_marketing(twilio_tenant, FL)
+    sandbox.outage_begin()
+    try:
+        message = message_send(tenant=twilio_tenant, to=FL, body="Sale!", purpose="marketing", sender=SENDER)
+        assert message_deliver_task.delay(message.pk).get() == Outcome.POSTPONED
+    finally:
+        sandbox.outage_end()
+
+    clock.advance(hours=11, minutes=30)  # 21:30 in Miami: Twilio is back, but it is too late
+    release_and_run(now=clock.now(), capture=django_capture_on_commit_callbacks)
+    waiting = reload(message)
+    assert (waiting.status, waiting.gate_decision, waiting.gate_reason) == ("pending", "defer", "quiet_hours")
+    assert waiting.send_after.astimezone(miami).hour >= 8 and waiting.send_after > clock.now()
+    assert sandbox_messages(sandbox, FL) == []
+
+    clock.advance(seconds=(waiting.send_after - clock.now()).total_seconds() + 60)
+    release_and_run(now=clock.now(), capture=django_capture_on_commit_callbacks)
+    assert reload(message).sid == sandbox_messages(sandbox, FL)[0]["sid"]
+    assert len(sandbox_messages(sandbox, FL)) == 1
