@@ -14,4 +14,9 @@ PERIODIC_TASKS = [
         "task": "messaging.bulk_tasks.bulk_dispatch_kick",
         "every": timedelta(seconds=15),
     },
+    {
+        "name": "Resync stale message statuses and lost inbound messages from Twilio",
+        "task": "messaging.tasks.messages_resync_task",
+        "every": timedelta(minutes=5),
+    },
 ]

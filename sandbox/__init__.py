@@ -58,6 +58,10 @@ Sandbox control endpoints (not Twilio; no authentication; form or JSON bodies):
                                               requests fail, or are processed and then the
                                               connection is closed without any response
     GET    /sandbox/faults, DELETE /sandbox/faults
+    POST   /sandbox/outage                    {"seconds"}: Twilio unreachable for that long: the
+                                              listener closes (connections refused, control API
+                                              too) and reopens on the same port afterwards;
+                                              `outage_begin()`/`outage_end()` from Python
     GET    /sandbox/messages[?to=&account_sid=]   every stored message (JSON list)
     GET    /sandbox/calls                     every stored call
     GET    /sandbox/webhooks                  the last webhooks the sandbox sent, with outcomes

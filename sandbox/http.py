@@ -135,6 +135,7 @@ ROUTES = [
     route("GET", "/sandbox/verify-codes", "ctl_verify_codes"),
     route("POST", "/sandbox/inbound", "ctl_inbound", locked=False),
     route("POST", "/sandbox/reset", "ctl_reset"),
+    route("POST", "/sandbox/outage", "ctl_outage", locked=False),
 ]
 
 
@@ -178,9 +179,71 @@ class HttpDispatch(SandboxState):
     def _serve_on(self, host: str, port: int) -> None:
         """Bind the server (port 0: any free port); `start` or `serve_forever` then serve."""
         self._thread: threading.Thread | None = None
+        self._server = self._bind(host, port)
+        # Set while the listener is up; cleared during an outage (`outage_begin`).
+        self._listening = threading.Event()
+        self._listening.set()
+        self._serving = threading.Event()  # the serve loop is inside serve_forever
+        self._outage_timer: threading.Timer | None = None
+
+    def _bind(self, host: str, port: int) -> ThreadingHTTPServer:
         handler = type("_BoundHandler", (HttpHandler,), {"sandbox": self})
-        self._server = ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = True
+        server = ThreadingHTTPServer((host, port), handler)
+        server.daemon_threads = True
+        return server
+
+    def _serve_loop(self) -> None:
+        """Serve until `stop`, sitting out outages (the listener is rebound after each)."""
+        while not self._stopping.is_set():
+            self._listening.wait()
+            if self._stopping.is_set():
+                return
+            server = self._server
+            self._serving.set()
+            try:
+                server.serve_forever(poll_interval=0.05)  # short: stop() and outages return quickly
+            finally:
+                self._serving.clear()
+
+    def outage_begin(self, *, seconds: float | None = None) -> None:
+        """Make Twilio unreachable: the listener closes, so every connection is refused (the
+        "definitely not sent" failure), until `outage_end`, or after `seconds` when given.
+        The control API goes down with it, hence the timer for outages started over HTTP."""
+        with self._lock:
+            if not self._listening.is_set():
+                return
+            self._listening.clear()
+            server = self._server
+        if self._serving.is_set():
+            server.shutdown()
+        server.server_close()
+        logger.info("Sandbox outage: connections refused%s", f" for {seconds:g} s" if seconds else "")
+        if seconds:
+            self._outage_timer = threading.Timer(seconds, self.outage_end)
+            self._outage_timer.daemon = True
+            self._outage_timer.start()
+
+    def outage_end(self) -> None:
+        """Listen again on the same address after `outage_begin`."""
+        with self._lock:
+            if self._listening.is_set() or self._stopping.is_set():
+                return
+            host, port = self._server.server_address[:2]
+            self._server = self._bind(host, port)
+            self._listening.set()
+        logger.info("Sandbox outage over: listening on %s", self.base_url)
+
+    def _h_ctl_outage(self, req: SandboxRequest) -> tuple[int, Any]:
+        """Start an outage of `seconds` (required: nothing could end it over HTTP)."""
+        try:
+            seconds = float(req.get("seconds") or "")
+        except ValueError:
+            raise TwilioApiError(400, 20001, "seconds must be a number") from None
+        if not 0 < seconds <= 3600:
+            raise TwilioApiError(400, 20001, "seconds must be between 0 and 3600")
+        # After this answer is written: closing the listener does not cut accepted connections.
+        threading.Timer(0.05, self.outage_begin, kwargs={"seconds": seconds}).start()
+        return 202, {"outage_seconds": seconds}
 
     @property
     def base_url(self) -> str:
@@ -191,12 +254,7 @@ class HttpDispatch(SandboxState):
 
     def start(self) -> Self:
         """Serve on a daemon thread; returns self so `TwilioSandbox(...).start()` chains."""
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},  # stop() returns quickly
-            name="twilio-sandbox",
-            daemon=True,
-        )
+        self._thread = threading.Thread(target=self._serve_loop, name="twilio-sandbox", daemon=True)
         self._thread.start()
         logger.info("Twilio sandbox listening on %s", self.base_url)
         return self
@@ -204,15 +262,19 @@ class HttpDispatch(SandboxState):
     def serve_forever(self) -> None:
         """Serve in the calling thread until interrupted (management command)."""
         try:
-            self._server.serve_forever()
+            self._serve_loop()
         finally:
             self._stopping.set()
             self._server.server_close()
 
     def stop(self) -> None:
         self._stopping.set()
+        self._listening.set()  # wakes a serve loop sitting out an outage
+        if self._outage_timer is not None:
+            self._outage_timer.cancel()
         if self._thread is not None:
-            self._server.shutdown()
+            if self._serving.is_set():
+                self._server.shutdown()
             self._thread.join(timeout=5)
             self._thread = None
         self._server.server_close()

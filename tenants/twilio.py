@@ -20,16 +20,25 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from .twilio_errors import explain, is_retryable
+from .twilio_errors import explain, is_retryable, maybe_sent_http, maybe_sent_transport
 
 
 class TwilioError(Exception):
-    """A failed Twilio call: its Twilio code, HTTP status, retry advice and a human explanation."""
+    """A failed Twilio call: its Twilio code, HTTP status, retry advice and a human explanation.
 
-    def __init__(self, *, code: int | None, status: int | None, retryable: bool, message: str) -> None:
+    `maybe_sent` says whether the request may have reached Twilio and been acted on (a timeout
+    after it left, a connection reset mid-answer, a 5xx): a caller that creates something must
+    look at Twilio before repeating it. False means it certainly did not (connection refused,
+    DNS failure, a 4xx/429 answer), so repeating it is safe without a lookup.
+    """
+
+    def __init__(
+        self, *, code: int | None, status: int | None, retryable: bool, message: str, maybe_sent: bool = False
+    ) -> None:
         self.code = code
         self.status = status
         self.retryable = retryable
+        self.maybe_sent = maybe_sent
         self.message = message
         self.explanation = explain(code) if code else message
         super().__init__(self.__str__())
@@ -53,11 +62,23 @@ class TwilioError(Exception):
             except (TypeError, ValueError):
                 code = None
             message = getattr(exc, "msg", None) or getattr(exc, "detail", None) or getattr(exc, "title", "")
-            return cls(code=code, status=status, retryable=is_retryable(code, status), message=str(message))
+            return cls(
+                code=code,
+                status=status,
+                retryable=is_retryable(code, status),
+                message=str(message),
+                maybe_sent=maybe_sent_http(status),
+            )
         if isinstance(exc, requests.RequestException):
-            # Timeouts and refused connections: Twilio may or may not have acted; callers that
-            # create resources must reconcile before retrying (see messaging's send claim).
-            return cls(code=None, status=None, retryable=True, message=f"{type(exc).__name__}: {exc}")
+            # Transport failures are worth retrying; whether Twilio may have acted depends on
+            # whether the request left (see `maybe_sent_transport`).
+            return cls(
+                code=None,
+                status=None,
+                retryable=True,
+                message=f"{type(exc).__name__}: {exc}",
+                maybe_sent=maybe_sent_transport(exc),
+            )
         return cls(code=None, status=None, retryable=False, message=str(exc))
 
 

@@ -13,6 +13,9 @@ wrong recipients, is a compliance problem. Only throttling and Twilio-side hiccu
 
 from __future__ import annotations
 
+import requests
+from urllib3.exceptions import ConnectTimeoutError
+
 from . import twilio_codes as codes
 
 __all__ = [
@@ -21,6 +24,8 @@ __all__ = [
     "TERMINAL_CODES",
     "explain",
     "is_retryable",
+    "maybe_sent_http",
+    "maybe_sent_transport",
 ]
 
 ERRORS: dict[int, str] = {
@@ -317,3 +322,32 @@ def is_retryable(code: int | None, http_status: int | None) -> bool:
     if http_status is None:
         return False
     return http_status == 429 or 500 <= http_status <= 599
+
+
+def maybe_sent_http(http_status: int | None) -> bool:
+    """Whether Twilio may have acted on a request it answered with `http_status`.
+
+    A 4xx (429 included) is answered before anything is created. A 5xx may come from a proxy
+    after the request reached the service that acts on it, so it stays uncertain.
+    """
+    return http_status is not None and 500 <= http_status <= 599
+
+
+def maybe_sent_transport(exc: BaseException) -> bool:
+    """Whether a request that failed with the `requests` exception `exc` may have reached Twilio.
+
+    Certainly not when the connection was never made: refused, DNS failure, connect timeout,
+    TLS handshake failure (urllib3 reports all but the last as a `ConnectTimeoutError`
+    subclass, `NewConnectionError` and `NameResolutionError` included), or the request could
+    not even be built. Anything after the request left (a read timeout, a reset or a closed
+    connection while waiting for the answer, a broken answer) may have been acted on.
+    """
+    if isinstance(exc, requests.exceptions.ConnectTimeout | requests.exceptions.SSLError):
+        return False
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        cause = exc.args[0] if exc.args else None
+        reason = getattr(cause, "reason", cause)
+        return not isinstance(reason, ConnectTimeoutError)
+    if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema):
+        return False
+    return True

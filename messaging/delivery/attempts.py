@@ -44,6 +44,18 @@ lease and raises `DeliveryRetry`; the task retries with backoff (`messaging.task
 error is terminal: status ``failed``, `error_code`, `failure_reason` = the explanation support
 staff read; never retried. 21610 (recipient opted out at Twilio) also records an opt-out.
 
+"Definitely not sent" and "maybe sent" are told apart (`TwilioError.maybe_sent`): a refused
+connection or a DNS failure never reached Twilio, so that attempt is uncounted again
+(`send_attempts` counts only attempts that may have reached Twilio or that Twilio answered) and,
+with no counted attempt left, the next one needs no lookup. (An attempt Twilio answered with a
+4xx/429 stays counted, so the budget still ends a Twilio that keeps refusing; the lookup it
+causes costs one listing.) Only a "maybe sent" failure (a timeout or a reset after the
+request left, a 5xx) makes the next run reconcile first; a lookup that fails sends nothing and
+counts nothing. So an outage spends no retry budget: once the task's quick retries run out the
+message waits in the database (`message_delivery_postpone`, released by the periodic job), and
+is sent once Twilio is back, unless its purpose's deadline passed first (`send_deadline`: an
+OTP past its validity expires with a reason; marketing re-checks quiet hours at the gate).
+
 SQLite (development) has no row locks; the compare-and-swap claim keeps the lease exclusive
 there too.
 """
@@ -57,7 +69,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -69,6 +81,7 @@ from ..compliance.gate import gate_evaluate
 from ..ledgers.reachability import number_is_opted_out
 from ..ledgers.services import opt_out_record
 from ..models import GateDecision, Message, MessageEvent, OptOutEvent, Purpose
+from .retries import postpone_delay, send_deadline
 from .segment_counts import segments_from_twilio
 
 logger = logging.getLogger("commsportal.messaging")
@@ -78,6 +91,7 @@ __all__ = [
     "Outcome",
     "message_deliver",
     "message_delivery_abandon",
+    "message_delivery_postpone",
     "send_lease",
     "status_callback_url",
 ]
@@ -105,19 +119,22 @@ class Outcome:
     RECONCILED = "reconciled"  # an earlier attempt had reached Twilio: its SID was attached
     SENT = "sent"  # Twilio accepted it now
     FAILED = "failed"  # Twilio refused it for good (terminal error)
+    EXPIRED = "expired"  # its purpose's deadline passed before it could be sent (failed, with why)
+    POSTPONED = "postponed"  # Twilio kept failing: waits in the database (send_after) for a later try
 
 
 class DeliveryRetry(Exception):
     """A retryable failure: the lease is released; try again later (the task backs off).
 
-    `ambiguous` is True when Twilio may have acted (connection dropped, timeout): the next
-    attempt reconciles first, and waiting a little first gives Twilio's list time to show it.
+    `ambiguous` is True when Twilio may have acted (connection dropped after the request left,
+    timeout, 5xx): the next attempt reconciles first, and waiting a little first gives Twilio's
+    list time to show it. False for a refused connection or a 429: nothing reached Twilio.
     """
 
     def __init__(self, *, message_id: int, error: TwilioError) -> None:
         self.message_id = message_id
         self.error = error
-        self.ambiguous = error.code is None and error.status is None
+        self.ambiguous = error.maybe_sent
         super().__init__(f"Message #{message_id}: {error}")
 
 
@@ -147,6 +164,7 @@ def message_deliver(*, message_id: int, worker_token: str | None = None) -> str:
     if isinstance(step, str):
         return step
     message, must_reconcile = step
+    counted = not must_reconcile  # whether this run counted an attempt (uncounted if not sent)
     try:
         with twilio_errors():
             client = tenant_client(message.tenant)
@@ -160,10 +178,14 @@ def message_deliver(*, message_id: int, worker_token: str | None = None) -> str:
             if isinstance(step, str):
                 return step
             message, _ = step
+            counted = True
         with twilio_errors():
             created = client.messages.create(**_create_params(message))
     except TwilioError as exc:
-        return _attempt_failed(message, token, exc)
+        # Only a request that never reached Twilio is uncounted; one Twilio answered (a 429)
+        # counts toward the budget, or a Twilio that keeps refusing would be asked forever.
+        never_reached = not exc.maybe_sent and exc.status is None and exc.code is None
+        return _attempt_failed(message, token, exc, uncount=counted and never_reached)
     _attempt_succeeded(message, token, sid=created.sid, status=created.status, segments=created.num_segments)
     logger.info("message.send.accepted", extra={"message_id": message.pk, "sid": created.sid})
     return Outcome.SENT
@@ -211,6 +233,33 @@ def message_delivery_abandon(*, message_id: int, reason: str) -> str:
             )
     logger.warning("message.send.abandoned", extra={"message_id": message_id, "reason": reason[:200]})
     return Outcome.FAILED if changed else Outcome.DONE
+
+
+def message_delivery_postpone(*, message_id: int, reason: str) -> str:
+    """Park a message whose quick retries ran out in the database: deferred (`send_after`)
+    for the periodic release, which re-checks the gate and enqueues a fresh task.
+
+    Why not a long Celery countdown: Redis redelivers ETA tasks after its visibility timeout,
+    which would run them twice, and a database row survives a broker restart.
+    """
+    now = timezone.now()
+    message = Message.all_tenants.filter(pk=message_id).only("created_at").first()
+    if message is None:
+        return Outcome.MISSING
+    send_after = now + postpone_delay(age=now - message.created_at)
+    changed = (
+        _claimable(message_id, token="", now=now)
+        .filter(status=statuses.PENDING, sid__isnull=True)
+        .update(
+            gate_decision=GateDecision.DEFER,
+            gate_reason=f"Twilio kept failing; retrying after {send_after:%H:%M:%S} UTC: {reason}"[:2000],
+            send_after=send_after,
+            send_claim="",
+            send_claimed_until=None,
+        )
+    )
+    logger.warning("message.send.postponed", extra={"message_id": message_id, "reason": reason[:200]})
+    return Outcome.POSTPONED if changed else Outcome.DONE
 
 
 def _lease_held_by_other(message: Message, *, token: str, now: datetime) -> bool:
@@ -261,6 +310,10 @@ def _attempt_begin(message_id: int, token: str, *, reconciled: bool) -> tuple[Me
             message.send_claim, message.send_claimed_until = token, lease_until
             return message, True
 
+        deadline = send_deadline(message)
+        if deadline is not None and deadline.at <= now:
+            return _attempt_expired(message, claim, reason=deadline.reason, now=now)
+
         [(_, verdict)] = gate_evaluate(
             tenant=message.tenant,
             recipients=[message.to_number],
@@ -305,6 +358,28 @@ def _attempt_begin(message_id: int, token: str, *, reconciled: bool) -> tuple[Me
         message.send_attempts, message.last_attempt_at = attempts, now
         message.send_claim, message.send_claimed_until = token, lease_until
         return message, False
+
+
+def _attempt_expired(message: Message, claim, *, reason: str, now: datetime) -> str:
+    """Mark a message failed because its purpose's deadline passed: not worth sending now.
+    Only reached when no earlier attempt may have reached Twilio (or the lookup found none)."""
+    if not claim.update(
+        status=statuses.FAILED,
+        status_updated_at=now,
+        failure_reason=reason[:2000],
+        send_after=None,
+        send_claim="",
+        send_claimed_until=None,
+    ):
+        return Outcome.LEASED
+    MessageEvent.objects.for_tenant(message.tenant).get_or_create(
+        tenant=message.tenant,
+        message_id=message.pk,
+        status=statuses.FAILED,
+        defaults={"occurred_at": now, "payload": {"error": reason[:500]}},
+    )
+    logger.info("message.send.expired", extra={"message_id": message.pk})
+    return Outcome.EXPIRED
 
 
 def _create_params(message: Message) -> dict:
@@ -371,18 +446,29 @@ def _attempt_succeeded(
             )
 
 
-def _attempt_failed(message: Message, token: str, exc: TwilioError) -> str:
-    """Retryable: release the lease and raise `DeliveryRetry`. Terminal: mark failed."""
+def _attempt_failed(message: Message, token: str, exc: TwilioError, *, uncount: bool) -> str:
+    """Retryable: release the lease and raise `DeliveryRetry`. Terminal: mark failed.
+
+    `uncount`: the attempt this run counted certainly never reached Twilio (refused, DNS), so
+    it is taken back: it spends no retry budget and the next run needs no lookup.
+    """
     now = timezone.now()
     if exc.retryable:
-        _claimable(message.pk, token=token, now=now).filter(status=statuses.PENDING).update(
+        update = {
             # No holder, so any run may take it; the time says "not before": the bulk dispatcher
             # skips rows whose send_claimed_until is ahead, and the periodic release counts
             # STALE_AFTER from it.
-            send_claim="",
-            send_claimed_until=now + RETRY_HOLD,
-            failure_reason=f"Attempt {message.send_attempts} failed, will retry: {exc}"[:2000],
-        )
+            "send_claim": "",
+            "send_claimed_until": now + RETRY_HOLD,
+            "failure_reason": f"Attempt {message.send_attempts} failed, will retry: {exc}"[:2000],
+        }
+        if uncount:
+            update["send_attempts"] = F("send_attempts") - 1
+            update["failure_reason"] = f"Not sent, will retry: {exc}"[:2000]
+        claimed = _claimable(message.pk, token=token, now=now).filter(status=statuses.PENDING)
+        if uncount:
+            claimed = claimed.filter(send_attempts__gt=0)
+        claimed.update(**update)
         logger.warning(
             "message.send.retry", extra={"message_id": message.pk, "code": exc.code, "attempt": message.send_attempts}
         )
@@ -495,6 +581,3 @@ def _twilio_find(*, client, message: Message):
     if not unclaimed:
         return None
     return min(unclaimed, key=lambda c: c.date_created or datetime.max.replace(tzinfo=UTC))
-
-
-# --- Fault injection ----------------------------------------------------------------------------

@@ -1,5 +1,10 @@
 """Deferred messages: the periodic release that re-checks due rows at the gate, and re-enqueues
-rows whose task was lost. Long delays live in the database, never in Celery countdowns."""
+rows whose task was lost. Long delays live in the database, never in Celery countdowns.
+
+Deferred rows are the gate's (quiet hours, pacing of marketing) and the delivery task's own:
+a message whose quick retries ran out while Twilio was unreachable
+(`attempts.message_delivery_postpone`). Both are gated again here, so a message postponed by an
+outage is not sent into quiet hours when Twilio comes back."""
 
 from __future__ import annotations
 

@@ -14,9 +14,17 @@ from celery import shared_task
 
 from tenants.twilio import TwilioError
 
-from ..delivery.attempts import DeliveryRetry, Outcome, message_deliver, message_delivery_abandon, send_lease
+from ..delivery.attempts import (
+    DeliveryRetry,
+    Outcome,
+    message_deliver,
+    message_delivery_abandon,
+    message_delivery_postpone,
+    send_lease,
+)
 from ..delivery.deferred import deferred_messages_release
 from ..delivery.pacing import pacing_key, pacing_reserve
+from ..delivery.resync import messages_resync
 from ..delivery.retries import MAX_RETRIES, backoff_countdown
 from ..delivery.segment_counts import message_segments_fetch
 from ..models import Message, SendingPolicy
@@ -52,7 +60,13 @@ def pacing_wait(message_id: int) -> float | None:
 @shared_task(bind=True, name="messaging.tasks.message_deliver_task", acks_late=True, max_retries=MAX_RETRIES)
 def message_deliver_task(self, message_id: int) -> str:
     """Deliver one outbound message (`message_deliver`), paced per sender; retry transient
-    Twilio failures."""
+    Twilio failures.
+
+    The budget is the message's counted attempts (`send_attempts`: only those that may have
+    reached Twilio or that it answered), not this task's retries: when the quick retries run
+    out while Twilio was unreachable, the message waits in the database for the periodic
+    release instead of failing (`message_delivery_postpone`).
+    """
     wait = pacing_wait(message_id)
     if wait is None:
         # Busy sender: come back later as a fresh task, so waiting never eats Twilio retries.
@@ -63,8 +77,10 @@ def message_deliver_task(self, message_id: int) -> str:
     try:
         outcome = message_deliver(message_id=message_id)
     except DeliveryRetry as exc:
-        if self.request.retries >= self.max_retries:
+        if _attempts_counted(message_id) > MAX_RETRIES:
             return message_delivery_abandon(message_id=message_id, reason=str(exc.error))
+        if self.request.retries >= self.max_retries:
+            return message_delivery_postpone(message_id=message_id, reason=str(exc.error))
         raise self.retry(countdown=backoff_countdown(self.request.retries, ambiguous=exc.ambiguous)) from exc
     if outcome == Outcome.LEASED:
         # Another run holds the lease: a live worker finishing it, or a dead one whose lease
@@ -73,6 +89,10 @@ def message_deliver_task(self, message_id: int) -> str:
             return outcome
         raise self.retry(countdown=send_lease().total_seconds() + random.uniform(0, 5))
     return outcome
+
+
+def _attempts_counted(message_id: int) -> int:
+    return Message.all_tenants.filter(pk=message_id).values_list("send_attempts", flat=True).first() or 0
 
 
 @shared_task(name="messaging.tasks.deferred_messages_release_task")
@@ -96,3 +116,15 @@ def message_segments_fetch_task(self, message_id: int) -> int | None:
         if not exc.retryable or self.request.retries >= self.max_retries:
             return None  # the log shows "—": a missing count is not worth an alert
         raise self.retry(countdown=backoff_countdown(self.request.retries, ambiguous=False)) from exc
+
+
+@shared_task(name="messaging.tasks.messages_resync_task")
+def messages_resync_task() -> dict:
+    """Periodic (every 5 minutes): heal lost status callbacks and inbound webhooks from Twilio
+    (`messages_resync`)."""
+    result = messages_resync()
+    return {
+        "statuses_applied": result.statuses_applied,
+        "inbound_stored": result.inbound_stored,
+        "failed_tenants": result.failed_tenants,
+    }

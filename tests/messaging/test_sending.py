@@ -207,21 +207,23 @@ def test_transient_errors_are_retried_and_the_message_sent_once(twilio_tenant, s
     assert message.status == "queued" and message.failure_reason == ""
 
 
-def test_connection_refused_is_retried_after_reconciling(twilio_tenant, sandbox, settings):
+def test_connection_refused_is_retried_without_a_lookup_or_spending_the_budget(twilio_tenant, sandbox, settings):
+    """A refused connection never reached Twilio: not ambiguous, the attempt is uncounted."""
     message = otp(twilio_tenant)
     settings.TWILIO_API_BASE_URL = f"http://127.0.0.1:{closed_port()}"
     with pytest.raises(DeliveryRetry) as raised:
         message_deliver(message_id=message.pk)
-    assert raised.value.ambiguous and raised.value.error.retryable
+    assert not raised.value.ambiguous and raised.value.error.retryable
+    assert not raised.value.error.maybe_sent
     failed_once = reload(message)
-    assert failed_once.send_attempts == 1 and failed_once.send_claim == "" and failed_once.sid is None
+    assert failed_once.send_attempts == 0 and failed_once.send_claim == "" and failed_once.sid is None
     assert "will retry" in failed_once.failure_reason
     assert failed_once.send_claimed_until > timezone.now()  # pollers hold off for a moment
 
     settings.TWILIO_API_BASE_URL = sandbox.base_url
-    assert message_deliver(message_id=message.pk) == Outcome.SENT  # reconciled: nothing there, so sent
+    assert message_deliver(message_id=message.pk) == Outcome.SENT  # no lookup needed: sent at once
     assert len(sandbox_messages(sandbox, NY)) == 1
-    assert reload(message).send_attempts == 2
+    assert reload(message).send_attempts == 1
 
 
 def test_accepted_then_dropped_connection_is_reconciled_not_resent(twilio_tenant, sandbox, celery_eager):
