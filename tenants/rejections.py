@@ -68,6 +68,8 @@ def webhook_rejection_count(*, tenant_id: int | None, reason: str) -> None:
     try:
         cache.add(key, 0, timeout=PENDING_TTL_SECONDS)
         cache.incr(key)
+        # A file-based cache's incr rewrites the entry with the default (5 min) timeout.
+        cache.touch(key, PENDING_TTL_SECONDS)
         due = cache.add(_flush_lock_key(tenant_id), 1, timeout=FLUSH_SECONDS)
     except Exception:  # noqa: BLE001 - any cache failure: fall back to the database
         logger.warning("twilio.webhook.rejection_cache_unavailable", exc_info=True)

@@ -1,9 +1,11 @@
 """The signed-webhook gateway every Twilio-facing view goes through.
 
 Checks run in a fixed order, like Sentry's webhook handlers: method (405), body size and
-shape (400), tenant by `AccountSid` (403), signature with THAT tenant's credentials (403).
+shape (400), tenant by `AccountSid` (403; its shape is checked before the lookup), signature
+with THAT tenant's credentials (403).
 Only then does the view run. A rejection writes nothing of the payload: it logs one
-structured line without secrets and bumps a per-tenant counter support staff can see.
+structured line without secrets and bumps a per-tenant counter support staff can see
+(`tenants.rejections`: counted in the cache, so a flood of forgeries is not a flood of writes).
 """
 
 from __future__ import annotations

@@ -334,3 +334,14 @@ def test_the_alert_check_sees_pending_refusals(client, tenant):
         post_unsigned(client, STATUS, params, HTTP_X_TWILIO_SIGNATURE="forged")
     alerts_check()
     assert Alert.objects.for_tenant(tenant).filter(kind="signature_failures", cleared_at__isnull=True).exists()
+
+
+def test_without_a_reachable_cache_refusals_are_stored_directly(client, tenant, monkeypatch):
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("cache down")
+
+    monkeypatch.setattr(cache, "add", unreachable)
+    params = {"AccountSid": tenant.account_sid, "MessageSid": "SM" + "1" * 32, "MessageStatus": "sent"}
+    for _ in range(3):
+        assert post_unsigned(client, STATUS, params, HTTP_X_TWILIO_SIGNATURE="forged").status_code == 403
+    assert WebhookRejection.objects.get(tenant=tenant).count == 3
