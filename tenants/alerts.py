@@ -32,6 +32,7 @@ from django.utils import timezone
 
 from .models import Alert, Membership, Tenant, WebhookRejection
 from .registry import AlertCheck, AlertReading, alert_checks
+from .rejections import webhook_rejections_flush_all
 
 logger = logging.getLogger("commsportal.alerts")
 
@@ -132,6 +133,7 @@ def alert_clear(*, alert: Alert, details: dict, now: datetime | None = None) -> 
 
 def _signature_readings(*, now: datetime) -> dict[int, AlertReading]:
     """Every tenant with signature rejections in the last SIGNATURE_BASELINE_DAYS days + today."""
+    webhook_rejections_flush_all()  # counts still pending in the cache count too
     today = now.date()
     counts: dict[int, dict] = defaultdict(dict)
     for tenant_id, day, count in WebhookRejection.objects.filter(

@@ -14,6 +14,7 @@ from .alerts import alerts_open_by_tenant
 from .models import AuditEvent, Membership, Tenant, WebhookRejection
 from .monitoring import reachability_snapshot
 from .registry import SupportColumn, support_columns
+from .rejections import webhook_rejections_pending
 
 
 def membership_list(*, tenant: Tenant):
@@ -21,15 +22,36 @@ def membership_list(*, tenant: Tenant):
 
 
 def webhook_rejections_by_tenant(*, days: int = 7) -> dict[int | None, int]:
-    """Rejected webhooks per tenant id over the last `days` days (None: unknown AccountSid)."""
+    """Rejected webhooks per tenant id over the last `days` days (None: unknown AccountSid),
+    counts still pending in the cache included (`tenants.rejections`)."""
     since = timezone.now().date() - timedelta(days=days - 1)
     rows = WebhookRejection.objects.filter(day__gte=since).values("tenant_id").annotate(total=Sum("count"))
-    return {row["tenant_id"]: row["total"] for row in rows}
+    totals: dict[int | None, int] = {row["tenant_id"]: row["total"] for row in rows}
+    tenant_ids = [None, *Tenant.objects.values_list("id", flat=True)]
+    for (tenant_id, _reason, day), count in webhook_rejections_pending(tenant_ids=tenant_ids).items():
+        if day >= since:
+            totals[tenant_id] = totals.get(tenant_id, 0) + count
+    return totals
 
 
-def webhook_rejection_list(*, tenant: Tenant, days: int = 30):
-    since = timezone.now().date() - timedelta(days=days - 1)
-    return WebhookRejection.objects.filter(tenant=tenant, day__gte=since).order_by("-day", "reason")
+def webhook_rejection_list(*, tenant: Tenant, days: int = 30) -> list[WebhookRejection]:
+    """The tenant's rejection counters per day and reason, newest first, pending counts included
+    (rows built for display only where nothing is stored yet)."""
+    now = timezone.now()
+    since = now.date() - timedelta(days=days - 1)
+    rows = {
+        (r.day, r.reason): r
+        for r in WebhookRejection.objects.filter(tenant=tenant, day__gte=since).order_by("-day", "reason")
+    }
+    for (_tenant_id, reason, day), count in webhook_rejections_pending(tenant_ids=[tenant.id]).items():
+        if day < since:
+            continue
+        row = rows.get((day, reason))
+        if row is None:
+            rows[(day, reason)] = WebhookRejection(tenant=tenant, reason=reason, day=day, count=count, last_seen_at=now)
+        else:
+            row.count += count
+    return [rows[key] for key in sorted(rows, key=lambda k: (-k[0].toordinal(), k[1]))]
 
 
 def audit_event_list(*, tenant: Tenant | None, limit: int = 200):

@@ -5,13 +5,16 @@ from datetime import timedelta
 from celery import shared_task
 from django.utils import timezone
 
-from . import alerts, monitoring, numbers, retention
+from . import alerts, monitoring, numbers, rejections, retention
 from .models import WebhookRejection
 
 
 @shared_task(name="tenants.tasks.webhook_rejections_purge")
 def webhook_rejections_purge(days: int = 90) -> int:
-    """Drop rejection counters older than `days` days; returns how many buckets went."""
+    """Drop rejection counters older than `days` days; returns how many buckets went.
+
+    Flushes the counts still pending in the cache first, so none outlive their cache entry."""
+    rejections.webhook_rejections_flush_all()
     cutoff = timezone.now().date() - timedelta(days=days)
     deleted, _ = WebhookRejection.objects.filter(day__lt=cutoff).delete()
     return deleted

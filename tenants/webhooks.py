@@ -1,34 +1,38 @@
 """The signed-webhook gateway every Twilio-facing view goes through.
 
 Checks run in a fixed order, like Sentry's webhook handlers: method (405), body size and
-shape (400), tenant by `AccountSid` (403), signature with THAT tenant's credentials (403).
+shape (400), tenant by `AccountSid` (403; its shape is checked before the lookup), signature
+with THAT tenant's credentials (403).
 Only then does the view run. A rejection writes nothing of the payload: it logs one
-structured line without secrets and bumps a per-tenant counter support staff can see.
+structured line without secrets and bumps a per-tenant counter support staff can see
+(`tenants.rejections`: counted in the cache, so a flood of forgeries is not a flood of writes).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from functools import wraps
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
-from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseNotAllowed, QueryDict
-from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from twilio.request_validator import HMAC_SHA1, HMAC_SHA256, RequestValidator, get_signature_algorithm
 
 from .http import client_ip
-from .models import Tenant, WebhookRejection
+from .models import Tenant
 from .phones import phone_mask
+from .rejections import webhook_rejection_count
 
 logger = logging.getLogger("commsportal.webhooks")
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+#: Twilio account SIDs: checked before the tenant lookup, so junk (a NUL, a megabyte) never
+#: reaches a query that could fail on it.
+ACCOUNT_SID_SHAPE = re.compile(r"AC[0-9a-f]{32}")
 
 
 class WebhookRequest:
@@ -51,19 +55,6 @@ def public_url(request: HttpRequest) -> str:
     return settings.PUBLIC_BASE_URL + request.get_full_path()
 
 
-def webhook_rejection_count(*, tenant: Tenant | None, reason: str) -> None:
-    """Bump today's rejection counter for this tenant and reason (race-safe upsert)."""
-    now = timezone.now()
-    bucket = WebhookRejection.objects.filter(tenant=tenant, reason=reason, day=now.date())
-    if bucket.update(count=F("count") + 1, last_seen_at=now):
-        return
-    try:
-        with transaction.atomic():
-            WebhookRejection.objects.create(tenant=tenant, reason=reason, day=now.date(), count=1, last_seen_at=now)
-    except IntegrityError:  # another request created the bucket first
-        bucket.update(count=F("count") + 1, last_seen_at=now)
-
-
 def _reject(request: HttpRequest, status: int, event: str, *, tenant: Tenant | None = None, **fields) -> HttpResponse:
     logger.warning(
         event,
@@ -76,7 +67,7 @@ def _reject(request: HttpRequest, status: int, event: str, *, tenant: Tenant | N
         },
     )
     if status == 403:
-        webhook_rejection_count(tenant=tenant, reason=event.rsplit(".", 1)[-1])
+        webhook_rejection_count(tenant_id=tenant.id if tenant else None, reason=event.rsplit(".", 1)[-1])
         return HttpResponse(
             "Forbidden: webhook signature could not be verified.\n", status=403, content_type="text/plain"
         )
@@ -101,6 +92,9 @@ def _parse_body(request: HttpRequest) -> tuple[QueryDict | dict, bytes]:
             raise ValueError("body is not valid JSON") from exc
         if not isinstance(data, dict):
             raise ValueError("JSON body must be an object")
+        if not request.GET.get("bodySHA256"):
+            # Twilio signs a JSON body through this hash in the URL; without it nothing covers the body.
+            raise ValueError("JSON body without bodySHA256 in the URL")
         return data, raw
     if content_type != FORM_CONTENT_TYPE:
         raise ValueError(f"unsupported content type {content_type or '(none)'}")
@@ -145,9 +139,11 @@ def twilio_webhook(view):
         account_sid = str(params.get("AccountSid") or "")
         if not account_sid:
             return _reject(request, 403, "twilio.webhook.missing_account_sid")
+        if not ACCOUNT_SID_SHAPE.fullmatch(account_sid):
+            return _reject(request, 403, "twilio.webhook.unknown_account_sid", account_sid=repr(account_sid[:34]))
         tenant = Tenant.objects.filter(account_sid=account_sid).first()
         if tenant is None:
-            return _reject(request, 403, "twilio.webhook.unknown_account_sid", account_sid=account_sid[:34])
+            return _reject(request, 403, "twilio.webhook.unknown_account_sid", account_sid=account_sid)
         if not request.headers.get("X-Twilio-Signature"):
             return _reject(request, 403, "twilio.webhook.missing_signature", tenant=tenant)
         if not signature_is_valid(tenant=tenant, request=request, params=params, raw_body=raw_body):

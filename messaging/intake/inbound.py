@@ -36,7 +36,7 @@ from ..ledgers.revocations import revocation_open
 from ..ledgers.services import consent_record, disclosure_get_or_create, opt_in_record, opt_out_record
 from ..models import ConsentEvent, Message, MessageEvent, OptOutEvent, Purpose, RevocationReview, TenantKeyword
 from . import keywords
-from .params import param_int, param_phone, param_small_int, param_text, params_dict, params_without_nul
+from .params import param_int, param_phone, param_small_int, param_text, params_dict, params_storable
 from .status import sid_held_elsewhere
 
 logger = logging.getLogger("commsportal.messaging")
@@ -103,7 +103,7 @@ def inbound_message_receive(*, tenant: Tenant, params: Mapping) -> InboundResult
     both modes, but only in `portal` mode does the answer carry the HELP/STOP/START text
     (in `twilio` mode Twilio answers keywords itself).
     """
-    params = params_without_nul(params)
+    params, flags = params_storable(params)
     sid = param_text(params, "MessageSid")
     fields = _inbound_fields(tenant=tenant, params=params)
     try:
@@ -117,7 +117,10 @@ def inbound_message_receive(*, tenant: Tenant, params: Mapping) -> InboundResult
                 message=message,
                 status=statuses.RECEIVED,
                 occurred_at=message.created_at,
-                payload={k: v for k, v in params_dict(params).items() if not _INBOUND_PAYLOAD_EXCLUDED.match(k)},
+                payload={
+                    **{k: v for k, v in params_dict(params).items() if not _INBOUND_PAYLOAD_EXCLUDED.match(k)},
+                    **flags,
+                },
             )
             return _inbound_process(tenant=tenant, message=message, params=params)
     except IntegrityError:

@@ -19,6 +19,51 @@ def params_without_nul(params: Mapping) -> dict[str, str]:
     return {str(k).replace("\x00", "\ufffd"): str(params.get(k) or "").replace("\x00", "\ufffd") for k in params}
 
 
+#: Fields stored in fixed-width columns, and those widths: a longer value (never a real Twilio
+#: one) is cut to fit rather than failing the insert, and flagged in the stored payload.
+FIELD_WIDTHS: dict[str, int] = {
+    "AccountSid": 34,
+    "MessageSid": 34,
+    "SmsSid": 34,
+    "SmsMessageSid": 34,
+    "MessagingServiceSid": 34,
+    "From": 32,
+    "To": 32,
+}
+#: Integer fields stored in integer columns, and the largest value each column holds: a larger
+#: one is dropped (read as absent) and flagged, rather than failing the insert.
+INTEGER_LIMITS: dict[str, int] = {"ErrorCode": 2_147_483_647, "NumSegments": 32_767}
+#: Keys under which the stored payload lists the fields cut or dropped.
+TRUNCATED = "_truncated"
+DROPPED = "_dropped"
+
+
+def params_storable(params: Mapping) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """The payload made storable, and what had to change: (params, flags).
+
+    A signed text is stored whenever it can be, since it may be a STOP: NULs are replaced
+    (`params_without_nul`), over-long fields cut to their column (`FIELD_WIDTHS`), integers out
+    of their column's range dropped (`INTEGER_LIMITS`). `flags` lists the fields cut under
+    `_truncated` and those dropped under `_dropped` (only when there are any), for the stored
+    payload, so the log shows the text was not received as stored.
+    """
+    clean = params_without_nul(params)
+    truncated = []
+    for name, width in FIELD_WIDTHS.items():
+        value = clean.get(name, "").strip()
+        if len(value) > width:
+            clean[name] = value[:width]
+            truncated.append(name)
+    dropped = []
+    for name, limit in INTEGER_LIMITS.items():
+        number = param_int(clean.get(name))
+        if number is not None and number > limit:
+            clean[name] = ""
+            dropped.append(name)
+    flags = {key: names for key, names in ((TRUNCATED, truncated), (DROPPED, dropped)) if names}
+    return clean, flags
+
+
 def param_text(params: Mapping, name: str) -> str:
     """A field as stripped text; a missing field is empty (Twilio omits what does not apply)."""
     return str(params.get(name) or "").strip()
@@ -29,13 +74,21 @@ def params_dict(params: Mapping) -> dict[str, str]:
     return {str(k): str(params.get(k) or "") for k in params}
 
 
+#: The largest value any integer column holds (bigint): anything above is not a number we store.
+_BIGINT_MAX = 9_223_372_036_854_775_807
+
+
 def param_int(value) -> int | None:
-    """A non-negative integer field, or None for anything else (Twilio sends them as text)."""
+    """A non-negative integer field that fits a bigint, or None for anything else (Twilio sends
+    them as text)."""
+    text = str(value).strip()
+    if len(text) > 40:  # beyond any bigint, and int() on huge digit strings is slow
+        return None
     try:
-        number = int(str(value).strip())
+        number = int(text)
     except (TypeError, ValueError):
         return None
-    return number if number >= 0 else None
+    return number if 0 <= number <= _BIGINT_MAX else None
 
 
 def param_small_int(value) -> int | None:

@@ -20,7 +20,7 @@ from ..delivery.segment_counts import segments_fetch_needed
 from ..ledgers.reachability import number_is_opted_out
 from ..ledgers.services import opt_out_record
 from ..models import Message, MessageEvent, OptOutEvent
-from .params import param_int, param_phone, param_small_int, param_text, params_dict, params_without_nul
+from .params import param_int, param_phone, param_small_int, param_text, params_dict, params_storable
 
 logger = logging.getLogger("commsportal.messaging")
 
@@ -58,7 +58,7 @@ def status_callback_apply(*, tenant: Tenant, params: Mapping, message_id: str | 
     Returns None, changing nothing, when the SID belongs to another tenant (module docstring).
     Raises ValueError for a status Twilio does not send (the view answers 400 before that).
     """
-    params = params_without_nul(params)
+    params, flags = params_storable(params)
     sid = param_text(params, "MessageSid")
     new_status = param_text(params, "MessageStatus").lower()
     if new_status not in CALLBACK_STATUSES:
@@ -83,7 +83,7 @@ def status_callback_apply(*, tenant: Tenant, params: Mapping, message_id: str | 
                     status=new_status,
                     error_code=error_code,
                     occurred_at=now,
-                    payload=params_dict(params),
+                    payload={**params_dict(params), **flags},
                 )
         except IntegrityError:
             return message  # the row lock makes this unreachable on PostgreSQL; kept as a backstop

@@ -5,10 +5,12 @@ import json
 from urllib.parse import urlencode
 
 import pytest
+from django.core.cache import cache
 from django.test import override_settings
 from twilio.request_validator import HMAC_SHA256, RequestValidator
 
 from tenants.models import WebhookRejection
+from tenants.rejections import webhook_rejections_flush
 
 INBOUND = "/webhooks/twilio/messaging/inbound/"
 ALL_TWILIO_ENDPOINTS = [
@@ -36,7 +38,15 @@ def params_for(tenant, base):
     return {"AccountSid": tenant.account_sid, **base}
 
 
+@pytest.fixture(autouse=True)
+def _no_pending_rejections():
+    """Rejection counts wait in the shared cache (`tenants.rejections`); start each test at 0."""
+    cache.clear()
+
+
 def rejections(tenant=None, reason=None):
+    """What support sees: stored counts plus those still pending in the cache."""
+    webhook_rejections_flush(tenant_id=tenant.id if tenant else None)
     qs = WebhookRejection.objects.filter(tenant=tenant)
     if reason:
         qs = qs.filter(reason=reason)
