@@ -182,6 +182,8 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+# How long a member invitation link (tenants.Invitation) works before the admin must send a new one.
+INVITATION_VALID_DAYS = env.int("INVITATION_VALID_DAYS", default=7)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

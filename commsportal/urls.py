@@ -3,7 +3,7 @@ from django.urls import include, path
 
 from messaging.intake import webhooks as messaging_webhooks
 from tenants import views as tenant_views
-from tenants.urls import tenant_urlpatterns
+from tenants.urls import invitation_urlpatterns, tenant_urlpatterns
 from verify import webhooks as verify_webhooks
 from voice import webhooks as voice_webhooks
 
@@ -24,6 +24,7 @@ urlpatterns = [
     path("support/", tenant_views.support_overview, name="support_overview"),
     path("operator/", include("tenants.operator_urls")),
     path("webhooks/", include(webhook_urlpatterns)),
+    path("", include(invitation_urlpatterns)),
     path(
         "t/<slug:tenant_slug>/",
         include(

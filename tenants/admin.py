@@ -3,14 +3,22 @@ from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.forms import UserChangeForm
 from django.contrib.auth.hashers import is_password_usable
 from django.contrib.auth.models import Group
-from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
 from django.db import models, transaction
 
 from .http import audit_context
-from .models import SUPPORT_GROUP, Alert, AuditEvent, Membership, PhoneNumber, Tenant, WebhookRejection
-from .services import LastAdminError, audit_record, support_grant, support_revoke, tenant_membership_lock
+from .models import SUPPORT_GROUP, Alert, AuditEvent, Invitation, Membership, PhoneNumber, Tenant, WebhookRejection
+from .services import (
+    LastAdminError,
+    audit_record,
+    support_grant,
+    support_revoke,
+    tenant_membership_lock,
+    tenants_left_without_admin,
+)
 
 User = get_user_model()
 
@@ -238,11 +246,57 @@ def _audit_set_change(request, *, target: str, before, after, added: str, remove
             )
 
 
+def last_admin_refusal(users, tenants: list[Tenant], doing: str) -> str:
+    """Why `doing` (deleting, deactivating) `users` is refused: the tenants it would leave
+    without an active admin, and the way out."""
+    who = ", ".join(sorted(user.get_username() for user in users))
+    names = ", ".join(f"“{tenant.name}”" for tenant in tenants)
+    return (
+        f"Not {doing} {who}: {names} would be left with no active admin. Make another member admin"
+        " there first, or close the tenant if nobody is to manage it any more."
+    )
+
+
+class PortalUserChangeForm(UserChangeForm):
+    def clean_is_active(self):
+        """Deactivating a tenant's last active admin is refused, as removing them is."""
+        active = self.cleaned_data.get("is_active")
+        if self.instance.pk is not None and self.instance.is_active and not active:
+            # Inside the change view's transaction: the tenants stay locked until the save.
+            with transaction.atomic():
+                orphaned = tenants_left_without_admin(users=[self.instance])
+            if orphaned:
+                raise ValidationError(last_admin_refusal([self.instance], orphaned, "deactivating"))
+        return active
+
+
 @admin.register(User)
 class PortalUserAdmin(UserAdmin):
     """Django's user admin, but a change of access goes on the audit log (not only in Django's
     LogEntry), as one made by `create_portal_user` does: the flags above, support staff
-    membership (through the same services as the command) and a password set here."""
+    membership (through the same services as the command) and a password set here. A tenant's
+    last active admin can be neither deleted nor deactivated here (the members rule)."""
+
+    form = PortalUserChangeForm
+
+    def get_deleted_objects(self, objs, request):
+        """The delete confirmation (single and "delete selected") refuses, with the reason, when
+        the users are some tenant's last active admins: Django then deletes nothing."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        users = list(objs)
+        with transaction.atomic():
+            orphaned = tenants_left_without_admin(users=users)
+        if orphaned:
+            message = last_admin_refusal(users, orphaned, "deleting")
+            self.message_user(request, message, level="error")
+            protected = [*protected, message]
+        return deleted, counts, perms_needed, protected
+
+    def _refuse_last_admins(self, users) -> None:
+        """The confirmation checked; this holds under the tenants' locks up to the delete."""
+        orphaned = tenants_left_without_admin(users=users)
+        if orphaned:
+            raise PermissionDenied(last_admin_refusal(users, orphaned, "deleting"))
 
     def save_model(self, request, obj, form, change):
         # Diffed against the stored row, locked (the admin saves in a transaction), rather than
@@ -287,11 +341,15 @@ class PortalUserAdmin(UserAdmin):
             label=lambda p: f"{p.content_type.app_label}.{p.codename}",
         )
 
+    @transaction.atomic
     def delete_model(self, request, obj):
+        self._refuse_last_admins([obj])
         self._audit_deleted(request, [obj])
         super().delete_model(request, obj)
 
+    @transaction.atomic
     def delete_queryset(self, request, queryset):
+        self._refuse_last_admins(list(queryset))
         self._audit_deleted(request, list(queryset))
         super().delete_queryset(request, queryset)
 
@@ -466,6 +524,17 @@ class AlertAdmin(TenantOwnedAdmin):
     list_filter = ["tenant", status_filter("cleared_at", ("open", "Open"), ("cleared", "Cleared")), "kind"]
     search_fields = ["tenant__name", "tenant__slug"]
     date_hierarchy = "raised_at"
+
+
+@admin.register(Invitation)
+class InvitationAdmin(TenantOwnedAdmin):
+    """The portal's member invitations, for the record: the token's hash is of no use to anyone."""
+
+    list_display = ["email", "tenant", "role", "created_by", "created_at", "expires_at", "accepted_by", "revoked_at"]
+    list_filter = ["tenant", "role"]
+    search_fields = ["email", "tenant__name", "tenant__slug"]
+    exclude = ["token_hash"]
+    date_hierarchy = "created_at"
 
 
 @admin.register(AuditEvent)

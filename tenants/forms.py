@@ -1,8 +1,8 @@
 from django import forms
+from django.contrib.auth.forms import UserCreationForm
 
 from .models import Membership, Tenant, messaging_service_sid_validator
 from .numbers import messaging_service_check
-from .selectors import user_get_by_username
 
 
 class TenantSettingsForm(forms.ModelForm):
@@ -39,13 +39,18 @@ class TenantSettingsForm(forms.ModelForm):
         return sid
 
 
-class MembershipForm(forms.Form):
-    username = forms.CharField(max_length=150, help_text="An existing portal user.")
+class InvitationForm(forms.Form):
+    """Whom to invite: an address, never an existing account, so the answer is the same whether
+    or not someone already uses it."""
+
+    email = forms.EmailField(max_length=254, help_text="Where the invitation goes.")
+    role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.VIEWER)
+
+
+class MemberRoleForm(forms.Form):
     role = forms.ChoiceField(choices=Membership.Role.choices)
 
-    def clean_username(self):
-        username = self.cleaned_data["username"].strip()
-        user = user_get_by_username(username=username)
-        if user is None:
-            raise forms.ValidationError(f"No portal user named “{username}”.")
-        return user
+
+class InvitationSignupForm(UserCreationForm):
+    """A new account for someone holding an invitation: username and password, checked by
+    Django's validators (AUTH_PASSWORD_VALIDATORS); the service creates it."""

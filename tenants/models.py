@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.crypto import salted_hmac
 
 from .crypto import EncryptedTextField
 from .scoping import TenantOwned
@@ -210,6 +211,74 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} — {self.role} of {self.tenant}"
+
+
+class Invitation(TenantOwned):
+    """A one-time, expiring link that lets whoever holds it join the tenant with `role`.
+
+    Members are added this way rather than by username, so a tenant admin can neither attach an
+    existing platform account (the operator, support staff) nor learn which accounts exist. Only
+    a keyed hash of the token is stored: the raw link is shown to the admin once and never
+    again, and a copy of the database does not hand out memberships.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        EXPIRED = "expired", "Expired"
+        REVOKED = "revoked", "Revoked"
+        ACCEPTED = "accepted", "Accepted"
+
+    #: Separates these hashes from every other use of SECRET_KEY (sessions, password resets).
+    TOKEN_KEY_SALT = "tenants.Invitation.token"
+
+    email = models.EmailField(help_text="Whom the admin invited; the link works for whoever holds it.")
+    role = models.CharField(max_length=10, choices=Membership.Role.choices, default=Membership.Role.VIEWER)
+    token_hash = models.CharField(max_length=64, unique=True, help_text="HMAC-SHA256 of the token (hex).")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(role__in=["admin", "viewer"]), name="invitation_role_valid"),
+            models.CheckConstraint(
+                condition=Q(accepted_at__isnull=True) | Q(revoked_at__isnull=True),
+                name="invitation_not_accepted_and_revoked",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} as {self.role} of tenant {self.tenant_id}"
+
+    @classmethod
+    def token_hash_for(cls, token: str, *, secret: str | None = None) -> str:
+        """The stored form of `token`: HMAC-SHA256 keyed with SECRET_KEY (or `secret`)."""
+        return salted_hmac(cls.TOKEN_KEY_SALT, token, secret=secret, algorithm="sha256").hexdigest()
+
+    @classmethod
+    def token_hashes_for(cls, token: str) -> list[str]:
+        """The hashes `token` may be stored under: SECRET_KEY's, then each of
+        SECRET_KEY_FALLBACKS', so a key rotation does not void the links already handed out."""
+        keys = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+        return [cls.token_hash_for(token, secret=key) for key in keys]
+
+    def state_at(self, now) -> str:
+        """Pending, or why the link no longer works (used and revoked outrank expired)."""
+        if self.accepted_at is not None:
+            return self.State.ACCEPTED
+        if self.revoked_at is not None:
+            return self.State.REVOKED
+        if self.expires_at <= now:
+            return self.State.EXPIRED
+        return self.State.PENDING
 
 
 SUPPORT_GROUP = "Support staff"

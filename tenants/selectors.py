@@ -6,12 +6,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
 from .alerts import alerts_open_by_tenant
-from .models import AuditEvent, Membership, Tenant, WebhookRejection
+from .models import AuditEvent, Invitation, Membership, Tenant, WebhookRejection
 from .monitoring import reachability_snapshot
 from .registry import SupportColumn, support_columns
 from .rejections import webhook_rejections_pending
@@ -19,6 +18,28 @@ from .rejections import webhook_rejections_pending
 
 def membership_list(*, tenant: Tenant):
     return Membership.objects.filter(tenant=tenant).select_related("user").order_by("user__username")
+
+
+def membership_get(*, tenant: Tenant, membership_id: int) -> Membership | None:
+    """One membership of `tenant` (another tenant's looks like a missing one), or None."""
+    return Membership.objects.filter(tenant=tenant, pk=membership_id).select_related("user", "tenant").first()
+
+
+def invitation_pending_list(*, tenant: Tenant):
+    """Invitations of `tenant` that can still be accepted, newest first."""
+    pending = Invitation.objects.for_tenant(tenant).filter(accepted_at__isnull=True, revoked_at__isnull=True)
+    return pending.filter(expires_at__gt=timezone.now()).select_related("created_by")
+
+
+def invitation_get(*, tenant: Tenant, invitation_id: int) -> Invitation | None:
+    """One invitation of `tenant`, or None (another tenant's looks like a missing one)."""
+    return Invitation.objects.for_tenant(tenant).filter(pk=invitation_id).select_related("tenant").first()
+
+
+def invitation_get_by_token(*, token: str) -> Invitation | None:
+    """The invitation a link leads to, whatever its tenant (the link names none), or None."""
+    hashes = Invitation.token_hashes_for(token)
+    return Invitation.all_tenants.filter(token_hash__in=hashes).select_related("tenant", "created_by").first()
 
 
 def webhook_rejections_by_tenant(*, days: int = 7) -> dict[int | None, int]:
@@ -68,11 +89,6 @@ def audit_events(*, tenant: Tenant) -> QuerySet[AuditEvent]:
 def tenant_slug_taken(*, slug: str) -> bool:
     """Whether a tenant already has this slug (its URL, which never changes)."""
     return Tenant.objects.filter(slug=slug).exists()
-
-
-def user_get_by_username(*, username: str):
-    """The portal user with this username, or None."""
-    return get_user_model().objects.filter(username=username).first()
 
 
 def tenant_list_all() -> QuerySet[Tenant]:

@@ -101,6 +101,26 @@ def tenant_membership_lock(tenant: Tenant) -> None:
     Tenant.objects.select_for_update().filter(pk=tenant.pk).values_list("pk", flat=True).first()
 
 
+def tenants_left_without_admin(*, users) -> list[Tenant]:
+    """Tenants whose every active admin is among `users`: deleting or deactivating them all
+    would leave nobody to manage the tenant (the same rule as `_last_admin_guard`).
+
+    Closed tenants are left out: nobody manages a closed tenant any more, and closing is the way
+    out the refusal offers. Each tenant is locked as `tenant_membership_lock` does, so a
+    concurrent demotion cannot slip between this check and the caller's change; call it inside
+    the transaction that makes the change.
+    """
+    user_ids = [user.pk for user in users]
+    admins = Membership.objects.filter(role=Membership.Role.ADMIN, user__is_active=True)
+    tenant_ids = admins.filter(user_id__in=user_ids).values_list("tenant_id", flat=True)
+    orphaned = []
+    for tenant in Tenant.objects.filter(pk__in=tenant_ids).exclude(status=Tenant.Status.CLOSED).order_by("name"):
+        tenant_membership_lock(tenant)
+        if not admins.filter(tenant=tenant).exclude(user_id__in=user_ids).exists():
+            orphaned.append(tenant)
+    return orphaned
+
+
 @transaction.atomic
 def membership_set(*, user, tenant: Tenant, role: str, audit: AuditContext) -> tuple[Membership, str]:
     """Give `user` `role` in `tenant`; returns the membership and 'added', 'changed' or 'unchanged'.

@@ -11,25 +11,24 @@ from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET
 
 from .exports import safe_row
-from .forms import MembershipForm, TenantSettingsForm
+from .forms import TenantSettingsForm
 from .http import audit_context
-from .models import Membership, is_support
+from .models import is_support
 from .monitoring import reachability_snapshot, reachability_summary
 from .registry import overview_panels
 from .selectors import (
-    membership_list,
     support_overview_get,
     tenant_list_for,
     tenant_stored_get,
     webhook_rejection_list,
 )
-from .services import LastAdminError, audit_record, membership_remove, membership_set, tenant_settings_update
+from .services import audit_record, tenant_settings_update
 
 
 def require_admin(request) -> None:
@@ -72,42 +71,6 @@ def tenant_settings(request):
         "tenants/settings.html",
         {"tenant": tenant, "form": form, "rejections": webhook_rejection_list(tenant=tenant)},
     )
-
-
-def tenant_members(request):
-    tenant = request.tenant
-    form = MembershipForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            _, outcome = membership_set(
-                user=form.cleaned_data["username"],
-                tenant=tenant,
-                role=form.cleaned_data["role"],
-                audit=audit_context(request),
-            )
-        except LastAdminError as exc:
-            form.add_error("role", str(exc))
-        else:
-            messages.success(request, f"{form.cleaned_data['username'].username}: membership {outcome}.")
-            return redirect("tenant_members", tenant_slug=tenant.slug)
-    return render(
-        request, "tenants/members.html", {"tenant": tenant, "members": membership_list(tenant=tenant), "form": form}
-    )
-
-
-@require_POST
-def tenant_member_remove(request, membership_id: int):
-    membership = get_object_or_404(Membership, pk=membership_id, tenant=request.tenant)
-    if membership.user_id == request.user.id:
-        messages.error(request, "You cannot remove yourself; ask another admin.")
-    else:
-        try:
-            membership_remove(membership=membership, audit=audit_context(request))
-        except LastAdminError as exc:
-            messages.error(request, str(exc))
-        else:
-            messages.success(request, f"Removed {membership.user.username}.")
-    return redirect("tenant_members", tenant_slug=request.tenant.slug)
 
 
 @require_GET

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from tenants.audit import SYSTEM
 from tenants.crypto import Secret
+from tenants.invitations import invitation_create
 from tenants.models import SUPPORT_GROUP, Alert, AuditEvent, Membership, PhoneNumber, Tenant, is_support
 from tenants.services import support_grant
 from tests.conftest import random_sid
@@ -647,3 +648,71 @@ def test_deleting_users_and_groups_is_audited_and_support_stays(client, operator
     )
     assert not Group.objects.filter(pk=old.pk).exists()
     assert AuditEvent.objects.filter(action="group.deleted").values_list("target", flat=True).get() == "Old"
+
+
+# --- A tenant's last active admin can be neither deleted nor deactivated here ------------------------
+
+
+def test_deleting_a_tenants_last_active_admin_is_refused_with_the_reason(client, operator, secret_tenant):
+    dana = UserFactory(username="dana", tenant=secret_tenant, role="admin")
+
+    confirm = client.get(user_url(dana, "delete"))
+    response = client.post(user_url(dana, "delete"), {"post": "yes"}, REMOTE_ADDR=IP)
+
+    for page in (confirm, response):
+        assert page.status_code == 200
+        assert "“Acme” would be left with no active admin" in page.content.decode()
+    assert type(dana).objects.filter(pk=dana.pk).exists()
+    assert not AuditEvent.objects.exists()
+
+
+def test_deleting_selected_users_that_are_a_tenants_only_admins_is_refused(client, operator, secret_tenant):
+    dana = UserFactory(username="dana", tenant=secret_tenant, role="admin")
+    erin = UserFactory(username="erin", tenant=secret_tenant, role="admin")
+    data = {"action": "delete_selected", "_selected_action": [dana.pk, erin.pk], "post": "yes"}
+
+    response = client.post("/admin/auth/user/", data, REMOTE_ADDR=IP)
+
+    assert response.status_code == 200 and "no active admin" in response.content.decode()
+    assert type(dana).objects.filter(pk__in=[dana.pk, erin.pk]).count() == 2
+    # One of the two may go: the other still manages the tenant.
+    client.post("/admin/auth/user/", {**data, "_selected_action": [dana.pk]}, REMOTE_ADDR=IP)
+    assert not type(dana).objects.filter(pk=dana.pk).exists()
+    assert AuditEvent.objects.get(action="user.deleted").target == "dana"
+
+
+def test_deactivating_a_tenants_last_active_admin_is_refused(client, operator, secret_tenant):
+    dana = UserFactory(username="dana", tenant=secret_tenant, role="admin")
+    data = loaded_form(client.get(user_url(dana)), "user_form")
+    data.pop("is_active")
+
+    response = client.post(user_url(dana), data, REMOTE_ADDR=IP)
+
+    assert response.status_code == 200
+    assert "Not deactivating dana: “Acme” would be left with no active admin" in response.content.decode()
+    assert fresh(dana).is_active and not AuditEvent.objects.exists()
+    # With another active admin there, it goes through (and is audited as before).
+    UserFactory(username="erin", tenant=secret_tenant, role="admin")
+    save_user(client, dana, is_active=None)
+    assert not fresh(dana).is_active
+    assert access_events(operator) == [("user.deactivated", "dana")]
+
+
+def test_a_closed_tenants_last_admin_may_be_deactivated_and_deleted(client, operator, secret_tenant):
+    dana = UserFactory(username="dana", tenant=secret_tenant, role="admin")
+    Tenant.objects.filter(pk=secret_tenant.pk).update(status=Tenant.Status.CLOSED)
+
+    save_user(client, dana, is_active=None)
+    client.post(user_url(dana, "delete"), {"post": "yes"}, REMOTE_ADDR=IP)
+
+    assert not type(dana).objects.filter(pk=dana.pk).exists()
+
+
+def test_invitations_are_listed_without_their_token_hash(client, operator, secret_tenant):
+    created = invitation_create(tenant=secret_tenant, email="new@example.com", role="viewer", audit=SYSTEM)
+
+    listing = client.get("/admin/tenants/invitation/").content.decode()
+    detail = client.get(f"/admin/tenants/invitation/{created.invitation.pk}/change/").content.decode()
+
+    assert "new@example.com" in listing and "new@example.com" in detail
+    assert created.invitation.token_hash not in listing + detail

@@ -24,6 +24,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from django.contrib.messages import get_messages
@@ -36,6 +37,7 @@ from django.utils import timezone
 from messaging.number_refs import number_ref
 from tenants import lifecycle
 from tenants.audit import SYSTEM, AuditContext
+from tenants.invitations import invitation_create
 from tenants.models import AuditEvent, PhoneNumber, Tenant
 from tenants.numbers import numbers_sync
 from tests.messaging.factories import (
@@ -134,6 +136,12 @@ def _drifted_number(ctx):
 
 def _member(ctx):
     ctx["member"] = MembershipFactory(user=ctx["newcomer"], tenant=ctx["tenant"], role="viewer")
+
+
+def _invitation(ctx):
+    ctx["invitation"] = invitation_create(
+        tenant=ctx["tenant"], email="newcomer@example.com", role="viewer", audit=AuditContext.of(ctx["users"]["admin"])
+    )
 
 
 def _suspended(ctx):
@@ -487,17 +495,33 @@ CASES = {
         (Row("tenant.settings_update", details={"fields": ["name", "timezone"]}),),
         data=lambda ctx: SETTINGS,
     ),
-    "member added": Case(
+    "member invited": Case(
         "admin",
         t("tenant_members"),
-        (Row("membership.added", "newcomer", details={"role": "viewer"}),),
-        data=lambda ctx: {"username": "newcomer", "role": "viewer"},
+        (Row("invitation.created", "newcomer@example.com", details={"role": "viewer"}),),
+        data=lambda ctx: {"email": "newcomer@example.com", "role": "viewer"},
+    ),
+    "invitation revoked": Case(
+        "admin",
+        t("tenant_invitation_revoke", invitation_id=lambda ctx: ctx["invitation"].invitation.pk),
+        (Row("invitation.revoked", "newcomer@example.com", details={"role": "viewer", "replaced": False}),),
+        setup=_invitation,
+    ),
+    "invitation accepted (member added)": Case(
+        "newcomer",
+        lambda ctx: urlsplit(ctx["invitation"].url).path,  # the link, which names no tenant
+        (
+            Row("membership.added", "newcomer", details={"role": "viewer", "via": "invitation"}),
+            Row("invitation.accepted", "newcomer", details={"role": "viewer", "email": "newcomer@example.com"}),
+        ),
+        data=lambda ctx: {"action": "accept"},
+        setup=_invitation,
     ),
     "member role changed": Case(
         "admin",
-        t("tenant_members"),
+        t("tenant_member_role", membership_id=lambda ctx: ctx["member"].pk),
         (Row("membership.changed", "newcomer", details={"role": "admin"}),),
-        data=lambda ctx: {"username": "newcomer", "role": "admin"},
+        data=lambda ctx: {"role": "admin"},
         setup=_member,
     ),
     "member removed": Case(
@@ -598,14 +622,16 @@ def live(tenant, sandbox, sandbox_settings):
 
 @pytest.fixture
 def ctx(tenant, other_tenant, tenant_admin, support_user, django_user_model):
+    newcomer = UserFactory(username="newcomer")
     return {
         "tenant": tenant,
         "users": {
             "admin": tenant_admin,
             "support": support_user,
             "operator": UserFactory(username="olga-operator", superuser=True),
+            "newcomer": newcomer,
         },
-        "newcomer": UserFactory(username="newcomer"),
+        "newcomer": newcomer,
     }
 
 
@@ -724,8 +750,8 @@ INVALID = {
             ),
         },
     ),
-    "member who does not exist": Case(
-        "admin", t("tenant_members"), (), data=lambda ctx: {"username": "nobody", "role": "admin"}
+    "invitation to an address that is not one": Case(
+        "admin", t("tenant_members"), (), data=lambda ctx: {"email": "nobody", "role": "admin"}
     ),
     "unmask with a too short reason": Case(
         "support", t("number_unmask", number=_support_ref), (), data=lambda ctx: {"reason": "curious"}

@@ -19,7 +19,7 @@ def without_csrf(html: bytes) -> bytes:
 def test_read_only_refusal_says_why_inside_the_layout(client, tenant, viewer):
     client.login(username=viewer.username, password=PASSWORD)
 
-    response = client.post(f"/t/{tenant.slug}/members/", {"username": viewer.username, "role": "admin"})
+    response = client.post(f"/t/{tenant.slug}/members/", {"email": "someone@example.com", "role": "admin"})
 
     assert response.status_code == 403
     page = response.content.decode()

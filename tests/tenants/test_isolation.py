@@ -5,10 +5,14 @@ A's existence isn't confirmed), anonymous goes to the login page. Writes: only A
 A new portal URL must be added to PAGES/WRITES below, or test_every_tenant_url_is_covered fails.
 """
 
+from urllib.parse import urlsplit
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.urls import URLPattern, URLResolver, get_resolver
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from tenants.audit import SYSTEM
+from tenants.invitations import invitation_create
 from tests.messaging.factories import BulkSendFactory, MessageTemplateFactory, TenantKeywordFactory
 from tests.tenants.factories import PASSWORD, MembershipFactory, PhoneNumberFactory
 
@@ -72,8 +76,15 @@ WRITES = {
             "sender_email": "",
         },
     ),
-    "tenant_members": (lambda ctx: {}, lambda ctx: {"username": ctx["extra_user"].username, "role": "viewer"}),
+    # Creating an invitation answers the page itself (200), with the one-time link in it.
+    "tenant_members": (
+        lambda ctx: {},
+        lambda ctx: {"email": "newcomer@example.com", "role": "viewer"},
+        {"admin_a": 200, "viewer_a": 403, "admin_b": 404, "support": 403},
+    ),
+    "tenant_member_role": (lambda ctx: {"membership_id": ctx["viewer_membership"].id}, lambda ctx: {"role": "admin"}),
     "tenant_member_remove": (lambda ctx: {"membership_id": ctx["viewer_membership"].id}, lambda ctx: {}),
+    "tenant_invitation_revoke": (lambda ctx: {"invitation_id": ctx["invitation"].id}, lambda ctx: {}),
     "opt_out_change": (
         lambda ctx: {},
         lambda ctx: {"phone": CUSTOMER, "action": "opt_out", "reason": "Asked by phone"},
@@ -233,6 +244,9 @@ def ctx(client, tenant, other_tenant, tenant_admin, viewer, other_admin, support
         "consent": ConsentEventFactory(tenant=tenant, phone=CUSTOMER),
         "review": RevocationReviewFactory(tenant=tenant, phone=CUSTOMER),
         "keyword": TenantKeywordFactory(tenant=tenant, kind="help", word="AYUDA"),
+        "invitation": invitation_create(
+            tenant=tenant, email="pending@example.com", role="viewer", audit=SYSTEM
+        ).invitation,
     }
 
 
@@ -331,6 +345,52 @@ def _tenant_url_names():
 
     walk(get_resolver().url_patterns, False)
     return names
+
+
+# --- The invitation link (/invite/<token>/): no tenant in the URL, the token is the credential ------
+
+
+def invite_url(token: str) -> str:
+    return reverse("invitation_accept", kwargs={"token": token})
+
+
+def test_invitation_link_opens_signed_out_and_names_only_its_own_tenant(client, ctx, other_tenant):
+    created = invitation_create(tenant=ctx["tenant"], email="new@example.com", role="viewer", audit=SYSTEM)
+    path = urlsplit(created.url).path
+
+    response = client.get(path)
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert ctx["tenant"].name in page and other_tenant.name not in page
+    assert f"/accounts/login/?next={path}" in page  # sign in and come back
+    assert 'name="password1"' in page  # or create an account here
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_a_wrong_invitation_token_is_404_for_everyone(client, ctx, role):
+    login_as(client, ctx, role)
+    assert client.get(invite_url("not-a-real-token")).status_code == 404
+    assert client.post(invite_url("not-a-real-token"), {"action": "accept"}).status_code == 404
+
+
+def test_another_tenants_members_and_invitations_are_404_through_ones_own_tenant(client, ctx, other_tenant):
+    """Admin of B names A's membership or invitation under B's own URL: not found, nothing changes."""
+    from tenants.models import AuditEvent, Invitation
+
+    client.force_login(ctx["users"]["admin_b"])
+    membership, invitation = ctx["viewer_membership"], ctx["invitation"]
+    before = AuditEvent.objects.count()
+    for name, kwargs, data in (
+        ("tenant_member_role", {"membership_id": membership.id}, {"role": "admin"}),
+        ("tenant_member_remove", {"membership_id": membership.id}, {}),
+        ("tenant_invitation_revoke", {"invitation_id": invitation.id}, {}),
+    ):
+        assert client.post(tenant_url(name, other_tenant, **kwargs), data).status_code == 404, name
+    assert AuditEvent.objects.count() == before
+    membership.refresh_from_db()
+    assert membership.role == "viewer"
+    assert Invitation.all_tenants.get(pk=invitation.pk).revoked_at is None
 
 
 def test_every_tenant_url_is_covered():
