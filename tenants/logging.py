@@ -54,10 +54,16 @@ def _query_value(match: re.Match) -> str:
     return name + "*" * (len(digits) - 4) + digits[-4:]
 
 
+#: An invitation link is a bearer credential until it is used: its token never reaches a log.
+_INVITE_TOKEN = re.compile(r"(/invite/)[^/\s?\"']+")
+
+
 def log_text_scrub(text: str) -> str:
-    """`text` with phone numbers masked and message bodies (and values PostgreSQL quotes) dropped."""
+    """`text` with phone numbers masked, invitation tokens and message bodies (and values
+    PostgreSQL quotes) dropped."""
     if not text:
         return text
+    text = _INVITE_TOKEN.sub(r"\1" + DROPPED, text)
     text = _BODY_PARAM.sub(r"\1" + DROPPED, text)
     text = _BODY_ITEM.sub(lambda m: f"{m.group(1)}{m.group(2)}{DROPPED}{m.group(2)}", text)
     text = _PG_PARAMETER.sub(rf"\1'{DROPPED}'", text)

@@ -171,3 +171,10 @@ def test_gunicorn_access_log_masks_numbers_in_standard_format(tmp_path):
     assert f'"GET /t/acme/numbers/+1******0100/history/?to=%2B1******0100&phone=******0100&body={DROPPED}' in line
     assert " 200 512 " in line
     assert not _leaks(line) and "Hi+Ana" not in line, line
+
+
+def test_invitation_tokens_never_reach_a_log():
+    line = '127.0.0.1 - - "GET /invite/Zx9_secret-token/ HTTP/1.1" 200 "/invite/Zx9_secret-token/?next=/"'
+    scrubbed = log_text_scrub(line)
+    assert "Zx9_secret-token" not in scrubbed
+    assert scrubbed.count("/invite/") == 2
