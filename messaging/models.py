@@ -39,6 +39,8 @@ class GateReason(models.TextChoices):
     INVALID_NUMBER = "invalid_number", "Invalid number"
     TENANT_SUSPENDED = "tenant_suspended", "Tenant suspended"
     REVOCATION_PENDING = "revocation_pending", "Revocation pending review"
+    # Not the gate's own verdict: delivery parked the message after Twilio kept failing.
+    TWILIO_UNAVAILABLE = "twilio_unavailable", "Twilio unreachable: retrying later"
 
 
 class Message(TenantOwned):

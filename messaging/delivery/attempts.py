@@ -80,7 +80,7 @@ from .. import statuses
 from ..compliance.gate import gate_evaluate
 from ..ledgers.reachability import number_is_opted_out
 from ..ledgers.services import opt_out_record
-from ..models import GateDecision, Message, MessageEvent, OptOutEvent, Purpose
+from ..models import GateDecision, GateReason, Message, MessageEvent, OptOutEvent, Purpose
 from .retries import postpone_delay, send_deadline
 from .segment_counts import segments_from_twilio
 
@@ -252,13 +252,16 @@ def message_delivery_postpone(*, message_id: int, reason: str) -> str:
         .filter(status=statuses.PENDING, sid__isnull=True)
         .update(
             gate_decision=GateDecision.DEFER,
-            gate_reason=f"Twilio kept failing; retrying after {send_after:%H:%M:%S} UTC: {reason}"[:2000],
+            gate_reason=GateReason.TWILIO_UNAVAILABLE,  # a code: the column holds the reason's name
             send_after=send_after,
             send_claim="",
             send_claimed_until=None,
         )
     )
-    logger.warning("message.send.postponed", extra={"message_id": message_id, "reason": reason[:200]})
+    logger.warning(
+        "message.send.postponed",
+        extra={"message_id": message_id, "reason": reason[:200], "send_after": send_after.isoformat()},
+    )
     return Outcome.POSTPONED if changed else Outcome.DONE
 
 
