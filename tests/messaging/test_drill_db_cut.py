@@ -72,7 +72,8 @@ class PgProxy:
         self._listener = listener
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
 
-    def stop(self) -> None:
+    def stop(self) -> int:
+        """Cut: refuse new connections, kill the open ones; returns how many were open."""
         with self._lock:
             doomed, self._sockets = list(self._sockets), set()
             listener, self._listener = self._listener, None
@@ -84,6 +85,7 @@ class PgProxy:
             except OSError:
                 pass
             sock.close()
+        return len(doomed) // 2
 
     def _accept(self, listener: socket.socket) -> None:
         while True:
@@ -216,8 +218,11 @@ def callbacks_for(account_sid: str, held: dict[str, dict]) -> list[dict[str, str
     return ordered
 
 
-def burst(stack: Stack, proxy: PgProxy, token: str, callbacks: list[dict[str, str]]) -> list[tuple[dict, int]]:
-    """Fire the callbacks evenly over BURST_SECONDS while the database is cut for CUT_FOR seconds."""
+def burst(
+    stack: Stack, proxy: PgProxy, token: str, callbacks: list[dict[str, str]]
+) -> tuple[list[tuple[dict, int]], int]:
+    """Fire the callbacks evenly over BURST_SECONDS while the database is cut for CUT_FOR seconds;
+    returns each callback's answer (0: none) and how many open connections the cut killed."""
     url = stack.web + STATUS_PATH
     validator = RequestValidator(token)
     started = time.monotonic()
@@ -232,9 +237,11 @@ def burst(stack: Stack, proxy: PgProxy, token: str, callbacks: list[dict[str, st
         except requests.RequestException:
             return params, 0  # no answer at all: Twilio would retry this one itself
 
+    killed = []
+
     def cut() -> None:
         time.sleep(CUT_AT)
-        proxy.stop()
+        killed.append(proxy.stop())
         time.sleep(CUT_FOR)
         proxy.start()
 
@@ -243,7 +250,7 @@ def burst(stack: Stack, proxy: PgProxy, token: str, callbacks: list[dict[str, st
     with ThreadPoolExecutor(max_workers=6) as pool:
         outcomes = list(pool.map(fire, range(len(callbacks))))
     cutter.join()
-    return outcomes
+    return outcomes, killed[0]
 
 
 def portal_state(direct_url: str, account_sid: str) -> tuple[dict[str, tuple], dict[tuple, int]]:
@@ -269,7 +276,8 @@ def test_database_cut_during_a_callback_burst(drill):
     account_sid, token, held = seed(stack)
     callbacks = callbacks_for(account_sid, held)
 
-    outcomes = burst(stack, proxy, token, callbacks)
+    outcomes, killed = burst(stack, proxy, token, callbacks)
+    assert killed, "no connection was open to kill: the processes did not keep theirs (CONN_MAX_AGE)"
     codes = [code for _, code in outcomes]
     ok = [params for params, code in outcomes if 200 <= code < 300]
     failed = [code for code in codes if code >= 500]
@@ -296,6 +304,7 @@ def test_database_cut_during_a_callback_burst(drill):
     duplicated = {key: n for key, n in events.items() if n > 1}
     figures = {
         "requests": len(codes),
+        "connections_killed": killed,
         "2xx": len(ok),
         "5xx": len(failed),
         "behind_before_resync": behind,
