@@ -3,7 +3,9 @@
 Checks run in a fixed order, like Sentry's webhook handlers: method (405), body size and
 shape (400), tenant by `AccountSid` (403; its shape is checked before the lookup), signature
 with THAT tenant's credentials (403).
-Only then does the view run. A rejection writes nothing of the payload: it logs one
+Only then does the view run. A database that cannot be reached (down, restarting, a cut
+connection) answers 503 with one log line, not a 500 with a traceback: nothing was committed,
+and the resync recovers what Twilio will not resend. A rejection writes nothing of the payload: it logs one
 structured line without secrets and bumps a per-tenant counter support staff can see
 (`tenants.rejections`: counted in the cache, so a flood of forgeries is not a flood of writes).
 """
@@ -18,6 +20,7 @@ from functools import wraps
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseNotAllowed, QueryDict
 from django.views.decorators.csrf import csrf_exempt
 from twilio.request_validator import HMAC_SHA1, HMAC_SHA256, RequestValidator, get_signature_algorithm
@@ -130,35 +133,46 @@ def twilio_webhook(view):
     @login_not_required
     @wraps(view)
     def gateway(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
         try:
-            params, raw_body = _parse_body(request)
-        except (ValueError, RequestDataTooBig, SuspiciousOperation) as exc:
-            return _reject(request, 400, "twilio.webhook.malformed_body", why=str(exc) or "malformed body")
-        account_sid = str(params.get("AccountSid") or "")
-        if not account_sid:
-            return _reject(request, 403, "twilio.webhook.missing_account_sid")
-        if not ACCOUNT_SID_SHAPE.fullmatch(account_sid):
-            return _reject(request, 403, "twilio.webhook.unknown_account_sid", account_sid=repr(account_sid[:34]))
-        tenant = Tenant.objects.filter(account_sid=account_sid).first()
-        if tenant is None:
-            return _reject(request, 403, "twilio.webhook.unknown_account_sid", account_sid=account_sid)
-        if not request.headers.get("X-Twilio-Signature"):
-            return _reject(request, 403, "twilio.webhook.missing_signature", tenant=tenant)
-        if not signature_is_valid(tenant=tenant, request=request, params=params, raw_body=raw_body):
-            return _reject(
-                request,
-                403,
-                "twilio.webhook.invalid_signature",
-                tenant=tenant,
-                sender=phone_mask(str(params.get("From", ""))),
-            )
-        # Suspended and closed tenants' signed callbacks are still recorded: late status
-        # callbacks matter. Only sending stops.
-        return view(request, WebhookRequest(tenant, params, raw_body), *args, **kwargs)
+            return _gateway_checked(view, request, *args, **kwargs)
+        except (OperationalError, InterfaceError) as exc:
+            # Only the connection-level errors: a DataError or IntegrityError is a bug to see.
+            event = "twilio.webhook.database_unavailable"
+            logger.warning(event, extra={"event": event, "path": request.path, "error": type(exc).__name__})
+            return HttpResponse("Service unavailable: database unreachable.\n", status=503, content_type="text/plain")
 
     return gateway
+
+
+def _gateway_checked(view, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+    """The gateway's checks in order (module docstring), then the view."""
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    try:
+        params, raw_body = _parse_body(request)
+    except (ValueError, RequestDataTooBig, SuspiciousOperation) as exc:
+        return _reject(request, 400, "twilio.webhook.malformed_body", why=str(exc) or "malformed body")
+    account_sid = str(params.get("AccountSid") or "")
+    if not account_sid:
+        return _reject(request, 403, "twilio.webhook.missing_account_sid")
+    if not ACCOUNT_SID_SHAPE.fullmatch(account_sid):
+        return _reject(request, 403, "twilio.webhook.unknown_account_sid", account_sid=repr(account_sid[:34]))
+    tenant = Tenant.objects.filter(account_sid=account_sid).first()
+    if tenant is None:
+        return _reject(request, 403, "twilio.webhook.unknown_account_sid", account_sid=account_sid)
+    if not request.headers.get("X-Twilio-Signature"):
+        return _reject(request, 403, "twilio.webhook.missing_signature", tenant=tenant)
+    if not signature_is_valid(tenant=tenant, request=request, params=params, raw_body=raw_body):
+        return _reject(
+            request,
+            403,
+            "twilio.webhook.invalid_signature",
+            tenant=tenant,
+            sender=phone_mask(str(params.get("From", ""))),
+        )
+    # Suspended and closed tenants' signed callbacks are still recorded: late status
+    # callbacks matter. Only sending stops.
+    return view(request, WebhookRequest(tenant, params, raw_body), *args, **kwargs)
 
 
 def require_fields(hook: WebhookRequest, *names: str) -> HttpResponse | None:

@@ -72,13 +72,16 @@ class ResyncResult:
     failed_tenants: list[str] = field(default_factory=list)
 
 
-def messages_resync(*, now: datetime | None = None) -> ResyncResult:
-    """Periodic: resync every tenant that can still talk to Twilio (module docstring)."""
+def messages_resync(*, now: datetime | None = None, stale_after: timedelta = STALE_AFTER) -> ResyncResult:
+    """Periodic: resync every tenant that can still talk to Twilio (module docstring).
+
+    `stale_after` is how long a non-final status must sit before Twilio is asked; a drill that
+    has just cut the database passes a shorter one instead of waiting out `STALE_AFTER`."""
     now = now or timezone.now()
     total = ResyncResult()
     for tenant in Tenant.objects.exclude(status=Tenant.Status.CLOSED).order_by("pk"):
         try:
-            result = tenant_messages_resync(tenant=tenant, now=now)
+            result = tenant_messages_resync(tenant=tenant, now=now, stale_after=stale_after)
         except TwilioError as exc:
             logger.warning("message.resync.failed", extra={"tenant": tenant.slug, "error": str(exc)[:200]})
             total.failed_tenants.append(tenant.slug)
@@ -88,12 +91,12 @@ def messages_resync(*, now: datetime | None = None) -> ResyncResult:
     return total
 
 
-def tenant_messages_resync(*, tenant: Tenant, now: datetime) -> ResyncResult:
+def tenant_messages_resync(*, tenant: Tenant, now: datetime, stale_after: timedelta = STALE_AFTER) -> ResyncResult:
     """Resync one tenant with its own client. Raises TwilioError when Twilio can't be asked."""
     with twilio_errors():
         client = tenant_client(tenant)
     result = ResyncResult()
-    result.statuses_applied = _statuses_resync(tenant=tenant, client=client, now=now)
+    result.statuses_applied = _statuses_resync(tenant=tenant, client=client, now=now, stale_after=stale_after)
     result.inbound_stored = _inbound_resync(tenant=tenant, client=client, now=now)
     if result.statuses_applied or result.inbound_stored:
         logger.info(
@@ -103,14 +106,14 @@ def tenant_messages_resync(*, tenant: Tenant, now: datetime) -> ResyncResult:
     return result
 
 
-def _statuses_resync(*, tenant: Tenant, client, now: datetime) -> int:
+def _statuses_resync(*, tenant: Tenant, client, now: datetime, stale_after: timedelta) -> int:
     stale = list(
         Message.objects.for_tenant(tenant)
         .filter(
             direction=Message.Direction.OUTBOUND,
             sid__isnull=False,
             status__in=_NOT_FINAL_WITH_SID,
-            status_updated_at__lt=now - STALE_AFTER,
+            status_updated_at__lt=now - stale_after,
             status_updated_at__gte=now - HORIZON,
         )
         .order_by("-status_updated_at", "-pk")

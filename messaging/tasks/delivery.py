@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import time
+from datetime import timedelta
 
 from celery import shared_task
 
@@ -119,10 +120,14 @@ def message_segments_fetch_task(self, message_id: int) -> int | None:
 
 
 @shared_task(name="messaging.tasks.messages_resync_task")
-def messages_resync_task() -> dict:
+def messages_resync_task(stale_after_seconds: float | None = None) -> dict:
     """Periodic (every 5 minutes): heal lost status callbacks and inbound webhooks from Twilio
-    (`messages_resync`)."""
-    result = messages_resync()
+    (`messages_resync`). Beat passes no argument (`STALE_AFTER`); a drill passes a shorter
+    `stale_after_seconds` rather than wait ten minutes."""
+    if stale_after_seconds is None:
+        result = messages_resync()
+    else:
+        result = messages_resync(stale_after=timedelta(seconds=stale_after_seconds))
     return {
         "statuses_applied": result.statuses_applied,
         "inbound_stored": result.inbound_stored,

@@ -133,3 +133,15 @@ def test_the_resync_is_a_registered_periodic_task(twilio_tenant):
     assert entry["every"] == timedelta(minutes=5)
     assert messages_resync_task.name == "messaging.tasks.messages_resync_task"
     assert messages_resync_task.apply().get()["statuses_applied"] == 0
+
+
+def test_a_drill_can_shorten_the_stale_threshold(open_all_day, sandbox):
+    """The database-cut drill asks at once rather than wait out STALE_AFTER."""
+    tenant = open_all_day
+    message = message_send(tenant=tenant, to=NY, body="Your order shipped", purpose="transactional", sender=SENDER)
+    assert message_deliver(message_id=message.pk) == Outcome.SENT
+    wait_for_status(sandbox, NY, "delivered")
+
+    assert messages_resync().statuses_applied == 0  # the default waits ten minutes
+    assert messages_resync_task.apply(kwargs={"stale_after_seconds": 0}).get()["statuses_applied"] == 1
+    assert Message.all_tenants.get(pk=message.pk).status == "delivered"

@@ -5,10 +5,12 @@ import json
 from urllib.parse import urlencode
 
 import pytest
+from django import db
 from django.core.cache import cache
 from django.test import override_settings
 from twilio.request_validator import HMAC_SHA256, RequestValidator
 
+from tenants import webhooks
 from tenants.models import WebhookRejection
 from tenants.rejections import webhook_rejections_flush
 
@@ -250,3 +252,17 @@ def test_suspended_or_closed_tenant_callbacks_still_accepted(twilio_webhook, ten
 def test_sendgrid_unsigned_rejected(client, db):
     response = client.post("/webhooks/sendgrid/events/", "[]", content_type="application/json")
     assert response.status_code == 403
+
+
+@pytest.mark.parametrize("path,base", ALL_TWILIO_ENDPOINTS)
+@pytest.mark.parametrize("error", ["OperationalError", "InterfaceError"])
+def test_an_unreachable_database_answers_503_not_500(twilio_webhook, tenant, path, base, error, monkeypatch):
+    """The database-cut drill (tests/messaging/test_drill_db_cut.py) in miniature: the tenant
+    lookup is the first query, and it finds no server."""
+
+    def unreachable(*args, **kwargs):
+        raise getattr(db, error)("connection to server at 127.0.0.1 failed")
+
+    monkeypatch.setattr(webhooks.Tenant.objects, "filter", unreachable)
+    response = twilio_webhook.post(path, params_for(tenant, base), token=tenant.auth_token.reveal())
+    assert response.status_code == 503, response.content
