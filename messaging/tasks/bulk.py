@@ -9,6 +9,7 @@ dispatcher holds a per-bulk-send lock while `message_deliver` leases each messag
 from __future__ import annotations
 
 from celery import shared_task
+from celery.signals import worker_ready
 
 from ..delivery.bulk.dispatch import bulk_dispatch, bulks_to_dispatch
 from ..delivery.bulk.lifecycle import bulk_queue, bulks_to_queue
@@ -25,10 +26,10 @@ def bulk_queue_task(bulk_id: int) -> dict:
 
 
 @shared_task(name="messaging.bulk_tasks.bulk_dispatch")
-def bulk_dispatch_task(bulk_id: int) -> int:
+def bulk_dispatch_task(bulk_id: int, wait_for_lock: bool = False) -> int:
     """Send for up to DISPATCH_BUDGET_SECONDS, then hand over to a fresh task if messages remain
     (short tasks keep a worker restart, a deploy or a pause from waiting on a long loop)."""
-    result = bulk_dispatch(bulk_id=bulk_id)
+    result = bulk_dispatch(bulk_id=bulk_id, wait_for_lock=wait_for_lock)
     if result.more:
         bulk_dispatch_task.delay(bulk_id)
     elif result.backoff:
@@ -37,13 +38,24 @@ def bulk_dispatch_task(bulk_id: int) -> int:
 
 
 @shared_task(name="messaging.bulk_tasks.bulk_dispatch_kick")
-def bulk_dispatch_kick() -> int:
+def bulk_dispatch_kick(after_restart: bool = False) -> int:
     """Periodic safety net: (re)start a dispatcher for every running bulk send — deferred
     messages that came due, a task lost with its worker — and queue launched rows left behind.
-    A dispatcher already running keeps its lock, so the extra task ends at once."""
+    A dispatcher already running keeps its lock, so the extra task ends at once.
+
+    `after_restart` (sent when a worker starts): a dispatcher that died with the previous worker
+    still holds its lock for a few seconds, and the broker keeps its task unacknowledged until
+    the visibility timeout, so the new dispatchers wait that lock out instead of ending."""
     for bulk_id in bulks_to_queue():
         bulk_queue_task.delay(bulk_id)
     running = bulks_to_dispatch()
     for bulk_id in running:
-        bulk_dispatch_task.delay(bulk_id)
+        bulk_dispatch_task.delay(bulk_id, wait_for_lock=after_restart)
     return len(running)
+
+
+@worker_ready.connect
+def bulk_dispatch_after_restart(**kwargs) -> None:
+    """A worker that starts (first boot, or a restart after its predecessor was killed) resumes
+    running bulk sends at once, instead of after the next beat kick and a dead dispatcher's lock."""
+    bulk_dispatch_kick.delay(after_restart=True)

@@ -4,6 +4,7 @@ the paced dispatcher (against the local Twilio sandbox)."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import time as wall_time
 from datetime import timedelta
 
@@ -14,6 +15,7 @@ from django.utils import timezone
 
 from messaging.compliance.policy import sending_policy_get
 from messaging.delivery.attempts import DeliveryRetry, message_deliver
+from messaging.delivery.bulk import dispatch as dispatch_module
 from messaging.delivery.bulk import lifecycle as bulk_lifecycle
 from messaging.delivery.bulk import upload as bulk_module
 from messaging.delivery.bulk.dispatch import _DispatchLock, bulk_dispatch, bulks_to_dispatch
@@ -498,6 +500,35 @@ def test_one_dispatcher_per_bulk_send(sandbox_running):
     finally:
         lock.release()
     assert bulk_dispatch(bulk_id=sandbox_running.id).handed_over == 3
+
+
+def test_a_dead_dispatchers_lock_lapses_within_seconds(sandbox_running, monkeypatch):
+    """A holder that stops renewing (its worker was SIGKILLed) frees the bulk send after the
+    lock's short lifetime; a live holder's heartbeat keeps it past that lifetime."""
+    monkeypatch.setattr(dispatch_module, "DISPATCH_LOCK_RENEW_SECONDS", 0.1)
+    live = _DispatchLock(sandbox_running.id, ttl=0.4)
+    assert live.acquire()
+    time.sleep(0.8)  # two lifetimes: only the heartbeat keeps it
+    assert not _DispatchLock(sandbox_running.id, ttl=0.4).acquire() and not live.lost.is_set()
+    live.release()
+    dead = _DispatchLock(sandbox_running.id, ttl=0.4)
+    assert dead.acquire()
+    dead._stop.set()  # the heartbeat dies with its process
+    dead._heartbeat.join()
+    assert not _DispatchLock(sandbox_running.id, ttl=0.4).acquire()
+    successor = _DispatchLock(sandbox_running.id, ttl=0.4)
+    assert successor.wait_acquire(timeout=2)
+    successor.release()
+
+
+def test_a_restarted_worker_waits_out_the_dead_dispatchers_lock(sandbox_running, monkeypatch):
+    monkeypatch.setattr(dispatch_module, "DISPATCH_LOCK_SECONDS", 0.4)
+    dead = _DispatchLock(sandbox_running.id, ttl=0.4)
+    assert dead.acquire()
+    dead._stop.set()
+    dead._heartbeat.join()
+    assert bulk_dispatch(bulk_id=sandbox_running.id).busy
+    assert bulk_dispatch(bulk_id=sandbox_running.id, wait_for_lock=True).handed_over == 3
 
 
 def test_dispatch_backs_off_when_twilio_keeps_failing(twilio_tenant, sandbox_running):

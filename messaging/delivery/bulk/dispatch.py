@@ -4,6 +4,7 @@ messages to `message_deliver` in id order, each after a pacing slot for the tena
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections import Counter
@@ -32,7 +33,12 @@ __all__ = [
 
 
 DISPATCH_BUDGET_SECONDS = 30.0  # one dispatcher run, well inside Celery's 60 s soft limit
-DISPATCH_LOCK_SECONDS = 120
+#: The dispatch lock lives this long unless its holder renews it: a SIGKILLed dispatcher (its
+#: worker killed, redeployed, out of memory) blocks its bulk send for at most this.
+DISPATCH_LOCK_SECONDS = 5.0
+#: How often the holder's heartbeat renews the lock: several renewals fit in one lifetime, so a
+#: slow Twilio call or a long pacing wait never lets a live dispatcher's lock lapse.
+DISPATCH_LOCK_RENEW_SECONDS = 1.0
 DEFAULT_RATE = 1.0  # messages per second per sender when the tenant has no sending policy
 
 
@@ -46,36 +52,72 @@ _local_locks: dict[str, tuple[str, float]] = {}
 
 
 class _DispatchLock:
-    """One dispatcher per bulk send across all workers (Redis SET NX with an expiry, released
-    only by its owner). Without Redis (embedded demo) the lock is per process; `message_deliver`'s
-    own send lease still keeps two processes from sending the same message."""
+    """One dispatcher per bulk send across all workers (Redis SET NX with a short expiry, renewed
+    by a heartbeat thread while its holder lives, released only by its owner). A killed holder's
+    heartbeat dies with it, so the lock frees itself within DISPATCH_LOCK_SECONDS. Without Redis
+    (embedded demo) the lock is per process; `message_deliver`'s own send lease still keeps two
+    processes from sending the same message."""
 
     def __init__(self, bulk_id: int, ttl: float = DISPATCH_LOCK_SECONDS):
         self.key = f"commsportal:bulk-dispatch:{bulk_id}"
         self.token = uuid.uuid4().hex
         self.ttl_ms = int(ttl * 1000)
         self.url = settings.REDIS_URL
+        self.lost = threading.Event()  # renewal failed: another dispatcher may hold it now
+        self._stop = threading.Event()
+        self._heartbeat: threading.Thread | None = None
 
     def acquire(self) -> bool:
         if self.url:
-            return bool(redis_client(self.url).set(self.key, self.token, nx=True, px=self.ttl_ms))
-        holder = _local_locks.get(self.key)
-        if holder and holder[1] > time.monotonic():
+            taken = bool(redis_client(self.url).set(self.key, self.token, nx=True, px=self.ttl_ms))
+        else:
+            holder = _local_locks.get(self.key)
+            taken = not (holder and holder[1] > time.monotonic())
+            if taken:
+                _local_locks[self.key] = (self.token, time.monotonic() + self.ttl_ms / 1000)
+        if taken:
+            self._heartbeat = threading.Thread(target=self._renew_until_stopped, daemon=True, name=self.key)
+            self._heartbeat.start()
+        return taken
+
+    def _renew_until_stopped(self) -> None:
+        while not self._stop.wait(DISPATCH_LOCK_RENEW_SECONDS):
+            try:
+                renewed = self.extend()
+            except Exception:  # Redis unreachable: the lock may lapse; stop sending to be safe
+                logger.warning("bulk.dispatch.lock_renew_failed key=%s", self.key, exc_info=True)
+                renewed = False
+            if not renewed:
+                self.lost.set()
+                return
+
+    def extend(self) -> bool:
+        """Push the expiry out again; False when the lock is no longer ours."""
+        if self.url:
+            return bool(redis_client(self.url).eval(_EXTEND_LUA, 1, self.key, self.token, self.ttl_ms))
+        if _local_locks.get(self.key, ("",))[0] != self.token:
             return False
         _local_locks[self.key] = (self.token, time.monotonic() + self.ttl_ms / 1000)
         return True
 
-    def extend(self) -> None:
-        if self.url:
-            redis_client(self.url).eval(_EXTEND_LUA, 1, self.key, self.token, self.ttl_ms)
-        elif self.key in _local_locks:
-            _local_locks[self.key] = (self.token, time.monotonic() + self.ttl_ms / 1000)
-
     def release(self) -> None:
+        self._stop.set()
+        if self._heartbeat is not None:
+            self._heartbeat.join(timeout=DISPATCH_LOCK_RENEW_SECONDS + 5)
         if self.url:
             redis_client(self.url).eval(_RELEASE_LUA, 1, self.key, self.token)
         elif _local_locks.get(self.key, ("",))[0] == self.token:
             del _local_locks[self.key]
+
+    def wait_acquire(self, *, timeout: float) -> bool:
+        """`acquire`, retried for up to `timeout` seconds: long enough (over the lock's lifetime)
+        to outlast the lock of a dispatcher that died with the worker being restarted."""
+        deadline = time.monotonic() + timeout
+        while not self.acquire():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.25)
+        return True
 
 
 def _rate_for(tenant: Tenant) -> float:
@@ -146,9 +188,15 @@ RETRY = "retry"
 CONSECUTIVE_RETRIES_BACKOFF = 3
 
 
-def bulk_dispatch(*, bulk_id: int, budget_seconds: float = DISPATCH_BUDGET_SECONDS, deliver=None) -> DispatchResult:
+def bulk_dispatch(
+    *, bulk_id: int, budget_seconds: float = DISPATCH_BUDGET_SECONDS, deliver=None, wait_for_lock: bool = False
+) -> DispatchResult:
     """Send a running bulk send's due messages in id order, paced per (tenant, sender), for at
     most `budget_seconds`; returns what happened. Safe to run concurrently and repeatedly.
+
+    `wait_for_lock`: when another dispatcher holds the bulk send, wait out the lock's lifetime
+    instead of ending at once (a worker that just started: the holder may have died with the
+    worker it replaces, and its lock lapses within DISPATCH_LOCK_SECONDS).
 
     `deliver` is `messaging.delivery.attempts.message_deliver` (tests may wrap it to observe the order)."""
     deliver = deliver or message_deliver
@@ -157,7 +205,8 @@ def bulk_dispatch(*, bulk_id: int, budget_seconds: float = DISPATCH_BUDGET_SECON
     if bulk is None or bulk.status != BulkSend.Status.RUNNING:
         return result
     lock = _DispatchLock(bulk_id)
-    if not lock.acquire():
+    taken = lock.wait_acquire(timeout=DISPATCH_LOCK_SECONDS + 1) if wait_for_lock else lock.acquire()
+    if not taken:
         result.busy = True
         return result
     try:
@@ -167,7 +216,7 @@ def bulk_dispatch(*, bulk_id: int, budget_seconds: float = DISPATCH_BUDGET_SECON
         last_id = retries_in_a_row = 0
         while True:
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or lock.lost.is_set():
                 result.more = True
                 break
             # Slot first, message second: a pause that lands while we wait for the slot is
@@ -186,8 +235,6 @@ def bulk_dispatch(*, bulk_id: int, budget_seconds: float = DISPATCH_BUDGET_SECON
             if retries_in_a_row >= CONSECUTIVE_RETRIES_BACKOFF:
                 result.backoff = True  # Twilio is rate limiting or down: don't burn the list
                 break
-            if result.handed_over % 20 == 0:
-                lock.extend()
         if not result.more and not result.backoff:
             result.completed = _complete_if_done(bulk)
     finally:
