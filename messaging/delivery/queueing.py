@@ -78,6 +78,10 @@ def message_send(
         )
         if verdict.sends and bulk_send is None:
             deliveries_enqueue_on_commit([message.pk])
+    if verdict.sends and bulk_send is None and not transaction.get_connection().in_atomic_block:
+        # The publish ran on commit just now: a broker that was down marked the row, and the
+        # caller (the send form) tells the user it waits for the worker.
+        message.refresh_from_db(fields=["failure_reason"])
     logger.info(
         "message.queued",
         extra={"tenant": tenant.slug, "message_id": message.pk, "decision": verdict.decision, "reason": verdict.reason},
