@@ -57,21 +57,26 @@ def task_delay(name: str, *args) -> bool:
     return True
 
 
-def deliveries_enqueue_on_commit(message_ids: list[int]) -> None:
+def deliveries_enqueue_on_commit(message_ids: list[int]) -> list[int]:
     """Publish one delivery task per message after the transaction commits. A message whose
     task could not be published (broker down) is marked `UNQUEUED_REASON`, so the periodic
-    release enqueues it as soon as it runs again."""
+    release enqueues it as soon as it runs again.
+
+    Returns the list the unqueued ids are added to once the publish ran (at once outside a
+    transaction), so a caller can tell its user without reading the rows again."""
+    unqueued: list[int] = []
     if not message_ids:
-        return
+        return unqueued
 
     def publish() -> None:
-        unqueued = [pk for pk in message_ids if not task_delay(MESSAGE_DELIVER_TASK, pk)]
+        unqueued.extend(pk for pk in message_ids if not task_delay(MESSAGE_DELIVER_TASK, pk))
         if unqueued:
             Message.all_tenants.filter(pk__in=unqueued, status=statuses.PENDING, sid__isnull=True).update(
                 failure_reason=UNQUEUED_REASON
             )
 
     transaction.on_commit(publish, robust=True)
+    return unqueued
 
 
 def message_unqueued(message: Message) -> bool:
