@@ -69,7 +69,12 @@ def deliveries_enqueue_on_commit(message_ids: list[int]) -> list[int]:
         return unqueued
 
     def publish() -> None:
-        unqueued.extend(pk for pk in message_ids if not task_delay(MESSAGE_DELIVER_TASK, pk))
+        for index, pk in enumerate(message_ids):
+            if not task_delay(MESSAGE_DELIVER_TASK, pk):
+                # The broker is down: waiting seconds more on it for each of the rest would
+                # hold the request for minutes; they all wait for the release instead.
+                unqueued.extend(message_ids[index:])
+                break
         if unqueued:
             Message.all_tenants.filter(pk__in=unqueued, status=statuses.PENDING, sid__isnull=True).update(
                 failure_reason=UNQUEUED_REASON

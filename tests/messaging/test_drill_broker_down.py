@@ -189,6 +189,21 @@ def test_an_unqueued_message_is_enqueued_at_the_next_release_not_after_stale_aft
         assert deferred_messages_release() == 0  # touched: not again before STALE_AFTER
 
 
+def test_after_one_failed_publish_the_rest_of_a_batch_waits_without_trying(
+    twilio_tenant, monkeypatch, django_capture_on_commit_callbacks
+):
+    tried = []
+    monkeypatch.setattr(enqueue, "task_delay", lambda name, *args: tried.append(args) and False)
+    ids = [
+        message_send(tenant=twilio_tenant, to=to, body="Hi", purpose="transactional", sender=SENDER).pk
+        for to in RECIPIENTS[:3]
+    ]
+    with django_capture_on_commit_callbacks(execute=True):
+        unqueued = enqueue.deliveries_enqueue_on_commit(ids)
+    assert (tried, unqueued) == ([(ids[0],)], ids)
+    assert set(Message.all_tenants.values_list("failure_reason", flat=True)) == {UNQUEUED_REASON}
+
+
 @pytest.mark.django_db(transaction=True)  # on_commit publishes at once, as in production
 def test_send_form_says_queued_for_the_worker_when_the_publish_failed(admin_client, twilio_tenant, monkeypatch):
     monkeypatch.setattr(enqueue, "task_delay", lambda name, *args: False)
