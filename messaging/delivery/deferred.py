@@ -21,7 +21,7 @@ from tenants.models import Tenant
 from .. import statuses
 from ..compliance.gate import gate_evaluate
 from ..models import BulkSend, GateDecision, Message, Purpose
-from .enqueue import deliveries_enqueue_on_commit
+from .enqueue import UNQUEUED_REASON, deliveries_enqueue_on_commit
 
 logger = logging.getLogger("commsportal.messaging")
 
@@ -48,7 +48,8 @@ def deferred_messages_release(*, now: datetime | None = None, limit: int = 1000)
     and purpose: blocked, deferred anew, or released (decision send, send_after = now) and
     enqueued, except bulk-send rows, which go back to the bulk dispatcher. Then pending
     ``send`` rows nobody touched for `STALE_AFTER` (their task was lost, or their worker died
-    and its lease ran out) are enqueued again; reconciliation prevents a second send. Bulk rows
+    and its lease ran out), or whose task could not be published at all (`UNQUEUED_REASON`,
+    the broker was down), are enqueued again; reconciliation prevents a second send. Bulk rows
     never attempted are the dispatcher's and are left alone.
 
     Returns how many messages were released or re-enqueued.
@@ -58,7 +59,9 @@ def deferred_messages_release(*, now: datetime | None = None, limit: int = 1000)
     released = _deferred_release(now=now, limit=limit, to_enqueue=to_enqueue)
     stale_before = now - STALE_AFTER
     stale = (
-        Q(send_claimed_until__lt=stale_before)
+        # Its task could not be published (broker down): enqueue it now, Redis is back if this runs.
+        Q(failure_reason=UNQUEUED_REASON, send_claim="")
+        | Q(send_claimed_until__lt=stale_before)
         | Q(send_claimed_until__isnull=True, send_after__lt=stale_before)
         | Q(send_claimed_until__isnull=True, send_after__isnull=True, created_at__lt=stale_before)
     )
@@ -76,6 +79,8 @@ def deferred_messages_release(*, now: datetime | None = None, limit: int = 1000)
         if lost_ids:
             # Mark them touched so the next run doesn't enqueue them again before they run.
             lost.filter(pk__in=lost_ids).update(send_claim="", send_claimed_until=now)
+            # Publishing again marks anew what still can't be published.
+            Message.all_tenants.filter(pk__in=lost_ids, failure_reason=UNQUEUED_REASON).update(failure_reason="")
             logger.warning("message.send.requeued", extra={"count": len(lost_ids)})
         deliveries_enqueue_on_commit(to_enqueue + lost_ids)
     return released + len(lost_ids)

@@ -18,7 +18,7 @@ from tenants.models import Tenant
 from .. import statuses
 from ..compliance.gate import GateVerdict, gate_evaluate
 from ..models import GateDecision, Message
-from .enqueue import deliveries_enqueue_on_commit
+from .enqueue import UNQUEUED_REASON, deliveries_enqueue_on_commit
 
 logger = logging.getLogger("commsportal.messaging")
 
@@ -76,8 +76,11 @@ def message_send(
                 now=now,
             )
         )
-        if verdict.sends and bulk_send is None:
-            deliveries_enqueue_on_commit([message.pk])
+        unqueued = deliveries_enqueue_on_commit([message.pk]) if verdict.sends and bulk_send is None else []
+    if message.pk in unqueued:
+        # The publish ran on commit and the broker was down: the row is marked, and so is this
+        # copy, which the send form reads to tell the user it waits for the worker.
+        message.failure_reason = UNQUEUED_REASON
     logger.info(
         "message.queued",
         extra={"tenant": tenant.slug, "message_id": message.pk, "decision": verdict.decision, "reason": verdict.reason},

@@ -17,6 +17,7 @@ from tenants.services import audit_record
 from tenants.views import require_admin
 
 from ..compliance.gate import gate_check
+from ..delivery.enqueue import message_unqueued
 from ..delivery.queueing import message_send
 from ..delivery.segments import sms_encoding, sms_segments
 from ..forms.send import MessageSendForm
@@ -67,6 +68,8 @@ def message_send_view(request):
                     request,
                     f"Deferred until {message.send_after:%Y-%m-%d %H:%M} UTC ({message.get_gate_reason_display()}).",
                 )
+            elif message_unqueued(message):
+                flash.warning(request, "Queued: it will be sent when the worker is reachable.")
             else:
                 flash.success(request, "Queued: watch its status change below as Twilio's callbacks arrive.")
             return redirect("message_detail", tenant_slug=tenant.slug, message_id=message.pk)
