@@ -52,12 +52,31 @@ Sandbox control endpoints (not Twilio; no authentication; form or JSON bodies):
                                               status changes then answer 21478)
     POST   /sandbox/accounts/{AC}/numbers     seed a number: PhoneNumber (or AreaCode), SmsUrl,
                                               VoiceUrl, StatusCallback, FriendlyName, ...
-    POST   /sandbox/faults                    {"path_contains", "status", "code", "count",
-                                              "message", "method", "mode": "error" |
-                                              "accept_then_drop"}: the next `count` matching API
-                                              requests fail, or are processed and then the
-                                              connection is closed without any response
-    GET    /sandbox/faults, DELETE /sandbox/faults
+    POST   /sandbox/faults                    inject a fault into the API requests that match
+                                              (control endpoints never fail), JSON e.g.
+                                              {"kind": "500" | "503" | "429" | "timeout",
+                                               "count": N | "seconds": S,
+                                               "path_contains": "/Messages.json",
+                                               "method": "POST", "to": "+1..."}
+                                              kind 500/503: Twilio's 5xx error JSON (the SDK
+                                              cannot know whether it acted: "maybe sent");
+                                              429: 20429 with Retry-After (nothing acted on);
+                                              timeout: the connection is held unanswered for
+                                              `stall_seconds` (default 30, longer than the
+                                              client's read timeout) then closed; with
+                                              "accept": true the request is processed first
+                                              (the message exists: reconciliation must find
+                                              it). `count`: the next N matching requests
+                                              (default 1); `seconds`: every match for that
+                                              long (both: whichever ends first). `to` narrows
+                                              to one recipient, `path_contains`/`method` to a
+                                              resource. Raw fields instead of kind: `status`,
+                                              `code`, `message`, `mode` = error |
+                                              accept_then_drop (processed, then the connection
+                                              closes unanswered) | stall | accept_then_stall
+    GET    /sandbox/faults, DELETE /sandbox/faults   pending faults; clear them
+    GET    /sandbox/faults/injected           every fault served: {"at" (epoch s), "mode",
+                                              "status", "method", "path", "to"}, oldest first
     POST   /sandbox/outage                    {"seconds"}: Twilio unreachable for that long: the
                                               listener closes (connections refused, control API
                                               too) and reopens on the same port afterwards;

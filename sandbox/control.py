@@ -5,6 +5,7 @@ package docstring."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from .errors import TwilioApiError
@@ -16,6 +17,7 @@ from .state import (
     API,
     API_VERSION,
     E164_RE,
+    FAULT_MODES,
     Account,
     Fault,
     mask_secret,
@@ -33,6 +35,50 @@ from .voice import VoiceApi
 OPT_OUT_KEYWORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
 OPT_IN_KEYWORDS = {"START", "YES", "UNSTOP"}
 HELP_KEYWORDS = {"HELP", "INFO"}
+
+
+#: `kind` shorthands of POST /sandbox/faults: (status, code, mode).
+FAULT_KINDS = {
+    "500": (500, 20500, "error"),
+    "503": (503, 20503, "error"),
+    "429": (429, 20429, "error"),
+    "timeout": (0, 0, "stall"),
+}
+
+
+def fault_from_request(req: SandboxRequest) -> Fault:
+    """Parse a fault; raises ValueError saying what is wrong."""
+    kind = (req.get("kind") or "").strip().lower()
+    if kind and kind not in FAULT_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(FAULT_KINDS)}")
+    status, code, mode = FAULT_KINDS.get(kind, (500, 20500, "error"))
+    if kind == "timeout" and truthy(req.get("accept")):
+        mode = "accept_then_stall"  # Twilio acted, then went quiet: "maybe sent"
+    try:
+        status = int(req.get("status") or status)
+        code = int(req.get("code") or req.get("status") or code)
+        seconds = float(req.get("seconds") or 0) if req.get("seconds") else None
+        count = int(req.get("count") or 0) or (None if seconds else 1)
+        stall = float(req.get("stall_seconds") or 30)
+    except ValueError:
+        raise ValueError("status, code and count must be integers; seconds and stall_seconds numbers") from None
+    mode = req.get("mode") or mode
+    if mode not in FAULT_MODES:
+        raise ValueError(f"mode must be one of {', '.join(FAULT_MODES)}")
+    if seconds is not None and not 0 < seconds <= 3600 or not 0 < stall <= 600:
+        raise ValueError("seconds must be in (0, 3600] and stall_seconds in (0, 600]")
+    return Fault(
+        path_contains=req.get("path_contains") or "",
+        status=status,
+        code=code,
+        count=count,
+        mode=mode,
+        method=(req.get("method") or "").upper() or None,
+        message=req.get("message"),
+        to=(req.get("to") or "").strip() or None,
+        stall_seconds=stall,
+        expires_at=time.monotonic() + seconds if seconds else None,
+    )
 
 
 class ControlApi(MessagingApi, VoiceApi, VerifyApi, NumbersApi):
@@ -98,26 +144,21 @@ class ControlApi(MessagingApi, VoiceApi, VerifyApi, NumbersApi):
         return 200, [vars(f) for f in self._faults]
 
     def _h_ctl_add_fault(self, req: SandboxRequest) -> tuple[int, Any]:
+        """One fault, from a `kind` (500, 429 or timeout: see the package docstring) or from
+        the raw fields (`status`, `code`, `mode`)."""
         try:
-            fault = Fault(
-                path_contains=req.get("path_contains") or "",
-                status=int(req.get("status") or 500),
-                code=int(req.get("code") or req.get("status") or 20500),
-                count=int(req.get("count") or 1),
-                mode=req.get("mode") or "error",
-                method=(req.get("method") or "").upper() or None,
-                message=req.get("message"),
-            )
-        except ValueError:
-            raise TwilioApiError(400, 20001, "status, code and count must be integers") from None
-        if fault.mode not in {"error", "accept_then_drop"}:
-            raise TwilioApiError(400, 20001, "mode must be 'error' or 'accept_then_drop'")
+            fault = fault_from_request(req)
+        except ValueError as exc:
+            raise TwilioApiError(400, 20001, str(exc)) from None
         self._faults.append(fault)
         return 201, vars(fault)
 
     def _h_ctl_clear_faults(self, req: SandboxRequest) -> tuple[int, Any]:
         self._faults.clear()
         return 204, None
+
+    def _h_ctl_faults_injected(self, req: SandboxRequest) -> tuple[int, Any]:
+        return 200, list(self._faults_injected)
 
     def _h_ctl_messages(self, req: SandboxRequest) -> tuple[int, Any]:
         to, account_sid = req.get("to"), req.get("account_sid")

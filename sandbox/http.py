@@ -8,6 +8,7 @@ import json
 import re
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple, Self
@@ -45,6 +46,7 @@ class Reply:
     payload: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     drop: bool = False
+    stall: float = 0.0  # seconds to hold the connection unanswered before dropping it
 
 
 class Route(NamedTuple):
@@ -129,6 +131,7 @@ ROUTES = [
     route("GET", "/sandbox/faults", "ctl_list_faults"),
     route("POST", "/sandbox/faults", "ctl_add_fault"),
     route("DELETE", "/sandbox/faults", "ctl_clear_faults"),
+    route("GET", "/sandbox/faults/injected", "ctl_faults_injected"),
     route("GET", "/sandbox/messages", "ctl_messages"),
     route("GET", "/sandbox/calls", "ctl_calls"),
     route("GET", "/sandbox/webhooks", "ctl_webhooks"),
@@ -285,6 +288,10 @@ class HttpDispatch(SandboxState):
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def stall_wait(self, seconds: float) -> None:
+        """Hold a stalled connection `seconds`, or less when the server stops."""
+        self._stopping.wait(seconds)
+
     def add_fault(self, fault: Fault) -> None:
         """Make the next matching API request(s) fail (see `Fault`)."""
         with self._lock:
@@ -318,7 +325,23 @@ class HttpDispatch(SandboxState):
         if fault is not None and fault.mode == "error":
             err = TwilioApiError(fault.status, fault.code, fault.message)
             logger.info("Injected fault %s on %s %s", fault.code, method, req.path)
-            return Reply(fault.status, err.payload())
+            reply = Reply(fault.status, err.payload())
+            if fault.status == 429:
+                reply.headers["Retry-After"] = "1"
+            return reply
+        if fault is not None and fault.mode == "stall":
+            # The request arrived but nothing is done: the client times out not knowing.
+            logger.info("Injected stall on %s %s", method, req.path)
+            return Reply(0, drop=True, stall=fault.stall_seconds)
+        reply = self._dispatch(found, req, method)
+        if fault is not None and fault.mode in ("accept_then_drop", "accept_then_stall"):
+            logger.info("Injected %s on %s %s", fault.mode, method, req.path)
+            reply.drop = True
+            reply.stall = fault.stall_seconds if fault.mode == "accept_then_stall" else 0.0
+        return reply
+
+    def _dispatch(self, found: Route, req: SandboxRequest, method: str) -> Reply:
+        """The handler's reply, with Twilio's error JSON for a `TwilioApiError`."""
         try:
             if found.locked:
                 with self._lock:
@@ -332,9 +355,6 @@ class HttpDispatch(SandboxState):
         except Exception:  # a sandbox bug must answer 500, never kill the connection thread
             logger.exception("Sandbox error on %s %s", method, req.path)
             reply = Reply(500, TwilioApiError(500, 20500, "Internal Server Error").payload())
-        if fault is not None and fault.mode == "accept_then_drop":
-            logger.info("Injected accept_then_drop on %s %s", method, req.path)
-            reply.drop = True
         return reply
 
     def _call(self, target: Route, req: SandboxRequest) -> Reply:
@@ -344,12 +364,27 @@ class HttpDispatch(SandboxState):
         return result if isinstance(result, Reply) else Reply(*result)
 
     def _take_fault(self, req: SandboxRequest) -> Fault | None:
+        """The first live fault matching `req`, used up by one (and logged as injected)."""
+        now = time.monotonic()
+        to = req.get("To")
         with self._lock:
+            self._faults[:] = [f for f in self._faults if f.live(now)]
             for fault in self._faults:
-                if fault.count > 0 and fault.matches(req.method, req.path):
-                    fault.count -= 1
-                    if fault.count <= 0:
-                        self._faults.remove(fault)
+                if fault.matches(req.method, req.path, to):
+                    if fault.count is not None:
+                        fault.count -= 1
+                        if fault.count <= 0:
+                            self._faults.remove(fault)
+                    self._faults_injected.append(
+                        {
+                            "at": time.time(),
+                            "mode": fault.mode,
+                            "status": fault.status if fault.mode == "error" else None,
+                            "method": req.method,
+                            "path": req.path,
+                            "to": to,
+                        }
+                    )
                     return fault
         return None
 
@@ -378,6 +413,9 @@ class HttpHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         reply = self.sandbox.handle_http(self.command, self.path, self.headers, body)
+        if reply.stall:
+            # A Twilio that took the request and went quiet: the client's read timeout fires.
+            self.sandbox.stall_wait(reply.stall)
         if reply.drop:
             # Simulates Twilio (or the network) dying after the request was accepted.
             self.close_connection = True

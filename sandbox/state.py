@@ -124,18 +124,39 @@ class Account:
         return any(c is not None and hmac.compare_digest(c.encode(), token.encode()) for c in candidates)
 
 
+#: Fault modes: answer an error; act, then close without answering; or hold the connection
+#: open without answering (the client's read timeout fires), before or after acting.
+FAULT_MODES = ("error", "accept_then_drop", "stall", "accept_then_stall")
+
+
 @dataclass
 class Fault:
+    """A failure the next matching API request(s) meet: `count` of them (None: any number),
+    until `expires_at` (a `time.monotonic()` instant) when set; `to` narrows it to one
+    recipient (the request's `To`). `stall_seconds` is how long a stall holds the connection
+    before closing it unanswered."""
+
     path_contains: str
     status: int = 500
     code: int = 20500
-    count: int = 1
+    count: int | None = 1
     mode: str = "error"
     method: str | None = None
     message: str | None = None
+    to: str | None = None
+    stall_seconds: float = 30.0
+    expires_at: float | None = None
 
-    def matches(self, method: str, path: str) -> bool:
-        return self.path_contains in path and (self.method is None or self.method == method)
+    def matches(self, method: str, path: str, to: str | None = None) -> bool:
+        return (
+            self.path_contains in path
+            and (self.method is None or self.method == method)
+            and (self.to is None or self.to == to)
+        )
+
+    def live(self, now: float) -> bool:
+        """Not used up and not expired."""
+        return (self.count is None or self.count > 0) and (self.expires_at is None or now < self.expires_at)
 
 
 class SandboxState:
@@ -174,6 +195,8 @@ class SandboxState:
             self._messaging_services: dict[str, dict[str, Any]] = {}
             self._opt_outs: set[tuple[str, str, str]] = set()
             self._faults: list[Fault] = []
+            # Every fault served (when, which, on what): how a drill sees the portal's backoff.
+            self._faults_injected: deque[dict[str, Any]] = deque(maxlen=10000)
             self._webhooks: deque[dict[str, Any]] = deque(maxlen=1000)
             self._accounts[self.parent_account_sid] = Account(
                 sid=self.parent_account_sid,

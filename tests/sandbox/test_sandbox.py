@@ -404,6 +404,53 @@ def test_accept_then_drop_creates_the_message_but_sends_no_response(sandbox, sub
     assert sub_client.messages.list(to=HANDSET)[0].sid == stored[0]["sid"]
 
 
+def _create_raw(sandbox, sub, sender, to: str, *, timeout: float = 5) -> requests.Response:
+    return requests.post(
+        f"{sandbox.base_url}/2010-04-01/Accounts/{sub.sid}/Messages.json",
+        data={"To": to, "From": sender, "Body": f"hello {to}"},
+        auth=(sub.sid, sub.auth_token),
+        timeout=timeout,
+    )
+
+
+def test_fault_kinds_over_http_scoped_to_one_recipient(sandbox, sub, sender):
+    other = "+14155550199"
+    for kind in ("500", "429"):
+        added = control(sandbox, "POST", "/sandbox/faults", json={"kind": kind, "count": 1, "to": HANDSET})
+        assert added.status_code == 201 and added.json()["to"] == HANDSET
+    assert _create_raw(sandbox, sub, sender, other).status_code == 201  # another recipient: untouched
+    first, second = _create_raw(sandbox, sub, sender, HANDSET), _create_raw(sandbox, sub, sender, HANDSET)
+    assert (first.status_code, first.json()["code"]) == (500, 20500)
+    assert (second.status_code, second.json()["code"], second.headers["Retry-After"]) == (429, 20429, "1")
+    assert _create_raw(sandbox, sub, sender, HANDSET).status_code == 201
+    injected = control(sandbox, "GET", "/sandbox/faults/injected").json()
+    assert [(i["status"], i["to"]) for i in injected] == [(500, HANDSET), (429, HANDSET)]
+    assert injected[0]["at"] <= injected[1]["at"]
+
+
+def test_fault_for_a_duration_fails_every_match_until_it_ends(sandbox, sub, sender):
+    control(sandbox, "POST", "/sandbox/faults", json={"kind": "500", "seconds": 0.5, "path_contains": "Messages"})
+    assert [_create_raw(sandbox, sub, sender, HANDSET).status_code for _ in range(3)] == [500] * 3
+    time.sleep(0.6)
+    assert _create_raw(sandbox, sub, sender, HANDSET).status_code == 201
+    assert control(sandbox, "GET", "/sandbox/faults").json() == []
+
+
+@pytest.mark.parametrize(("accept", "stored"), [(False, 0), (True, 1)])
+def test_timeout_fault_holds_the_request_unanswered(sandbox, sub, sender, accept, stored):
+    fault = {"kind": "timeout", "stall_seconds": 2, "accept": accept, "method": "POST"}
+    assert control(sandbox, "POST", "/sandbox/faults", json=fault).status_code == 201
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        _create_raw(sandbox, sub, sender, HANDSET, timeout=0.5)
+    assert len(control(sandbox, "GET", "/sandbox/messages", params={"to": HANDSET}).json()) == stored
+    assert _create_raw(sandbox, sub, sender, HANDSET).status_code == 201  # used up
+
+
+def test_bad_fault_is_refused(sandbox):
+    for body in ({"kind": "404"}, {"kind": "500", "seconds": "soon"}, {"mode": "explode"}):
+        assert control(sandbox, "POST", "/sandbox/faults", json=body).status_code == 400
+
+
 def test_message_list_filters(sub_client, sender):
     first = sub_client.messages.create(to=HANDSET, from_=sender, body="one")
     sub_client.messages.create(to="+14155550199", from_=sender, body="two")
