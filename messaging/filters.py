@@ -3,12 +3,11 @@ the same query parameters."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
-
 import django_filters
 from django import forms
 from django.db.models import Q, QuerySet
 
+from tenants.filters import CreatedRangeFilterSet, DateRangeForm
 from tenants.models import messaging_service_sid_validator
 from tenants.phones import form_phone_region_set, tenant_phone_region
 
@@ -18,32 +17,13 @@ from .log import message_list
 from .models import BulkSend, Message
 
 
-class MessageFilterForm(forms.Form):
-    def clean(self):
-        cleaned = super().clean()
-        start, end = cleaned.get("created_from"), cleaned.get("created_to")
-        if start and end and start > end:
-            self.add_error("created_to", "The end date is before the start date.")
-        return cleaned
-
-
 class PhoneFilter(django_filters.CharFilter):
     field_class = PhoneField
 
 
-def _day_start(day) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=UTC)
-
-
-class MessageFilter(django_filters.FilterSet):
+class MessageFilter(CreatedRangeFilterSet):
     """Every filter narrows on an indexed column or a range of one; nothing is counted."""
 
-    created_from = django_filters.DateFilter(
-        label="From (UTC)", method="filter_from", widget=forms.DateInput(attrs={"type": "date"})
-    )
-    created_to = django_filters.DateFilter(
-        label="To (UTC)", method="filter_to", widget=forms.DateInput(attrs={"type": "date"})
-    )
     direction = django_filters.ChoiceFilter(choices=Message.Direction.choices, empty_label="Any direction")
     status = django_filters.ChoiceFilter(choices=statuses.STATUS_CHOICES, empty_label="Any status")
     error_code = django_filters.NumberFilter(
@@ -62,17 +42,11 @@ class MessageFilter(django_filters.FilterSet):
     class Meta:
         model = Message
         fields: list[str] = []
-        form = MessageFilterForm
+        form = DateRangeForm
 
     def __init__(self, data=None, *args, tenant, **kwargs):
         super().__init__(data, *args, **kwargs)
         self.filters["bulk"].queryset = BulkSend.objects.for_tenant(tenant).order_by("-created_at", "-id")
-
-    def filter_from(self, queryset, name, value):
-        return queryset.filter(created_at__gte=_day_start(value))
-
-    def filter_to(self, queryset, name, value):
-        return queryset.filter(created_at__lt=_day_start(value + timedelta(days=1)))
 
     def filter_phone(self, queryset, name, value):
         # Both columns are indexed with the tenant: (tenant, from_number, …), (tenant, to_number, …).
