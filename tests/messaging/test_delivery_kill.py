@@ -274,7 +274,7 @@ def test_real_celery_worker_killed_mid_send_redelivers_and_sends_once(
     queue = f"test-kill-{uuid.uuid4().hex[:12]}"
     log = celery_worker(queue, child_env(shared_db, sandbox, kill_file, CELERY_BROKER_URL=redis_url))
 
-    sender = Celery("kill-test-sender", broker=redis_url)
+    sender = Celery("kill-test-sender", broker=redis_url, set_as_current=False)
     try:
         sender.send_task("messaging.tasks.message_deliver_task", args=[message.pk], queue=queue)
     finally:

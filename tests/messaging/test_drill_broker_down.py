@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import secrets
 import socket
 import threading
@@ -19,6 +20,7 @@ from collections import Counter
 
 import pytest
 import redis
+from celery import current_app
 from django.conf import settings
 from django.urls import reverse
 
@@ -102,7 +104,11 @@ class TcpProxy:
 
 
 def _broker_use(url: str, transport_options: dict) -> None:
-    """Point the Celery app's publishing at `url`, dropping its pooled connections."""
+    """Point the Celery app's publishing at `url`, dropping its pooled connections. Celery reads
+    a CELERY_BROKER_URL environment variable (CI sets one) before its own configuration, so
+    that is pointed too."""
+    if "CELERY_BROKER_URL" in os.environ:
+        os.environ["CELERY_BROKER_URL"] = url
     app.conf.broker_url, app.conf.broker_transport_options = url, transport_options
     app._pool = None
     app.amqp._producer_pool = None
@@ -118,6 +124,10 @@ def proxied_broker():
     proxy.start()
     proxy.prefix = f"drill-broker-down-{secrets.token_hex(4)}:"
     saved = (app.conf.broker_url, app.conf.broker_transport_options, app.conf.task_always_eager)
+    # Services publish through `celery.current_app`: make sure it is the project's app, whatever
+    # app an earlier test created.
+    previous_app = current_app._get_current_object()
+    app.set_current()
     app.conf.task_always_eager = False
     _broker_use(
         f"redis://127.0.0.1:{proxy.port}/{BROKER_DB}",
@@ -127,6 +137,7 @@ def proxied_broker():
     proxy.stop()
     app.conf.task_always_eager = saved[2]
     _broker_use(saved[0], saved[1])
+    previous_app.set_current()
     direct = redis.Redis(host=REDIS[0], port=REDIS[1], db=BROKER_DB)
     for key in direct.scan_iter(match=f"{proxy.prefix}*", count=1000):
         direct.delete(key)

@@ -117,7 +117,7 @@ def test_drill_worker_killed_during_a_bulk_send_sends_each_message_once(redis_st
     auth_token = os.urandom(16).hex()
     requests.post(f"{stack.sandbox}/sandbox/accounts/{account_sid}", data={"AuthToken": auth_token}, timeout=10)
     bulk_id = int(stack.python("-c", SETUP, account_sid, auth_token, str(RATE), str(RECIPIENTS)).split()[0])
-    beat = Celery("drill-beat", broker=stack.redis_url)
+    beat = Celery("drill-beat", broker=stack.redis_url, set_as_current=False)
 
     kill_at = sorted(random.sample(range(100, RECIPIENTS - 100), KILLS))
     gaps: list[float] = []

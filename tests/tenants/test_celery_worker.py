@@ -101,7 +101,7 @@ def test_worker_round_trips_ping_over_redis(start_worker):
     queue = f"test-ping-{uuid.uuid4().hex[:12]}"
     worker = start_worker(queue, clean_env(CELERY_BROKER_URL=url, CELERY_RESULT_BACKEND=url))
 
-    sender = Celery("ping-sender", broker=url, backend=url)
+    sender = Celery("ping-sender", broker=url, backend=url, set_as_current=False)
     payload = f"ping-{uuid.uuid4()}"
     try:
         result = sender.send_task("commsportal.ping", args=[payload], queue=queue)
