@@ -272,6 +272,8 @@ TWILIO_HTTP_TIMEOUT = env.float("TWILIO_HTTP_TIMEOUT", default=15.0)
 # Sending: how long a worker's claim on an outbound message lasts (keep it above the task's
 # hard time limit, 90 s).
 MESSAGING_SEND_LEASE_SECONDS = env.int("MESSAGING_SEND_LEASE_SECONDS", default=120)
+# A one-time passcode not sent within this many seconds expires unsent (Twilio down too long).
+MESSAGING_OTP_VALIDITY_SECONDS = env.int("MESSAGING_OTP_VALIDITY_SECONDS", default=600)
 
 SENDGRID_API_KEY = env.str("SENDGRID_API_KEY", default="")
 SENDGRID_WEBHOOK_PUBLIC_KEY = env.str("SENDGRID_WEBHOOK_PUBLIC_KEY", default="")

@@ -26,7 +26,6 @@ AMBIGUOUS_MIN_DELAY = 5.0
 POSTPONE_MIN = timedelta(seconds=60)
 POSTPONE_MAX = timedelta(minutes=10)
 #: An OTP older than this is not worth sending (Twilio Verify's default validity, too).
-OTP_VALIDITY = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -48,8 +47,7 @@ def postpone_delay(*, age: timedelta) -> timedelta:
 
 
 def otp_validity() -> timedelta:
-    seconds = getattr(settings, "MESSAGING_OTP_VALIDITY_SECONDS", None)
-    return timedelta(seconds=seconds) if seconds else OTP_VALIDITY
+    return timedelta(seconds=settings.MESSAGING_OTP_VALIDITY_SECONDS)
 
 
 def send_deadline(message: Message) -> SendDeadline | None:

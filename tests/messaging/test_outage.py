@@ -17,7 +17,7 @@ from messaging.compliance.policy import sending_policy_get
 from messaging.delivery.attempts import DeliveryRetry, Outcome, message_deliver
 from messaging.delivery.deferred import deferred_messages_release
 from messaging.delivery.queueing import message_send
-from messaging.delivery.retries import OTP_VALIDITY
+from messaging.delivery.retries import otp_validity
 from messaging.models import Message, MessageEvent
 from messaging.tasks import delivery as delivery_tasks
 from messaging.tasks.delivery import message_deliver_task
@@ -142,7 +142,7 @@ def test_an_otp_past_its_validity_expires_with_a_reason(
         assert message_deliver_task.delay(message.pk).get() == Outcome.POSTPONED
     finally:
         sandbox.outage_end()
-    clock.advance(seconds=OTP_VALIDITY.total_seconds() + 60)
+    clock.advance(seconds=otp_validity().total_seconds() + 60)
     release_and_run(now=clock.now(), capture=django_capture_on_commit_callbacks)
     message = reload(message)
     assert message.status == "failed" and message.sid is None
