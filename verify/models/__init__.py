@@ -1,0 +1,2 @@
+"""Verify models, one module per concern: consent forms and verifications (consent.py),
+email through SendGrid (email.py), staff second factor (second_factor.py)."""
