@@ -1,0 +1,1 @@
+"""A call's life: its row, status callbacks, recordings, outbound placement."""
