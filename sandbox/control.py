@@ -12,6 +12,7 @@ from .errors import TwilioApiError
 from .http import ROUTES, SandboxRequest
 from .messaging import MessagingApi
 from .numbers import NUMBER_PARAMS, NumbersApi
+from .phonepage import PhonePages
 from .state import (
     ACCOUNT_SID_RE,
     API,
@@ -29,7 +30,6 @@ from .state import (
     utc_now,
 )
 from .verify import VerifyApi
-from .voice import VoiceApi
 
 # Twilio's default opt-out handling of inbound messages.
 OPT_OUT_KEYWORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
@@ -81,7 +81,7 @@ def fault_from_request(req: SandboxRequest) -> Fault:
     )
 
 
-class ControlApi(MessagingApi, VoiceApi, VerifyApi, NumbersApi):
+class ControlApi(MessagingApi, PhonePages, VerifyApi, NumbersApi):
     """Control endpoints over every product's state."""
 
     def _h_ctl_index(self, req: SandboxRequest) -> tuple[int, Any]:

@@ -134,6 +134,17 @@ ROUTES = [
     route("GET", "/sandbox/faults/injected", "ctl_faults_injected"),
     route("GET", "/sandbox/messages", "ctl_messages"),
     route("GET", "/sandbox/calls", "ctl_calls"),
+    # The virtual phone (sandbox/phone.py, sandbox/phonepage.py): drives the call while the
+    # portal answers its webhooks, hence unlocked.
+    route("POST", "/sandbox/calls/incoming", "ctl_call_incoming", locked=False),
+    route("GET", "/sandbox/calls/{Sid}", "ctl_call", locked=False),
+    route("POST", "/sandbox/calls/{Sid}/digits", "ctl_call_digits", locked=False),
+    route("POST", "/sandbox/calls/{Sid}/timeout", "ctl_call_timeout", locked=False),
+    route("POST", "/sandbox/calls/{Sid}/speak", "ctl_call_speak", locked=False),
+    route("POST", "/sandbox/calls/{Sid}/hangup", "ctl_call_hangup", locked=False),
+    route("GET", "/sandbox/phone", "ctl_phone_page", locked=False),
+    route("GET", "/sandbox/phone.css", "ctl_phone_css", locked=False),
+    route("GET", "/sandbox/phone/{Sid}", "ctl_phone_call_page", locked=False),
     route("GET", "/sandbox/webhooks", "ctl_webhooks"),
     route("GET", "/sandbox/verify-codes", "ctl_verify_codes"),
     route("POST", "/sandbox/inbound", "ctl_inbound", locked=False),
@@ -424,9 +435,12 @@ class HttpHandler(BaseHTTPRequestHandler):
             except OSError:
                 pass
             return
-        data = b"" if reply.payload is None else json.dumps(reply.payload).encode()
+        if isinstance(reply.payload, str):  # the sandbox's own pages (their type is in headers)
+            data = reply.payload.encode()
+        else:
+            data = b"" if reply.payload is None else json.dumps(reply.payload).encode()
         self.send_response(reply.status)
-        if data:
+        if data and "Content-Type" not in reply.headers:
             self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
         for name, value in reply.headers.items():
