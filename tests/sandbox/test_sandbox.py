@@ -50,20 +50,29 @@ class Receiver:
 
     def __init__(self):
         self.requests: list[dict] = []
+        self.replies: dict[str, str] = {}  # path (without query) -> the TwiML it answers
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.do_POST()
+
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length).decode()
+                path, _, query = self.path.partition("?")
                 receiver.requests.append(
                     {
-                        "path": self.path,
-                        "params": dict(parse_qsl(body, keep_blank_values=True)),
+                        "path": path if self.command == "GET" else self.path,
+                        "method": self.command,
+                        "query": query,
+                        "params": dict(
+                            parse_qsl(body or (query if self.command == "GET" else ""), keep_blank_values=True)
+                        ),
                         "signature": self.headers.get("X-Twilio-Signature"),
                     }
                 )
-                reply = b"<Response/>"
+                reply = receiver.replies.get(path, "<Response/>").encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "text/xml")
                 self.send_header("Content-Length", str(len(reply)))
@@ -82,9 +91,12 @@ class Receiver:
 
     def assert_signed(self, request: dict, token: str) -> None:
         validator = RequestValidator(token)
-        url = self.url + request["path"]
-        assert validator.validate(url, request["params"], request["signature"])
-        assert not RequestValidator("wrong" + token).validate(url, request["params"], request["signature"])
+        if request["method"] == "GET":  # GET: the parameters are in the signed URL
+            url, params = f"{self.url}{request['path']}?{request['query']}", {}
+        else:
+            url, params = self.url + request["path"], request["params"]
+        assert validator.validate(url, params, request["signature"])
+        assert not RequestValidator("wrong" + token).validate(url, params, request["signature"])
 
 
 @pytest.fixture
