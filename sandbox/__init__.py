@@ -32,8 +32,11 @@ Asynchronous outcomes (accepted, then status callbacks):
     +15005550010 -> sent, undelivered 30003     +15005550011 -> sent, undelivered 30006
     +15005550012 -> failed 30008                +15005550013 -> sent, undelivered 21610
     any other valid To -> sent, delivered (preceded by queued when sent via a Messaging Service)
-Calls: +15005550020 -> busy, +15005550021 -> no-answer, +15005550022 -> failed; any other To
-    rings, is answered (the call's Url is fetched, signed) and completes.
+Calls: +15005550020 -> busy, +15005550021 -> no-answer, +15005550022 -> failed (also when a
+    <Dial> rings them); any other To rings the sandbox's virtual phone, which answers: the
+    call's Url is fetched, signed (or its Twiml taken) and run by the TwiML interpreter
+    (`twiml`: Say, Play, Pause, Gather, Dial, Record, Redirect, Hangup, Reject) until it ends;
+    at a Gather or a Record the call waits for the phone's holder (control endpoints below).
 
 Other Twilio behaviours reproduced: `From` must be a number the account owns (21606; the magic
 test sender +15005550006 is always accepted); a message sent through a Messaging Service answers
@@ -83,6 +86,17 @@ Sandbox control endpoints (not Twilio; no authentication; form or JSON bodies):
                                               `outage_begin()`/`outage_end()` from Python
     GET    /sandbox/messages[?to=&account_sid=]   every stored message (JSON list)
     GET    /sandbox/calls                     every stored call
+    POST   /sandbox/calls/incoming            From, To: call one of the numbers; its VoiceUrl is
+                                              fetched (signed, CallStatus=ringing) and the TwiML
+                                              runs until the caller must act; answers the call
+                                              with "transcript", "waiting_for" (digits |
+                                              recording | null), "recordings", "dialled"
+    GET    /sandbox/calls/{CA}                that view of any call (API calls ring the phone too)
+    POST   /sandbox/calls/{CA}/digits         digits: keys pressed ("" = silence: the timeout)
+    POST   /sandbox/calls/{CA}/timeout        the Gather's or Record's timeout passes
+    POST   /sandbox/calls/{CA}/speak          seconds: talk into a Record (a Recording RE...)
+    POST   /sandbox/calls/{CA}/hangup         the caller hangs up (a Record still delivers)
+    GET    /sandbox/phone                     the virtual phone's page, for a person
     GET    /sandbox/webhooks                  the last webhooks the sandbox sent, with outcomes
     GET    /sandbox/verify-codes?to=+1...     issued Verify codes, newest first
     POST   /sandbox/inbound                   AccountSid, From, To, Body[, Url]: POST a signed
@@ -93,7 +107,8 @@ Sandbox control endpoints (not Twilio; no authentication; form or JSON bodies):
 
 Layout, one module per Twilio product it stands in for: `accounts` (authentication,
 subaccounts, API keys, auth-token rotation), `numbers`, `messaging` (Messages, Messaging
-Services), `voice` (Calls), `verify`, `callbacks` (signed webhooks out), `control` (the
-endpoints above); `http` (server, routes, dispatch), `paging`, `errors` and `state` are shared;
+Services), `voice` (Calls), `phone` and `phonepage` (the virtual phone, its page), `twiml` (the
+voice interpreter), `verify`, `callbacks` (signed webhooks out), `control` (the endpoints
+above); `http` (server, routes, dispatch), `paging`, `errors` and `state` are shared;
 `server.TwilioSandbox` puts them together.
 """

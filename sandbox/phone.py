@@ -120,7 +120,7 @@ class CallLine:
     def recording_finish(self, sid: str, status: str, duration: int) -> None:
         with self.sandbox._lock:
             recording = self.sandbox._recordings[sid]
-            recording.update(status=status, duration=str(duration), date_updated=utc_now())
+            recording.update(status=status, duration=str(duration), _duration=duration, date_updated=utc_now())
 
     def recording_callback(self, sid: str, url: str, method: str) -> None:
         sandbox = self.sandbox
@@ -247,6 +247,7 @@ class PhoneCalls(AccountsApi, CallbacksApi):
             "subresource_uris": {"transcriptions": base + "/Transcriptions.json"},
             "media_url": self.base_url + base,
             "_url": self.base_url + base,
+            "_duration": 0,  # seconds of audio, for the media
             "_seq": self._next_seq(),
         }
         self._recordings[sid] = recording
