@@ -509,6 +509,27 @@ def test_messaging_services(sub_client, sender):
     pool(number_sid).delete()
 
 
+# --- Calls ---------------------------------------------------------------------------------------
+
+
+def test_calls(upstream, sub_client, sender):
+    """Calls placed through the API ring the sandbox's virtual phone: one runs its TwiML to the
+    end, one waits at a Gather until the API hangs it up, one is busy; a <Dial> leaves a child."""
+    calls = sub_client.calls
+    said = calls.create(to=HANDSET, from_=sender, twiml="<Response><Dial>+14155550177</Dial></Response>")
+    assert said.status == "queued"
+    wait_for(lambda: calls(said.sid).fetch().status == "completed")
+    waiting = calls.create(to=HANDSET, from_=sender, twiml="<Response><Gather/></Response>")
+    wait_for(lambda: calls(waiting.sid).fetch().status == "in-progress")
+    calls(waiting.sid).update(status="completed")
+    wait_for(lambda: calls(waiting.sid).fetch().status == "completed")
+    busy = calls.create(to="+15005550020", from_=sender, twiml="<Response/>")
+    wait_for(lambda: calls(busy.sid).fetch().status == "busy")
+    listed = calls.list(page_size=20)
+    assert {c.sid for c in listed} >= {said.sid, waiting.sid, busy.sid}
+    assert [c.direction for c in listed if c.parent_call_sid == said.sid] == ["outbound-dial"]
+
+
 # --- Verify v2 -----------------------------------------------------------------------------------
 
 
