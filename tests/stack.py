@@ -10,7 +10,8 @@ process as in production:
 
 Used by tests/test_end_to_end.py (a stack per test), tests/browser/ (one stack for the whole
 browser suite) and the webhook benchmark; `Browser`, a signed-in user over plain HTTP, also by
-tests/test_demo.py. Each user of it takes Redis databases of its own, because a stack's worker
+tests/test_demo.py and tests/test_voice_end_to_end.py, which run `manage.py demo` (`Demo`).
+Each user of it takes Redis databases of its own, because a stack's worker
 takes every task it finds on its broker and a stack flushes its databases when it starts and
 stops.
 """
@@ -296,3 +297,62 @@ class Browser:
         response = self._request("POST", self.base_url + action, {"csrfmiddlewaretoken": token.group(1), **data})
         assert response.status_code == 200, f"POST {action}: {response.status_code}\n{response.text[:2000]}"
         return response
+
+
+class Demo:
+    """`manage.py demo` as a new user runs it (the README's command), its own process group, on
+    free ports, with its database, broker folder and cache in `tmp_path` instead of var/."""
+
+    STARTUP_SECONDS = 120
+
+    def __init__(self, tmp_path: Path) -> None:
+        web, sandbox = free_port(), free_port()
+        self.web, self.sandbox = f"http://127.0.0.1:{web}", f"http://127.0.0.1:{sandbox}"
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("CELERY_", "DATABASE_", "REDIS_", "CACHE_", "TWILIO_", "PUBLIC_", "DJANGO_", "DEBUG"))
+        }
+        env.update(
+            ENV_FILE="",
+            DATABASE_URL=f"sqlite:///{tmp_path / 'demo.sqlite3'}",
+            CELERY_FILESYSTEM_BROKER_DIR=str(tmp_path / "broker"),
+            CACHE_DIR=str(tmp_path / "cache"),
+        )
+        self.log = tmp_path / "demo.log"
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "manage.py", "demo", "--addrport", f"127.0.0.1:{web}", "--sandbox-port", str(sandbox)],
+                cwd=BASE_DIR,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for(self, what: str, probe, timeout: float = STARTUP_SECONDS):
+        """`probe()` until it returns something truthy; fails with the demo's output."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"the demo exited:\n{self.output()}"
+            try:
+                if value := probe():
+                    return value
+            except (requests.RequestException, ValueError):
+                pass
+            time.sleep(0.5)
+        raise AssertionError(f"timed out waiting for {what}:\n{self.output()[-8000:]}")
+
+    def stop(self) -> int:
+        """SIGTERM as Ctrl-C would; its exit status."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=5)
+        return self.process.returncode

@@ -12,58 +12,22 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 import requests
 
-from tests.stack import BASE_DIR, Browser, free_port
+from tests.stack import Browser, Demo
 
 pytestmark = pytest.mark.slow
 
 DEMO_PASSWORD = "commsportal-demo"
-STARTUP_SECONDS = 120
 
 
 def test_demo_comes_up_delivers_and_stops(tmp_path):
-    web, sandbox = free_port(), free_port()
-    base = f"http://127.0.0.1:{web}"
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("CELERY_", "DATABASE_", "REDIS_", "CACHE_", "TWILIO_", "PUBLIC_", "DJANGO_", "DEBUG"))
-    }
-    env.update(
-        ENV_FILE="",
-        DATABASE_URL=f"sqlite:///{tmp_path / 'demo.sqlite3'}",
-        CELERY_FILESYSTEM_BROKER_DIR=str(tmp_path / "broker"),
-        CACHE_DIR=str(tmp_path / "cache"),
-    )
-    log = tmp_path / "demo.log"
-    with log.open("wb") as out:
-        demo = subprocess.Popen(
-            [sys.executable, "manage.py", "demo", "--addrport", f"127.0.0.1:{web}", "--sandbox-port", str(sandbox)],
-            cwd=BASE_DIR,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    demo = Demo(tmp_path)
+    base, wait_for = demo.web, demo.wait_for
     try:
-
-        def wait_for(what, probe, timeout=STARTUP_SECONDS):
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                assert demo.poll() is None, f"the demo exited:\n{log.read_text(errors='replace')}"
-                try:
-                    if value := probe():
-                        return value
-                except (requests.RequestException, ValueError):
-                    pass
-                time.sleep(0.5)
-            raise AssertionError(f"timed out waiting for {what}:\n{log.read_text(errors='replace')[-8000:]}")
-
         health = wait_for(
             "Twilio reachability in /healthz",
             lambda: (
@@ -97,18 +61,13 @@ def test_demo_comes_up_delivers_and_stops(tmp_path):
         )
         assert status["status"] == "delivered", status
     finally:
-        if demo.poll() is None:
-            os.killpg(demo.pid, signal.SIGTERM)
-        try:
-            demo.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(demo.pid, signal.SIGKILL)
-            demo.wait(timeout=5)
-    assert demo.returncode == 0, log.read_text(errors="replace")[-4000:]
+        returncode = demo.stop()
+    assert returncode == 0, demo.output()[-4000:]
     # Its children (web server, worker and the worker's embedded beat) go with it.
     deadline = time.monotonic() + 20
-    while leftovers := subprocess.run(["pgrep", "-g", str(demo.pid)], capture_output=True, text=True).stdout.split():
+    group = str(demo.process.pid)
+    while leftovers := subprocess.run(["pgrep", "-g", group], capture_output=True, text=True).stdout.split():
         if time.monotonic() > deadline:
-            os.killpg(demo.pid, signal.SIGKILL)
+            os.killpg(demo.process.pid, signal.SIGKILL)
             raise AssertionError(f"still running 20 s after the demo stopped: {leftovers}")
         time.sleep(0.2)
