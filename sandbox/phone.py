@@ -78,6 +78,7 @@ def call_record(*, account_sid: str, sid: str, to: str, from_: str, direction: s
         "_status_callback": None,
         "_status_callback_method": "POST",
         "_events": {"completed"},
+        "_machine_detection": None,
         "_sequence": 0,
         "_session": None,
         "_drive": threading.Lock(),
@@ -196,6 +197,8 @@ class PhoneCalls(AccountsApi, CallbacksApi):
             params[prefix + "Country"] = params[role + "Country"] = country_of(number)
         if call["parent_call_sid"]:
             params["ParentCallSid"] = call["parent_call_sid"]
+        if call["answered_by"]:  # asked for with MachineDetection
+            params["AnsweredBy"] = call["answered_by"]
         return params
 
     def _call_callback_params(self, call: dict[str, Any]) -> dict[str, str]:
@@ -342,9 +345,10 @@ class PhoneControl(PhoneCalls):
                 _seq=self._next_seq(),
             )
             url, method = number["voice_url"], number["voice_method"]
+            fallback = (number["voice_fallback_url"], number["voice_fallback_method"])
         logger.info("Incoming call %s %s -> %s", sid, mask_phone(from_), to)
         self._call_answer(sid, answered=False)
-        self._call_drive(sid, lambda s: s.start(url, method))
+        self._call_drive(sid, lambda s: s.start(url, method, fallback))
         return self._call_reply(req, sid, 201)
 
     def _call_reply(self, req: SandboxRequest, sid: str, status: int = 200) -> Reply:

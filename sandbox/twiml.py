@@ -173,9 +173,10 @@ class CallSession:
 
     # ------------------------------------------------------------------ what drives a call
 
-    def start(self, url: str, method: str = "POST") -> None:
-        """Fetch the call's first document from `url` and run it until the caller must act."""
-        self._run(self._fetch("voice-url", url, method, {}))
+    def start(self, url: str, method: str = "POST", fallback: tuple[str, str] | None = None) -> None:
+        """Fetch the call's first document from `url` and run it until the caller must act;
+        when that fails, from the number's `fallback` (URL, method), as Twilio does."""
+        self._run(self._fetch("voice-url", url, method, {}, fallback=fallback))
 
     def start_twiml(self, text: str) -> None:
         """Run TwiML given inline (the Calls API's `Twiml`)."""
@@ -271,21 +272,35 @@ class CallSession:
             self.transcript.append({"verb": "Say", "text": APPLICATION_ERROR, "voice": "", "language": "en-US"})
             self._end("completed")
 
-    def _fetch(self, kind: str, url: str | None, method: str, extra: dict[str, str]) -> Document | None:
-        """The next document from `url` (signed, with the call's parameters and `extra`)."""
+    def _fetch(
+        self, kind: str, url: str | None, method: str, extra: dict[str, str], *, fallback: tuple[str, str] | None = None
+    ) -> Document | None:
+        """The next document from `url` (signed, with the call's parameters and `extra`); on
+        failure the `fallback` URL is asked, with `ErrorCode` and `ErrorUrl`."""
         if not url:
             self._fail(11100, f"No URL to request for the {kind}")
             return None
+        document, error = self._get(kind, url, method, extra)
+        if error is not None and fallback and fallback[0]:
+            self.errors.append(error)
+            self.transcript.append({"event": "error", **error})
+            failed = {"ErrorCode": str(error["code"]), "ErrorUrl": url}
+            document, error = self._get("voice-fallback", fallback[0], fallback[1], {**extra, **failed})
+        if error is not None:
+            self._fail(error["code"], error["message"])
+        return document
+
+    def _get(
+        self, kind: str, url: str, method: str, extra: dict[str, str]
+    ) -> tuple[Document | None, dict[str, Any] | None]:
         status, body = self.line.request(kind, url, method, extra)
         self.transcript.append({"event": "request", "kind": kind, "url": url, "method": method, "status": status})
         if status is None or not 200 <= status < 300:
-            self._fail(11200, f"HTTP retrieval failure: {url} answered {status or 'nothing'}")
-            return None
+            return None, {"code": 11200, "message": f"HTTP retrieval failure: {url} answered {status or 'nothing'}"}
         try:
-            return Document(parse_twiml(body), url)
+            return Document(parse_twiml(body), url), None
         except TwimlError as err:
-            self._fail(err.code, err.message)
-            return None
+            return None, {"code": err.code, "message": err.message}
 
     @staticmethod
     def _url(document: Document, verb: ET.Element, name: str = "action") -> str | None:

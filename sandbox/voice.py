@@ -59,6 +59,7 @@ class VoiceApi(PhoneControl):
             _status_callback=req.get("StatusCallback"),
             _status_callback_method=(req.get("StatusCallbackMethod") or "POST").upper(),
             _events=events or {"completed"},
+            _machine_detection=req.get("MachineDetection"),
             _seq=self._next_seq(),
         )
         self._calls[sid] = call
@@ -82,6 +83,8 @@ class VoiceApi(PhoneControl):
                 if call is None or call["status"] in FINAL_CALL_STATUSES:
                     return
                 self._set_call_status(call, status)
+                if status == "in-progress" and call["_machine_detection"]:
+                    call["answered_by"] = "human"  # the virtual phone's holder says hello
                 params = self._call_callback_params(call)
                 token = self._accounts[call["account_sid"]].auth_token
                 callback = call["_status_callback"] if event in call["_events"] else None

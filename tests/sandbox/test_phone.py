@@ -160,6 +160,20 @@ def test_outbound_calls_ring_the_virtual_phone(sandbox, sub, sub_client, receive
     ]
 
 
+def test_machine_detection_says_who_answered(sandbox, sub, sub_client, receiver, sender):
+    call = sub_client.calls.create(
+        to=HANDSET,
+        from_=sender,
+        url=receiver.url + "/amd",
+        machine_detection="Enable",
+        status_callback=receiver.url + "/amd-status",
+    )
+    [fetch] = wait_for(lambda: receiver.on("/amd"))
+    [final] = wait_for(lambda: receiver.on("/amd-status"))
+    assert fetch["params"]["AnsweredBy"] == "human" and final["params"]["AnsweredBy"] == "human"
+    assert sub_client.calls(call.sid).fetch().answered_by == "human"
+
+
 def test_inline_twiml_and_get_method(sandbox, sub, sub_client, receiver, sender):
     call = sub_client.calls.create(to=HANDSET, from_=sender, twiml="<Response><Say>Your code is 4 2.</Say></Response>")
     view = wait_for(

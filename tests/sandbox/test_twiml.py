@@ -382,6 +382,20 @@ def test_a_failed_fetch_or_bad_document_is_an_application_error():
     assert broken.errors[0]["code"] == 12100 and broken.answered and broken.ended == "completed"
 
 
+def test_the_numbers_fallback_url_answers_when_the_voice_url_fails():
+    line = FakeLine({BASE + "fallback/": response("<Say>Sorry, we are having trouble.</Say>")})
+    session = CallSession(line)
+    session.start(BASE + "inbound/", "POST", (BASE + "fallback/", "GET"))
+    assert line.requests[-1] == {
+        "kind": "voice-fallback",
+        "url": BASE + "fallback/",
+        "method": "GET",
+        "ErrorCode": "11200",
+        "ErrorUrl": BASE + "inbound/",
+    }
+    assert spoken(session) == ["Sorry, we are having trouble."] and session.errors[0]["code"] == 11200
+
+
 def test_the_caller_cannot_act_on_a_call_that_does_not_wait():
     session, _ = run(response("<Hangup/>"))
     with pytest.raises(ValueError):
