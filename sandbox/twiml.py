@@ -383,8 +383,9 @@ class CallSession:
             if wanted and len(collected) >= wanted:
                 break
         self.waiting = None
-        if not (collected or finished_on) and verb.get("actionOnEmptyResult", "false").lower() != "true":
-            self._run(waiting.rest)  # no input: Twilio falls through to the next verb
+        # No digits (silence, or only the finish key): Twilio falls through to the next verb.
+        if not collected and verb.get("actionOnEmptyResult", "false").lower() != "true":
+            self._run(waiting.rest)
             return
         extra = {"Digits": collected, "FinishedOnKey": finished_on, "msg": "Gather End"}
         self._run(self._fetch("gather-action", self._url(waiting.rest, verb), self._method(verb), extra))

@@ -202,6 +202,13 @@ def test_gather_timeout_without_input_falls_through_to_the_next_verb():
     assert {"event": "timeout"} in session.transcript
 
 
+def test_gather_only_the_finish_key_is_no_input():
+    session, line = run(MENU.replace('numDigits="1" ', ""))
+    session.press("#")
+    assert [r["kind"] for r in line.requests] == ["voice-url"]
+    assert spoken(session)[-1] == "We did not get your choice."
+
+
 def test_gather_action_on_empty_result_posts_empty_digits():
     session, line = run(
         response('<Gather actionOnEmptyResult="true" action="/empty"/>', "<Say>never</Say>"),
