@@ -42,6 +42,12 @@ def country_of(number: str) -> str:
         return ""
 
 
+def e164_field(value: str | None) -> str:
+    """A number from a form: an unencoded '+' (curl -d From=+1415...) arrives as a space."""
+    value = (value or "").strip()
+    return "+" + value if value[:1].isdigit() else value
+
+
 def call_record(*, account_sid: str, sid: str, to: str, from_: str, direction: str, status: str, **extra: Any):
     """A Call resource as Twilio holds it, plus the sandbox's private bookkeeping (`_…`)."""
     now = utc_now()
@@ -322,7 +328,7 @@ class PhoneControl(PhoneCalls):
     def _h_ctl_call_incoming(self, req: SandboxRequest) -> Reply:
         """Someone calls one of the accounts' numbers: its VoiceUrl is fetched (signed) and run
         until the caller must act. Answers the call with its transcript."""
-        from_, to = (req.get("From") or "").strip(), (req.get("To") or "").strip()
+        from_, to = e164_field(req.get("From")), e164_field(req.get("To"))
         if not E164_RE.fullmatch(from_) or not E164_RE.fullmatch(to):
             raise TwilioApiError(400, 21211, "From and To must be E.164 numbers")
         with self._lock:

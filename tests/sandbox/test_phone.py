@@ -189,6 +189,10 @@ def test_inline_twiml_and_get_method(sandbox, sub, sub_client, receiver, sender)
 def test_control_api_refuses_what_makes_no_sense(sandbox, sub, receiver, number):
     assert call_in(sandbox, "+14155559999").status_code == 404
     assert call_in(sandbox, number, from_="not-a-number").status_code == 400
+    unencoded = f"From=+14155550123&To={number}"  # curl -d From=+1...: the '+' arrives as a space
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    placed = control(sandbox, "POST", "/sandbox/calls/incoming", data=unencoded, headers=headers)
+    assert placed.status_code == 201 and placed.json()["from"] == "+14155550123"
     sid = call_in(sandbox, number).json()["sid"]
     assert control(sandbox, "POST", f"/sandbox/calls/{sid}/digits", data={"digits": "12a"}).status_code == 400
     assert control(sandbox, "POST", f"/sandbox/calls/{sid}/speak", data={"seconds": "3"}).status_code == 409
