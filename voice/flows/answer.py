@@ -48,7 +48,7 @@ def numbers_sync_request(*, tenant: Tenant) -> bool:
     """Ask a worker to re-sync the tenant's numbers, at most once per throttle window.
 
     Returns whether a sync was requested now."""
-    if not cache.add(f"voice:numbers-sync:{tenant.pk}", 1, timeout=SYNC_THROTTLE_SECONDS):
+    if not cache.add(f"voice:numbers-sync:{tenant.account_sid}", 1, timeout=SYNC_THROTTLE_SECONDS):
         return False
     transaction.on_commit(lambda: task_delay(NUMBERS_SYNC_TASK, tenant.pk), robust=True)
     logger.info("voice.number_unsynced", extra={"tenant": tenant.slug})

@@ -65,7 +65,8 @@ def call_flow_save(
     flow, created = CallFlow.objects.for_tenant(tenant).get_or_create(
         tenant=tenant, phone_number=number, defaults={"name": name}
     )
-    last = flow.versions.order_by("-number").values_list("number", flat=True).first() or 0
+    versions = CallFlowVersion.objects.for_tenant(tenant).filter(flow=flow)
+    last = versions.order_by("-number").values_list("number", flat=True).first() or 0
     version = CallFlowVersion.objects.create(
         tenant=tenant, flow=flow, number=last + 1, definition=clean, created_by=audit.actor
     )
