@@ -133,7 +133,9 @@ class FlowEditor:
         }
         options = [{"digit": o["digit"], **ActionForm.initial_for(o["action"])} for o in menu["options"]]
         self.flow = FlowForm(data, initial=initial, prefix="flow")
-        self.options = OptionFormSet(data, initial=options, prefix="options")
+        # Bound, the rows are what was posted: with initial rows an unchanged row would count
+        # as "empty" and be dropped, losing a key the admin kept.
+        self.options = OptionFormSet(data, initial=None if data is not None else options, prefix="options")
         self.no_input = ActionForm(data, initial=ActionForm.initial_for(menu["no_input"]), prefix="no_input")
         self.after_hours = ActionForm(data, initial=ActionForm.initial_for(hours.get("after_hours")), prefix="after_hours")
 
