@@ -4,6 +4,7 @@ callbacks are acknowledged."""
 
 from django.http import HttpResponse
 
+from messaging.intake.params import params_storable
 from tenants.webhooks import require_fields, twilio_webhook
 
 from .flows.answer import gather_answer, inbound_answer
@@ -17,8 +18,10 @@ def _twiml(body: str) -> HttpResponse:
 def inbound(request, hook):
     if bad := require_fields(hook, "CallSid", "From", "To"):
         return bad
+    # NULs replaced and fields cut to their columns: a JSON body may carry any value.
+    params, _ = params_storable(hook.params)
     # `?call=<pk>`: an outbound call the portal placed (the query is covered by the signature).
-    return _twiml(inbound_answer(tenant=hook.tenant, params=hook.params, call_ref=request.GET.get("call")))
+    return _twiml(inbound_answer(tenant=hook.tenant, params=params, call_ref=request.GET.get("call")))
 
 
 @twilio_webhook
@@ -26,12 +29,13 @@ def gather(request, hook):
     """The menu's <Gather>/<Record>/<Redirect> come back here with the step in the query string."""
     if bad := require_fields(hook, "CallSid"):
         return bad
+    params, _ = params_storable(hook.params)
     return _twiml(
         gather_answer(
             tenant=hook.tenant,
-            call_sid=str(hook.params.get("CallSid")),
+            call_sid=params["CallSid"].strip(),
             step=request.GET.get("step", ""),
-            digits=str(hook.params.get("Digits") or ""),
+            digits=params.get("Digits", ""),
             attempt=request.GET.get("attempt", "1"),
         )
     )

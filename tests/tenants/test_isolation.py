@@ -469,4 +469,3 @@ WRITES.update(
         "number_release": (lambda ctx: {"sid": _number(ctx).sid}, lambda ctx: {"confirm": "+14155550150"}),
     }
 )
-

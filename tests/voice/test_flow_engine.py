@@ -37,7 +37,11 @@ def flow(**changes) -> dict:
                 {"digit": "2", "action": {"type": "voicemail", "prompt": "Leave a message.", "max_length": 60}},
                 {
                     "digit": "3",
-                    "action": {"type": "message", "audio": {"kind": "play", "url": "https://cdn.example/hours.mp3"}, "then": "menu"},
+                    "action": {
+                        "type": "message",
+                        "audio": {"kind": "play", "url": "https://cdn.example/hours.mp3"},
+                        "then": "menu",
+                    },
                 },
                 {"digit": "9", "action": {"type": "opt_out"}},
                 {"digit": "0", "action": {"type": "repeat"}},
@@ -202,7 +206,10 @@ def test_dangling_digit_without_an_action():
 
 def test_duplicate_and_invalid_keys():
     raw = flow()
-    raw["menu"]["options"] += [{"digit": "1", "action": {"type": "hangup"}}, {"digit": "12", "action": {"type": "hangup"}}]
+    raw["menu"]["options"] += [
+        {"digit": "1", "action": {"type": "hangup"}},
+        {"digit": "12", "action": {"type": "hangup"}},
+    ]
     messages = errors(raw)
     assert any("used twice" in m for m in messages)
     assert any("a key is one of 0–9" in m for m in messages)

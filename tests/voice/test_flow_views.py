@@ -85,7 +85,9 @@ def test_a_menu_with_no_way_out_is_refused(client, tenant, tenant_admin, number)
 def test_preview_without_saving_shows_the_draft_including_after_hours(client, tenant, tenant_admin, number):
     client.force_login(tenant_admin)
     data = flow_form_post(hours_enabled="on", days=["0", "1", "2", "3", "4"])
-    data.update({"after_hours-type": "message", "after_hours-audio_text": "We are closed.", "after_hours-then": "voicemail"})
+    data.update(
+        {"after_hours-type": "message", "after_hours-audio_text": "We are closed.", "after_hours-then": "voicemail"}
+    )
     data.pop("save")
     data["preview"] = "1"
     response = client.post(url("call_flow_edit", tenant, number_id=number.pk), data)

@@ -83,7 +83,9 @@ def gather_path(root: ElementTree.Element) -> str:
 
 
 def press(twilio_webhook, tenant, path: str, sid: str, digits: str):
-    return post(twilio_webhook, tenant, path, {**call_params(tenant, sid), "Digits": digits, "CallStatus": "in-progress"})
+    return post(
+        twilio_webhook, tenant, path, {**call_params(tenant, sid), "Digits": digits, "CallStatus": "in-progress"}
+    )
 
 
 def test_inbound_answers_the_numbers_flow_and_pins_the_version_on_the_call(twilio_webhook, tenant, flow_v1):
@@ -103,7 +105,9 @@ def test_inbound_answers_the_numbers_flow_and_pins_the_version_on_the_call(twili
 def test_an_edit_mid_call_does_not_change_the_call_in_progress(twilio_webhook, tenant, number, flow_v1):
     sid = random_sid("CA")
     path = gather_path(post(twilio_webhook, tenant, INBOUND, call_params(tenant, sid)))
-    v2 = call_flow_save(tenant=tenant, number=number, name="Main line", definition=definition("+13105550100"), audit=SYSTEM)
+    v2 = call_flow_save(
+        tenant=tenant, number=number, name="Main line", definition=definition("+13105550100"), audit=SYSTEM
+    )
     assert v2.number == 2
     dial = press(twilio_webhook, tenant, path, sid, "1").find("Dial")
     assert dial.find("Number").text == "+12125550199"  # v1's target
@@ -228,14 +232,21 @@ def test_outbound_reference_to_another_tenants_call_hangs_up(twilio_webhook, ten
         tenant=other_tenant, direction="outbound", from_number=OURS, to_number=CALLER, status="queued"
     )
     for ref in (str(theirs.pk), "abc", "99999999999999999999"):
-        root = post(twilio_webhook, tenant, f"{INBOUND}?{urlencode({'call': ref})}", call_params(tenant, random_sid("CA")))
+        root = post(
+            twilio_webhook, tenant, f"{INBOUND}?{urlencode({'call': ref})}", call_params(tenant, random_sid("CA"))
+        )
         assert [e.tag for e in root] == ["Hangup"]
     theirs.refresh_from_db()
     assert theirs.sid is None
 
 
 def test_gather_for_an_unknown_call_ends_politely(twilio_webhook, tenant, flow_v1):
-    root = post(twilio_webhook, tenant, f"{GATHER}?step=menu&attempt=1", {**call_params(tenant, random_sid("CA")), "Digits": "1"})
+    root = post(
+        twilio_webhook,
+        tenant,
+        f"{GATHER}?step=menu&attempt=1",
+        {**call_params(tenant, random_sid("CA")), "Digits": "1"},
+    )
     assert [e.tag for e in root] == ["Say", "Hangup"]
 
 

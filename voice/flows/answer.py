@@ -66,7 +66,9 @@ def _pin_version(*, tenant: Tenant, call: Call, version: CallFlowVersion, path: 
         return call
     entry = {**(path or {}), "at": timezone.now().isoformat()}
     calls = Call.objects.for_tenant(tenant)
-    if calls.filter(pk=call.pk, flow_version__isnull=True).update(flow_version=version, menu_path=[*call.menu_path, entry]):
+    if calls.filter(pk=call.pk, flow_version__isnull=True).update(
+        flow_version=version, menu_path=[*call.menu_path, entry]
+    ):
         call.flow_version = version
         return call
     return calls.select_related("flow_version").get(pk=call.pk)  # a concurrent request pinned one first
@@ -87,10 +89,14 @@ def _answer_with(*, tenant: Tenant, call: Call, version: CallFlowVersion, our_nu
     is_open = call.direction == Call.Direction.OUTBOUND or hours_open(
         definition["hours"], now=now, zone=tenant.timezone, country=tenant_phone_region(tenant)
     )
-    outcome = render_answer(definition, flow_context(tenant=tenant, our_number=our_number, caller=caller), is_open=is_open)
+    outcome = render_answer(
+        definition, flow_context(tenant=tenant, our_number=our_number, caller=caller), is_open=is_open
+    )
     call = _pin_version(tenant=tenant, call=call, version=version, path=outcome.path)
     if call.flow_version_id != version.pk:  # a retried request: answer with what the call already has
-        return _answer_with(tenant=tenant, call=call, version=call.flow_version, our_number=our_number, caller=caller, now=now)
+        return _answer_with(
+            tenant=tenant, call=call, version=call.flow_version, our_number=our_number, caller=caller, now=now
+        )
     return str(_carry_out(tenant=tenant, call=call, outcome=outcome, caller=caller, our_number=our_number))
 
 
@@ -100,7 +106,7 @@ def inbound_answer(*, tenant: Tenant, params, call_ref: str | None, now=None) ->
     now = now or timezone.now()
     if call_ref is not None:
         return _outbound_answer(tenant=tenant, params=params, call_ref=call_ref, now=now)
-    sid, caller, called = params.get("CallSid"), params.get("From", ""), params.get("To", "")
+    sid, caller, called = params.get("CallSid", "").strip(), params.get("From", ""), params.get("To", "")
     try:
         our_number = phone_parse(called)
     except ValidationError:

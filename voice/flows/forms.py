@@ -137,7 +137,9 @@ class FlowEditor:
         # as "empty" and be dropped, losing a key the admin kept.
         self.options = OptionFormSet(data, initial=None if data is not None else options, prefix="options")
         self.no_input = ActionForm(data, initial=ActionForm.initial_for(menu["no_input"]), prefix="no_input")
-        self.after_hours = ActionForm(data, initial=ActionForm.initial_for(hours.get("after_hours")), prefix="after_hours")
+        self.after_hours = ActionForm(
+            data, initial=ActionForm.initial_for(hours.get("after_hours")), prefix="after_hours"
+        )
 
     def is_valid(self) -> bool:
         forms_valid = [f.is_valid() for f in (self.flow, self.options, self.no_input, self.after_hours)]

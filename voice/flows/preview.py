@@ -45,7 +45,9 @@ def _describe(element: ElementTree.Element, lines: list[str], *, attempts: int, 
                 f"(caller ID: {attrs.get('callerId')}, rings {attrs.get('timeout', '30')} s)."
             )
     elif tag == "Record":
-        lines.append(f"{indent}Voicemail is recorded (up to {attrs.get('maxLength')} s; # ends it). If nothing is recorded:")
+        lines.append(
+            f"{indent}Voicemail is recorded (up to {attrs.get('maxLength')} s; # ends it). If nothing is recorded:"
+        )
     elif tag == "Hangup":
         lines.append(f"{indent}The call ends.")
     elif tag == "Reject":

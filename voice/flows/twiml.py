@@ -25,8 +25,7 @@ OPT_OUT_CONFIRMATION = (
     "To receive text messages again, text START to this number. Goodbye."
 )
 DEFAULT_ANSWER = (
-    "Thank you for calling {brand}. No one can take your call on this line right now. "
-    "Please try again later. Goodbye."
+    "Thank you for calling {brand}. No one can take your call on this line right now. Please try again later. Goodbye."
 )
 
 
@@ -175,7 +174,7 @@ def render_step(definition: dict, ctx: CallContext, *, step: str, digits: str = 
         outcome.path = {"step": "voicemail", "digits": "", "action": "recorded"}
         _goodbye(outcome.response, definition, VOICEMAIL_THANKS)
     else:  # a step this version doesn't have (a hand-made URL, or a menu since emptied): end politely
-        outcome.path = {"step": step[:20], "digits": digits[:1], "action": "unknown_step"}
+        outcome.path = {"step": "unknown", "digits": digits[:1], "action": "unknown_step"}
         _goodbye(outcome.response, definition)
     return outcome
 

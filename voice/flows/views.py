@@ -27,8 +27,7 @@ TEST_CALL_TEMPLATE = "voice/_test_call_form.html"
 
 
 def _number(request, number_id: int) -> PhoneNumber:
-    qs = PhoneNumber.objects.filter(released_at__isnull=True)
-    return get_scoped_or_404(qs, tenant=request.tenant, pk=number_id)
+    return get_scoped_or_404(PhoneNumber.objects.filter(released_at__isnull=True), tenant=request.tenant, pk=number_id)
 
 
 def _preview(request, number: PhoneNumber, definition: dict):
@@ -46,7 +45,9 @@ def _test_call_available() -> bool:
 
 @require_GET
 def flow_list(request):
-    return render(request, "voice/flow_list.html", {"tenant": request.tenant, "numbers": flow_numbers(tenant=request.tenant)})
+    return render(
+        request, "voice/flow_list.html", {"tenant": request.tenant, "numbers": flow_numbers(tenant=request.tenant)}
+    )
 
 
 def _save_or_preview(request, number: PhoneNumber, editor: FlowEditor):
@@ -68,7 +69,8 @@ def _save_or_preview(request, number: PhoneNumber, editor: FlowEditor):
         editor.flow.add_error(None, exc)
         return None, None
     messages.success(
-        request, f"Saved version {version.number}. New calls use it; calls under way keep the version they started with."
+        request,
+        f"Saved version {version.number}. New calls use it; calls under way keep the version they started with.",
     )
     return redirect("call_flow_edit", tenant_slug=request.tenant.slug, number_id=number.pk), None
 
@@ -79,7 +81,11 @@ def flow_edit(request, number_id: int):
     number = _number(request, number_id)
     flow = flow_for_number(tenant=request.tenant, number=number)
     current = flow.current_version if flow is not None else None
-    definition = current.definition if current is not None else default_definition(greeting=f"Thank you for calling {request.tenant.name}.")
+    definition = (
+        current.definition
+        if current is not None
+        else default_definition(greeting=f"Thank you for calling {request.tenant.name}.")
+    )
     editor, posted_preview = None, None
     if request.method == "POST":
         require_admin(request)
@@ -112,7 +118,12 @@ def flow_version_list(request, number_id: int):
     return render(
         request,
         "voice/flow_versions.html",
-        {"tenant": request.tenant, "number": number, "flow": flow, "versions": flow_versions(tenant=request.tenant, flow=flow)},
+        {
+            "tenant": request.tenant,
+            "number": number,
+            "flow": flow,
+            "versions": flow_versions(tenant=request.tenant, flow=flow),
+        },
     )
 
 
@@ -120,10 +131,18 @@ def flow_version_list(request, number_id: int):
 def flow_version_detail(request, number_id: int, version: int):
     number = _number(request, number_id)
     row = get_scoped_or_404(
-        CallFlowVersion.objects.select_related("flow", "created_by"), tenant=request.tenant, flow__phone_number=number, number=version
+        CallFlowVersion.objects.select_related("flow", "created_by"),
+        tenant=request.tenant,
+        flow__phone_number=number,
+        number=version,
     )
     return render(
         request,
         "voice/flow_version_detail.html",
-        {"tenant": request.tenant, "number": number, "version": row, "preview": _preview(request, number, row.definition)},
+        {
+            "tenant": request.tenant,
+            "number": number,
+            "version": row,
+            "preview": _preview(request, number, row.definition),
+        },
     )
