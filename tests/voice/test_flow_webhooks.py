@@ -4,6 +4,7 @@ portal placed with a flow, and the key-press opt-out reaching the SMS gate."""
 
 from __future__ import annotations
 
+import socket
 from urllib.parse import urlencode, urlsplit
 from xml.etree import ElementTree
 
@@ -267,3 +268,16 @@ def test_gather_is_signed_like_every_webhook(client, tenant, flow_v1):
     )
     assert response.status_code == 403
     assert not OptOutEvent.objects.for_tenant(tenant).exists()
+
+
+def test_answering_makes_no_network_call(twilio_webhook, tenant, flow_v1, monkeypatch):
+    """Twilio waits for the TwiML while the caller hears silence: nothing on the way may dial out."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("network call on the request path")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    sid = random_sid("CA")
+    path = gather_path(post(twilio_webhook, tenant, INBOUND, call_params(tenant, sid)))
+    assert press(twilio_webhook, tenant, path, sid, "1").find("Dial") is not None
