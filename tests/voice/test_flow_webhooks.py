@@ -15,6 +15,7 @@ from messaging.compliance.gate import GateReason, gate_check
 from messaging.models import OptOutEvent
 from tenants.audit import SYSTEM
 from tenants.models import PhoneNumber
+from tenants.tasks import numbers_sync_tenant
 from tests.tenants.factories import PhoneNumberFactory, random_sid
 from voice.flows.services import call_flow_save
 from voice.models import Call
@@ -281,3 +282,11 @@ def test_answering_makes_no_network_call(twilio_webhook, tenant, flow_v1, monkey
     sid = random_sid("CA")
     path = gather_path(post(twilio_webhook, tenant, INBOUND, call_params(tenant, sid)))
     assert press(twilio_webhook, tenant, path, sid, "1").find("Dial") is not None
+
+
+def test_the_sync_task_skips_inactive_tenants_and_survives_twilio_failures(tenant, settings):
+    settings.TWILIO_API_BASE_URL = "http://127.0.0.1:9"  # nothing listens: a transport failure
+    assert numbers_sync_tenant(tenant.pk).startswith("failed:")
+    tenant.status = "suspended"
+    tenant.save()
+    assert numbers_sync_tenant(tenant.pk) == "skipped: no such active tenant"
