@@ -111,11 +111,12 @@ def inbound_answer(*, tenant: Tenant, params, call_ref: str | None, now=None) ->
         our_number = phone_parse(called)
     except ValidationError:
         return str(render_reject())  # a SIP address or a client: not a number this tenant has
-    number = PhoneNumber.all_tenants.filter(phone_number=our_number, released_at__isnull=True).order_by("-synced_at")
-    number = number.values_list("tenant_id", flat=True).first()
-    if number is not None and number != tenant.pk:
+    # Deliberately across tenants: "another tenant's number" and "not synced yet" differ.
+    holders = PhoneNumber.all_tenants.filter(phone_number=our_number, released_at__isnull=True)
+    owner = holders.order_by("-synced_at").values_list("tenant_id", flat=True).first()
+    if owner is not None and owner != tenant.pk:
         return str(render_reject())  # the inventory says it is another tenant's
-    if number is None and PhoneNumber.objects.for_tenant(tenant).filter(phone_number=our_number).exists():
+    if owner is None and PhoneNumber.objects.for_tenant(tenant).filter(phone_number=our_number).exists():
         numbers_sync_request(tenant=tenant)  # released here: if it came back, the sync will say so
         return str(render_reject())
     try:
@@ -129,7 +130,7 @@ def inbound_answer(*, tenant: Tenant, params, call_ref: str | None, now=None) ->
         )
     except Call.DoesNotExist:
         return str(render_reject())  # the CallSid is another tenant's
-    if number is None:
+    if owner is None:
         numbers_sync_request(tenant=tenant)  # in the subaccount (Twilio signed for it) but not synced yet
         return str(render_default(brand=tenant.name))
     version = call.flow_version or _current_version(tenant=tenant, number=our_number)
