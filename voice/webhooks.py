@@ -26,7 +26,7 @@ def inbound(request, hook):
 
 @twilio_webhook
 def gather(request, hook):
-    """The menu's <Gather>/<Record>/<Redirect> come back here with the step in the query string."""
+    """The flow's <Gather>/<Redirect>/<Record>/<Dial> come back here with the step in the query string."""
     if bad := require_fields(hook, "CallSid"):
         return bad
     params, _ = params_storable(hook.params)
@@ -36,6 +36,7 @@ def gather(request, hook):
             call_sid=params["CallSid"].strip(),
             step=request.GET.get("step", ""),
             digits=params.get("Digits", ""),
+            dial_status=params.get("DialCallStatus", ""),
             attempt=request.GET.get("attempt", "1"),
         )
     )

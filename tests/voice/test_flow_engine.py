@@ -102,12 +102,29 @@ def test_answer_greets_with_the_chosen_voice_then_gathers_one_key_with_an_absolu
 
 def test_forward_dials_the_e164_target_with_our_number_as_caller_id(definition):
     outcome = render_step(definition, CTX, step="menu", digits="1")
-    dial, hangup = list(xml(outcome))
+    (dial,) = list(xml(outcome))
     assert dial.tag == "Dial" and dial.get("callerId") == OURS and dial.get("timeout") == "20"
     assert [(n.tag, n.text) for n in dial] == [("Number", "+12125550199")]
-    assert hangup.tag == "Hangup"
+    assert query(dial.get("action")) == {"step": "dialed"} and dial.get("method") == "POST"
     assert outcome.path == {"step": "menu", "digits": "1", "action": "forward"}
     assert outcome.effects == []
+
+
+@pytest.mark.parametrize(
+    ("status", "tags", "action"),
+    [
+        ("completed", ["Hangup"], "answered"),
+        ("answered", ["Hangup"], "answered"),
+        ("no-answer", ["Say", "Hangup"], "not_answered"),
+        ("busy", ["Say", "Hangup"], "not_answered"),
+        ("failed", ["Say", "Hangup"], "not_answered"),
+        ("", ["Say", "Hangup"], "not_answered"),
+    ],
+)
+def test_after_a_forward_the_caller_hears_whether_anyone_answered(definition, status, tags, action):
+    outcome = render_step(definition, CTX, step="dialed", dial_status=status)
+    assert [e.tag for e in xml(outcome)] == tags
+    assert outcome.path == {"step": "dialed", "digits": "", "action": action}
 
 
 def test_forward_can_pass_the_callers_number_through(definition):
@@ -298,9 +315,10 @@ def test_preview_walks_every_key_the_after_hours_branch_and_silence(definition):
     assert titles[0].startswith("A call comes in (open Mon, Tue, Wed, Thu, Fri 09:00–17:00, closed on public holidays")
     assert "After hours" in titles
     assert "The caller presses 1 (forward the call)" in titles
-    assert scenes["The caller presses 1 (forward the call)"][0] == (
-        f"Forwarded to +12125550199 (caller ID: {OURS}, rings 20 s)."
-    )
+    assert scenes["The caller presses 1 (forward the call)"] == [
+        f"Forwarded to +12125550199 (caller ID: {OURS}, rings 20 s).",
+        "If no one answers: “Sorry, no one could take your call. Please try again later. Goodbye.” and the call ends.",
+    ]
     assert scenes["The caller presses 9 (opt out of calls and texts)"][0].startswith("Records an opt-out")
     assert any(t.startswith("Nobody presses a key") for t in titles)
     assert scenes["After hours"][1] == "Hears: “We are closed.”"

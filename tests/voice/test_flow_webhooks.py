@@ -113,11 +113,17 @@ def test_an_edit_mid_call_does_not_change_the_call_in_progress(twilio_webhook, t
     assert v2.number == 2
     dial = press(twilio_webhook, tenant, path, sid, "1").find("Dial")
     assert dial.find("Number").text == "+12125550199"  # v1's target
+    done = urlsplit(dial.get("action"))
+    root = post(
+        twilio_webhook, tenant, f"{done.path}?{done.query}", {**call_params(tenant, sid), "DialCallStatus": "no-answer"}
+    )
+    assert "no one could take your call" in root.find("Say").text
     call = Call.objects.for_tenant(tenant).get(sid=sid)
     assert call.flow_version == flow_v1
     assert [(p["step"], p["digits"], p["action"]) for p in call.menu_path] == [
         ("answer", "", "menu"),
         ("menu", "1", "forward"),
+        ("dialed", "", "not_answered"),
     ]
     # A new call gets the new version.
     other = random_sid("CA")

@@ -194,8 +194,9 @@ def _carry_out(*, tenant: Tenant, call: Call, outcome: Outcome, caller: str, our
     return outcome.response
 
 
-def gather_answer(*, tenant: Tenant, call_sid: str, step: str, digits: str, attempt: str) -> str:
-    """TwiML continuing a call at `step` with the caller's `digits`, from the call's own version."""
+def gather_answer(*, tenant: Tenant, call_sid: str, step: str, digits: str, attempt: str, dial_status: str = "") -> str:
+    """TwiML continuing a call at `step` with the caller's `digits` (or, after a forward, the
+    DialCallStatus), from the call's own version."""
     call = Call.objects.for_tenant(tenant).filter(sid=call_sid).select_related("flow_version").first()
     if call is None or call.flow_version is None:
         response = VoiceResponse()
@@ -210,6 +211,7 @@ def gather_answer(*, tenant: Tenant, call_sid: str, step: str, digits: str, atte
         step=step,
         digits="".join(ch for ch in digits if ch in "0123456789*#")[:1],
         attempt=int(attempt) if attempt.isdigit() and len(attempt) < 3 else 1,
+        dial_status=dial_status,
     )
     with transaction.atomic():
         locked = Call.objects.for_tenant(tenant).select_for_update().get(pk=call.pk)

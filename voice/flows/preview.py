@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 from xml.etree import ElementTree
 
 from .schema import ACTIONS, WEEKDAYS
-from .twiml import CallContext, Outcome, render_answer, render_step
+from .twiml import NOT_ANSWERED, CallContext, Outcome, render_answer, render_step
 
 PREVIEW_CALLER = "the caller's number"
 
@@ -44,6 +44,8 @@ def _describe(element: ElementTree.Element, lines: list[str], *, attempts: int, 
                 f"{indent}Forwarded to {(number.text or '').strip()} "
                 f"(caller ID: {attrs.get('callerId')}, rings {attrs.get('timeout', '30')} s)."
             )
+        if attrs.get("action"):
+            lines.append(f"{indent}If no one answers: “{NOT_ANSWERED}” and the call ends.")
     elif tag == "Record":
         lines.append(
             f"{indent}Voicemail is recorded (up to {attrs.get('maxLength')} s; # ends it). If nothing is recorded:"

@@ -20,6 +20,9 @@ GOODBYE = "Goodbye."
 VOICEMAIL_PROMPT = "Please leave a message after the tone. Press the pound key when you are done."
 VOICEMAIL_THANKS = "Thank you, your message has been recorded. Goodbye."
 WRONG_KEY = "Sorry, that key is not in the menu."
+NOT_ANSWERED = "Sorry, no one could take your call. Please try again later. Goodbye."
+#: DialCallStatus values meaning the forwarded call was answered (and has now ended).
+DIAL_ANSWERED = frozenset({"completed", "answered"})
 OPT_OUT_CONFIRMATION = (
     "You will no longer receive calls or text messages from {brand}. "
     "To receive text messages again, text START to this number. Goodbye."
@@ -106,9 +109,12 @@ def _action(response, definition: dict, ctx: CallContext, action: dict, *, outco
     kind = action["type"]
     if kind == "forward":
         caller_id = ctx.caller if action.get("caller_id") == "caller" else ctx.our_number
-        dial = response.dial(caller_id=caller_id, timeout=action.get("timeout", 20))
+        # Twilio asks the action URL when the forwarded leg ends: the caller is told if nobody
+        # answered, and the outcome joins the menu path.
+        dial = response.dial(
+            caller_id=caller_id, timeout=action.get("timeout", 20), action=step_url(ctx, "dialed"), method="POST"
+        )
         dial.number(action["target"])
-        response.hangup()
     elif kind == "voicemail":
         _voicemail(response, definition, ctx, action)
     elif kind == "message":
@@ -165,11 +171,21 @@ def _menu_step(outcome: Outcome, definition: dict, ctx: CallContext, *, digits: 
         _action(response, definition, ctx, fallback, outcome=outcome)
 
 
-def render_step(definition: dict, ctx: CallContext, *, step: str, digits: str = "", attempt: int = 1) -> Outcome:
-    """The TwiML for the gather endpoint: the caller pressed `digits` (or nothing) at `step`."""
+def render_step(
+    definition: dict, ctx: CallContext, *, step: str, digits: str = "", attempt: int = 1, dial_status: str = ""
+) -> Outcome:
+    """The TwiML for the gather endpoint: the caller pressed `digits` (or nothing) at `step`;
+    after a forward, `dial_status` is Twilio's DialCallStatus."""
     outcome = Outcome(VoiceResponse())
     if step == "menu" and definition["menu"]["options"]:
         _menu_step(outcome, definition, ctx, digits=digits, attempt=max(1, attempt))
+    elif step == "dialed":
+        answered = dial_status in DIAL_ANSWERED
+        outcome.path = {"step": "dialed", "digits": "", "action": "answered" if answered else "not_answered"}
+        if answered:
+            outcome.response.hangup()
+        else:
+            _goodbye(outcome.response, definition, NOT_ANSWERED)
     elif step == "voicemail":
         outcome.path = {"step": "voicemail", "digits": "", "action": "recorded"}
         _goodbye(outcome.response, definition, VOICEMAIL_THANKS)
