@@ -97,13 +97,9 @@ class Recording(TenantOwned):
     duration = models.PositiveIntegerField(null=True, blank=True)
     channels = models.PositiveSmallIntegerField(null=True, blank=True)
     source = models.CharField(max_length=32, blank=True, default="")
-    media_url = models.URLField(
-        max_length=300, blank=True, default="", help_text="Twilio's URL; never sent to browsers."
-    )
+    media_url = models.URLField(max_length=300, blank=True, default="", help_text="Twilio's URL; never sent to browsers.")
     created_at = models.DateTimeField(auto_now_add=True)
-    deleted_at = models.DateTimeField(
-        null=True, blank=True, help_text="Deleted at Twilio and here (retention/erasure)."
-    )
+    deleted_at = models.DateTimeField(null=True, blank=True, help_text="Deleted at Twilio and here (retention/erasure).")
 
     class Meta:
         ordering = ["-created_at", "-id"]
