@@ -51,6 +51,9 @@ class Call(TenantOwned):
     gate_reason = models.CharField(max_length=24, blank=True, default="")
     failure_reason = models.TextField(blank=True, default="")
     spoken_message = models.TextField(blank=True, default="", help_text="What an outbound call without a flow says.")
+    callee_requested = models.BooleanField(
+        default=False, help_text="A test call the called admin asked for: opt-outs apply, consent is not looked up."
+    )
     dial_started_at = models.DateTimeField(
         null=True, blank=True, help_text="When a worker claimed the dial: a call is never placed twice."
     )
