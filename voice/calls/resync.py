@@ -116,7 +116,7 @@ def _status_params(found, status: str) -> dict[str, str]:
         "CallSid": found.sid,
         "CallStatus": status,
         "AccountSid": found.account_sid or "",
-        "From": found.from_ or "",
+        "From": found._from or "",  # the SDK names the Call resource's `from` so
         "To": found.to or "",
         "Direction": found.direction or "",
         "CallbackSource": "portal-resync",
