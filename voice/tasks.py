@@ -8,9 +8,11 @@ from datetime import timedelta
 from celery import shared_task
 
 from messaging.delivery.retries import backoff_countdown
+from tenants.models import Tenant
 from tenants.twilio import TwilioError
 
 from .calls.placing import DialOutcome, call_dial
+from .calls.recordings import recordings_remote_delete
 from .calls.resync import call_price_fetch, calls_resync
 
 #: Twilio prices a call within minutes of its end: ask this often, then give up (it shows "—").
@@ -51,3 +53,13 @@ def calls_resync_task(stale_after_seconds: float | None = None) -> dict:
     else:
         result = calls_resync(stale_after=timedelta(seconds=stale_after_seconds))
     return {"statuses_applied": result.statuses_applied, "failed_tenants": result.failed_tenants}
+
+
+@shared_task(name="voice.tasks.recordings_delete_task", acks_late=True)
+def recordings_delete_task(tenant_id: int, sids: list[str]) -> dict:
+    """Delete recordings at Twilio after retention or erasure deleted them here."""
+    tenant = Tenant.objects.filter(pk=tenant_id).first()
+    if tenant is None:
+        return {"deleted": 0, "failed": len(sids)}
+    deleted, failed = recordings_remote_delete(tenant=tenant, sids=sids)
+    return {"deleted": deleted, "failed": failed}

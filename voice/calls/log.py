@@ -4,9 +4,12 @@ recordings; what the place-a-call form offers."""
 from __future__ import annotations
 
 import django_filters
+from django import forms
 from django.db.models import Q, QuerySet
+from django.http import Http404
 
 from messaging.forms.fields import PhoneField
+from messaging.number_refs import number_from_ref
 from tenants.filters import CreatedRangeFilterSet, DateRangeForm
 from tenants.models import PhoneNumber, Tenant
 from tenants.phones import form_phone_region_set, tenant_phone_region
@@ -40,20 +43,34 @@ class CallFilter(CreatedRangeFilterSet):
     direction = django_filters.ChoiceFilter(choices=Call.Direction.choices, empty_label="Any direction")
     status = django_filters.ChoiceFilter(choices=Call.Status.choices, empty_label="Any status")
     phone = _PhoneFilter(label="Number (from or to)", method="filter_phone", help_text="")
+    # A number by its opaque reference (`messaging.number_refs`): how links name a number
+    # without putting it in the URL (the numbers page's lookup, a number's history).
+    number = django_filters.CharFilter(method="filter_number", widget=forms.HiddenInput)
 
     class Meta:
         model = Call
         fields: list[str] = []
         form = DateRangeForm
 
+    def __init__(self, data=None, *args, tenant: Tenant, **kwargs):
+        super().__init__(data, *args, **kwargs)
+        self.tenant = tenant
+
     def filter_phone(self, queryset, name, value):
         return queryset.filter(Q(from_number=value) | Q(to_number=value))
+
+    def filter_number(self, queryset, name, value):
+        try:
+            phone = number_from_ref(value, tenant=self.tenant)
+        except Http404:
+            return queryset.none()
+        return self.filter_phone(queryset, name, phone)
 
 
 def call_filtered(*, tenant: Tenant, params) -> tuple[CallFilter, QuerySet[Call]]:
     """The filter form bound to `params` and the calls it selects (none while it is invalid),
     for the list page and its export alike."""
-    filters = CallFilter(params or None, queryset=call_list(tenant=tenant))
+    filters = CallFilter(params or None, queryset=call_list(tenant=tenant), tenant=tenant)
     form_phone_region_set(filters.form, region=tenant_phone_region(tenant))
     if filters.is_bound and not filters.is_valid():
         return filters, filters.queryset.none()
