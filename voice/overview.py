@@ -18,13 +18,13 @@ from django.db.models import Avg, Count, Exists, OuterRef, Q
 from django.urls import reverse
 from django.utils import timezone
 
-from messaging.forms.ledgers import NumberLookupForm
 from messaging.monitoring import DEFAULT_RANGE, RANGES
 from messaging.number_refs import number_ref
 from tenants.models import Tenant
 from tenants.registry import NumberHistorySection, NumberLookup, OverviewPanel
 
 from .calls import statuses
+from .calls.forms import CallLookupForm
 from .models import Call, Recording
 
 __all__ = ["CALLS_HISTORY_SECTION", "CALLS_LOOKUP", "CALLS_PANEL", "CallStats", "call_stats"]
@@ -56,12 +56,12 @@ def call_stats(*, tenant: Tenant, since) -> CallStats:
     one. Missed: inbound, busy / no answer / failed / hung up while ringing (canceled). The
     average duration is over completed calls, both directions."""
     recorded = Recording.objects.for_tenant(tenant).filter(call=OuterRef("pk"))
-    calls = Call.objects.for_tenant(tenant).filter(created_at__gte=since).annotate(voicemail=Exists(recorded))
+    calls = Call.objects.for_tenant(tenant).filter(created_at__gte=since).annotate(has_recording=Exists(recorded))
     inbound = Q(direction=Call.Direction.INBOUND)
     figures = calls.aggregate(
-        answered=Count("pk", filter=inbound & Q(status=statuses.COMPLETED, voicemail=False)),
+        answered=Count("pk", filter=inbound & Q(status=statuses.COMPLETED, has_recording=False)),
         missed=Count("pk", filter=inbound & Q(status__in=MISSED)),
-        voicemail=Count("pk", filter=inbound & Q(voicemail=True)),
+        voicemail=Count("pk", filter=inbound & Q(has_recording=True)),
         outbound=Count("pk", filter=Q(direction=Call.Direction.OUTBOUND)),
         average_duration=Avg("duration", filter=Q(status=statuses.COMPLETED, duration__isnull=False)),
     )
@@ -89,15 +89,15 @@ CALLS_PANEL = OverviewPanel(
 
 def calls_lookup_target(*, tenant: Tenant, access, cleaned_data: Mapping) -> str:
     """The call log filtered by the number, named by its opaque reference (never the number)."""
-    ref = number_ref(cleaned_data["phone"], tenant=tenant)
+    ref = number_ref(cleaned_data["call_phone"], tenant=tenant)
     return reverse("call_list", kwargs={"tenant_slug": tenant.slug}) + "?" + urlencode({"number": ref})
 
 
 CALLS_LOOKUP = NumberLookup(
     key="voice.calls",
     title="Calls with a customer's number",
-    form_class=NumberLookupForm,
-    param="phone",
+    form_class=CallLookupForm,
+    param="call_phone",
     target=calls_lookup_target,
     button="Open calls",
     help_text="Every call from or to one number, with its timeline and recordings.",

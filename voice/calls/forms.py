@@ -61,3 +61,10 @@ class TestCallForm(forms.Form):
     def __init__(self, *args, tenant: Tenant, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["to"].region = tenant_phone_region(tenant)
+
+
+class CallLookupForm(forms.Form):
+    """The numbers page's "calls with a customer's number" box (its own field name, so it is
+    told apart from messaging's history lookup on the same page)."""
+
+    call_phone = PhoneField(label="Number", help_text="")
