@@ -97,7 +97,7 @@ Sandbox control endpoints (not Twilio; no authentication; form or JSON bodies):
 
 Layout, one module per Twilio product it stands in for: `accounts` (authentication,
 subaccounts, API keys, auth-token rotation), `numbers`, `messaging` (Messages, Messaging
-Services), `voice` (Calls), `recordings` (recording metadata and audio), `verify`, `callbacks` (signed webhooks out), `control` (the
-endpoints above); `http` (server, routes, dispatch), `paging`, `errors` and `state` are shared;
-`server.TwilioSandbox` puts them together.
+Services), `voice` (Calls), `recordings` (recording metadata and audio), `verify`, `callbacks`
+(signed webhooks out), `control` (the endpoints above); `http` (server, routes, dispatch),
+`paging`, `errors` and `state` are shared; `server.TwilioSandbox` puts them together.
 """

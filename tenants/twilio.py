@@ -169,3 +169,22 @@ def tenant_media_get(tenant, path: str, *, headers: dict[str, str] | None = None
         return requests.get(
             base + path, auth=auth, headers=headers or {}, stream=True, timeout=settings.TWILIO_HTTP_TIMEOUT
         )
+
+
+def twilio_each(ids, action) -> tuple[int, list[tuple[str, TwilioError]]]:
+    """Run `action(id)` (one Twilio request) for each id: (done, failures as (id, error)).
+
+    A 404 counts as done: what the action removes or redacts is already gone at Twilio. Used
+    by retention and erasure, which act on many resources and must not stop at one failure."""
+    done, failures = 0, []
+    for item in ids:
+        try:
+            with twilio_errors():
+                action(item)
+            done += 1
+        except TwilioError as exc:
+            if exc.status == 404:
+                done += 1
+            else:
+                failures.append((item, exc))
+    return done, failures

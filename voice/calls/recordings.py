@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 
 from messaging.intake.params import param_phone
 from tenants.models import Tenant
-from tenants.twilio import TwilioError, tenant_client, tenant_media_get, twilio_errors
+from tenants.twilio import TwilioError, tenant_client, tenant_media_get, twilio_each, twilio_errors
 
 from ..models import Call, Recording
 from . import statuses
@@ -114,22 +114,14 @@ def recording_audio_open(*, tenant: Tenant, recording: Recording, range_header: 
 
 def recordings_remote_delete(*, tenant: Tenant, sids: list[str]) -> tuple[int, int]:
     """Delete recordings at Twilio (retention, erasure): (deleted, failed). One already gone
-    (404) counts as deleted; a failure is logged and left for the next run."""
-    done = failed = 0
+    (404) counts as deleted; a failure is logged (the row is deleted here already: delete it
+    in Twilio's console)."""
     try:
         with twilio_errors():
             client = tenant_client(tenant)
     except TwilioError:
         return 0, len(sids)
-    for sid in sids:
-        try:
-            with twilio_errors():
-                client.recordings(sid).delete()
-            done += 1
-        except TwilioError as exc:
-            if exc.status == 404:
-                done += 1
-                continue
-            failed += 1
-            logger.warning("voice.recording.remote_delete_failed", extra={"tenant": tenant.slug, "code": exc.code})
-    return done, failed
+    done, failures = twilio_each(sids, lambda sid: client.recordings(sid).delete())
+    for _, exc in failures:
+        logger.warning("voice.recording.remote_delete_failed", extra={"tenant": tenant.slug, "code": exc.code})
+    return done, len(failures)

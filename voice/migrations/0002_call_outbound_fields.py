@@ -4,25 +4,29 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('voice', '0001_initial'),
+        ("voice", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='call',
-            name='callee_requested',
-            field=models.BooleanField(default=False, help_text='A test call the called admin asked for: opt-outs apply, consent is not looked up.'),
+            model_name="call",
+            name="callee_requested",
+            field=models.BooleanField(
+                default=False,
+                help_text=("A test call the called admin asked for: opt-outs apply, consent is not looked up."),
+            ),
         ),
         migrations.AddField(
-            model_name='call',
-            name='dial_started_at',
-            field=models.DateTimeField(blank=True, help_text='When a worker claimed the dial: a call is never placed twice.', null=True),
+            model_name="call",
+            name="dial_started_at",
+            field=models.DateTimeField(
+                blank=True, help_text="When a worker claimed the dial: a call is never placed twice.", null=True
+            ),
         ),
         migrations.AddField(
-            model_name='call',
-            name='spoken_message',
-            field=models.TextField(blank=True, default='', help_text='What an outbound call without a flow says.'),
+            model_name="call",
+            name="spoken_message",
+            field=models.TextField(blank=True, default="", help_text="What an outbound call without a flow says."),
         ),
     ]
