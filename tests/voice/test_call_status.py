@@ -5,12 +5,16 @@ PostgreSQL too: DATABASE_URL), and no 5xx for hostile values."""
 from __future__ import annotations
 
 import itertools
+import threading
 from datetime import UTC, datetime
 
 import pytest
+from django.db import connection, connections
 
-from tests.tenants.factories import random_sid
+from tests.conftest import services_required
+from tests.tenants.factories import TenantFactory, random_sid
 from tests.voice.callbacks import call_callback
+from voice.calls.status import call_status_apply
 from voice.calls.statuses import call_status_should_advance
 from voice.models import Call, CallEvent
 
@@ -162,3 +166,65 @@ def test_the_forward_only_rule(current, new, expected):
 def test_a_lower_sequence_number_never_wins():
     assert not call_status_should_advance("ringing", "in-progress", current_sequence=5, new_sequence=2)
     assert call_status_should_advance("ringing", "in-progress", current_sequence=1, new_sequence=2)
+
+
+# --- concurrency (PostgreSQL) ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def postgresql():
+    if connection.vendor != "postgresql":
+        if services_required():
+            pytest.fail("REQUIRE_SERVICES=1 but the database is not PostgreSQL")
+        pytest.skip("needs PostgreSQL: SQLite serialises writers, so there is no race to test")
+
+
+def run_concurrently(tenant, params_list):
+    errors = []
+    barrier = threading.Barrier(len(params_list))
+
+    def apply(params):
+        try:
+            barrier.wait()
+            call_status_apply(tenant=tenant, params=params, call_id=params.pop("call", None))
+        except Exception as exc:  # noqa: BLE001 - surfaced by the caller's assertion
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=apply, args=(p,)) for p in params_list]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_duplicates_of_an_unknown_call_make_one_row_and_one_event_each(postgresql):
+    tenant = TenantFactory(slug="race")
+    sid = random_sid("CA")
+    callbacks = _answered_set(tenant, sid)
+    params = [dict(c) for c in callbacks for _ in range(5)]
+    assert run_concurrently(tenant, params) == []
+    call = Call.objects.for_tenant(tenant).get()
+    assert (call.status, call.duration) == ("completed", 42)
+    assert sorted(CallEvent.objects.for_tenant(tenant).values_list("status", flat=True)) == sorted(
+        ["completed", "in-progress", "initiated", "ringing"]
+    )
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_callbacks_attach_a_placed_calls_sid_once(postgresql):
+    tenant = TenantFactory(slug="race")
+    placed = Call.objects.create(
+        tenant=tenant, direction="outbound", from_number="+14155550100", to_number="+14155550123", status="pending"
+    )
+    sid = random_sid("CA")
+    params = [{**c, "call": str(placed.pk)} for c in _answered_set(tenant, sid)]
+    assert run_concurrently(tenant, params) == []
+    assert Call.objects.for_tenant(tenant).count() == 1
+    placed.refresh_from_db()
+    assert (placed.sid, placed.status) == (sid, "completed")
