@@ -15,6 +15,7 @@ from tenants.audit import SYSTEM
 from tenants.invitations import invitation_create
 from tests.messaging.factories import BulkSendFactory, MessageTemplateFactory, TenantKeywordFactory
 from tests.tenants.factories import PASSWORD, MembershipFactory, PhoneNumberFactory
+from tests.voice.flow_form_data import flow_form_post
 
 CUSTOMER = "+14155550100"
 
@@ -225,6 +226,36 @@ WRITES.update(
         "bulk_pause": (lambda ctx: {"bulk_id": _bulk(ctx, "running").id}, lambda ctx: {}),
         "bulk_resume": (lambda ctx: {"bulk_id": _bulk(ctx, "paused").id}, lambda ctx: {}),
         "bulk_cancel": (lambda ctx: {"bulk_id": _bulk(ctx, "running").id}, lambda ctx: {}),
+    }
+)
+
+
+# --- Call flows (voice/flows/urls.py) ---------------------------------------------------------
+
+
+def _flow_number(ctx):
+    """A voice number of tenant A with a saved flow (version 1)."""
+    from voice.flows.schema import default_definition
+    from voice.flows.services import call_flow_save
+
+    if "flow_number" not in ctx:
+        number = PhoneNumberFactory(tenant=ctx["tenant"], phone_number="+14155550160", voice=True)
+        call_flow_save(tenant=ctx["tenant"], number=number, name="Main", definition=default_definition(), audit=SYSTEM)
+        ctx["flow_number"] = number
+    return ctx["flow_number"]
+
+
+PAGES.update(
+    {
+        "call_flow_list": ({}, READ_OK),
+        "call_flow_edit": (lambda ctx: {"number_id": _flow_number(ctx).id}, READ_OK),
+        "call_flow_versions": (lambda ctx: {"number_id": _flow_number(ctx).id}, READ_OK),
+        "call_flow_version": (lambda ctx: {"number_id": _flow_number(ctx).id, "version": 1}, READ_OK),
+    }
+)
+WRITES.update(
+    {
+        "call_flow_edit": (lambda ctx: {"number_id": _flow_number(ctx).id}, lambda ctx: flow_form_post()),
     }
 )
 
