@@ -281,6 +281,48 @@ def ctx(client, tenant, other_tenant, tenant_admin, viewer, other_admin, support
     }
 
 
+# --- Numbers (tenants/number_urls.py): Twilio calls go to a sandbox ------------------------------
+
+NUMBER_URLS = {"number_sync", "number_buy", "number_fix_webhooks", "number_release"}
+
+
+def _number(ctx):
+    """A drifted number of tenant A, at the sandbox and synced."""
+    from tenants.models import PhoneNumber
+    from tenants.numbers import numbers_sync
+
+    if "number" not in ctx:
+        tenant = ctx["tenant"]
+        ctx["sandbox"].register_account(tenant.account_sid, tenant.auth_token.reveal())
+        ctx["sandbox"].seed_number(tenant.account_sid, "+14155550150", SmsUrl="https://old.example.com/sms")
+        numbers_sync(tenant=tenant)
+        ctx["number"] = PhoneNumber.objects.for_tenant(tenant).get(phone_number="+14155550150")
+    return ctx["number"]
+
+
+@pytest.fixture(autouse=True)
+def _numbers_sandbox(request):
+    """Only the numbers URLs talk to Twilio: give them a sandbox (and tenant A's account)."""
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is None or callspec.params.get("name") not in NUMBER_URLS:
+        return
+    request.getfixturevalue("sandbox_settings")
+    ctx = request.getfixturevalue("ctx")
+    ctx["sandbox"] = request.getfixturevalue("sandbox")
+    ctx["sandbox"].register_account(ctx["tenant"].account_sid, ctx["tenant"].auth_token.reveal())
+
+
+PAGES.update({"number_buy": ({}, ADMIN_ONLY_READ)})
+WRITES.update(
+    {
+        "number_sync": (lambda ctx: {}, lambda ctx: {}),
+        "number_buy": (lambda ctx: {}, lambda ctx: {"phone_number": "+14155550151"}),
+        "number_fix_webhooks": (lambda ctx: {"sid": _number(ctx).sid}, lambda ctx: {}),
+        "number_release": (lambda ctx: {"sid": _number(ctx).sid}, lambda ctx: {"confirm": "+14155550150"}),
+    }
+)
+
+
 def login_as(client, ctx, role):
     if role != "anonymous":
         client.force_login(ctx["users"][role])
@@ -427,45 +469,3 @@ def test_another_tenants_members_and_invitations_are_404_through_ones_own_tenant
 def test_every_tenant_url_is_covered():
     uncovered = _tenant_url_names() - set(PAGES) - set(WRITES)
     assert not uncovered, f"add these portal URLs to the isolation matrix: {sorted(uncovered)}"
-
-
-# --- Numbers (tenants/number_urls.py): Twilio calls go to a sandbox ------------------------------
-
-NUMBER_URLS = {"number_sync", "number_buy", "number_fix_webhooks", "number_release"}
-
-
-def _number(ctx):
-    """A drifted number of tenant A, at the sandbox and synced."""
-    from tenants.models import PhoneNumber
-    from tenants.numbers import numbers_sync
-
-    if "number" not in ctx:
-        tenant = ctx["tenant"]
-        ctx["sandbox"].register_account(tenant.account_sid, tenant.auth_token.reveal())
-        ctx["sandbox"].seed_number(tenant.account_sid, "+14155550150", SmsUrl="https://old.example.com/sms")
-        numbers_sync(tenant=tenant)
-        ctx["number"] = PhoneNumber.objects.for_tenant(tenant).get()
-    return ctx["number"]
-
-
-@pytest.fixture(autouse=True)
-def _numbers_sandbox(request):
-    """Only the numbers URLs talk to Twilio: give them a sandbox (and tenant A's account)."""
-    callspec = getattr(request.node, "callspec", None)
-    if callspec is None or callspec.params.get("name") not in NUMBER_URLS:
-        return
-    request.getfixturevalue("sandbox_settings")
-    ctx = request.getfixturevalue("ctx")
-    ctx["sandbox"] = request.getfixturevalue("sandbox")
-    ctx["sandbox"].register_account(ctx["tenant"].account_sid, ctx["tenant"].auth_token.reveal())
-
-
-PAGES.update({"number_buy": ({}, ADMIN_ONLY_READ)})
-WRITES.update(
-    {
-        "number_sync": (lambda ctx: {}, lambda ctx: {}),
-        "number_buy": (lambda ctx: {}, lambda ctx: {"phone_number": "+14155550151"}),
-        "number_fix_webhooks": (lambda ctx: {"sid": _number(ctx).sid}, lambda ctx: {}),
-        "number_release": (lambda ctx: {"sid": _number(ctx).sid}, lambda ctx: {"confirm": "+14155550150"}),
-    }
-)
