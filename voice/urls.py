@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from .views import calls, placing, recordings
 
@@ -10,4 +10,5 @@ urlpatterns = [
     path("calls/<int:call_id>/", calls.call_detail, name="call_detail"),
     path("calls/recordings/<int:recording_id>/audio/", recordings.recording_audio, name="recording_audio"),
     path("calls/recordings/<int:recording_id>/unmask/", recordings.recording_unmask, name="recording_unmask"),
+    path("", include("voice.flows.urls")),
 ]

@@ -49,6 +49,7 @@ from tests.messaging.factories import (
     TenantKeywordFactory,
 )
 from tests.tenants.factories import AuditEventFactory, MembershipFactory, PhoneNumberFactory, UserFactory
+from tests.voice.flow_form_data import flow_form_post
 
 pytestmark = pytest.mark.django_db
 
@@ -132,6 +133,10 @@ def _drifted_number(ctx):
     ctx["sandbox"].seed_number(ctx["tenant"].account_sid, OUR_NUMBER, SmsUrl="https://old.example.com/sms")
     numbers_sync(tenant=ctx["tenant"])  # no actor, no request: a background sync, not audited
     ctx["number"] = PhoneNumber.objects.for_tenant(ctx["tenant"]).get()
+
+
+def _voice_number(ctx):
+    ctx["voice_number"] = PhoneNumberFactory(tenant=ctx["tenant"], phone_number=OUR_NUMBER, voice=True)
 
 
 def _member(ctx):
@@ -300,6 +305,13 @@ CASES = {
         setup=lambda ctx: PhoneNumberFactory(
             tenant=ctx["tenant"], phone_number=SENDER
         ),  # the From choices are the inventory
+    ),
+    "call flow save": Case(
+        "admin",
+        t("call_flow_edit", number_id=lambda ctx: ctx["voice_number"].pk),
+        (Row("call_flow.save", OUR_NUMBER, details={"version": 1, "created": True, "name": "Main line"}),),
+        data=lambda ctx: flow_form_post(),
+        setup=_voice_number,
     ),
     "template create": Case(
         "admin",
@@ -749,6 +761,13 @@ INVALID = {
                 "c.csv", f"phone,purpose,action,method,captured_at\n{CUSTOMER},otp,granted,api,2025-01-01\n"
             ),
         },
+    ),
+    "call flow with a dangling key": Case(
+        "admin",
+        t("call_flow_edit", number_id=lambda ctx: ctx["voice_number"].pk),
+        (),
+        data=lambda ctx: flow_form_post(options=[{"digit": "1", "type": ""}, {"digit": "9", "type": "opt_out"}]),
+        setup=_voice_number,
     ),
     "invitation to an address that is not one": Case(
         "admin", t("tenant_members"), (), data=lambda ctx: {"email": "nobody", "role": "admin"}

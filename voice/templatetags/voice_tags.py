@@ -43,12 +43,16 @@ def call_gate_reason(reason: str) -> str:
 
 @register.simple_tag
 def call_step(step) -> str:
-    """One entry of a call's menu path: a step (and the digits pressed there), as the flow engine
-    stores it (`{"step": …, "digits": …}`), or plain text."""
-    if isinstance(step, dict):
-        name = step.get("step") or step.get("node") or step.get("action") or "step"
-        digits = step.get("digits")
-        if digits:
-            return format_html('{} <span class="text-muted">(pressed {})</span>', name, digits)
-        return format_html("{}", name)
-    return format_html("{}", step)
+    """One entry of a call's menu path as the flow engine stores it (`{"step", "digits",
+    "action"}`, `voice.flows.twiml`), or plain text."""
+    if not isinstance(step, dict):
+        return format_html("{}", step)
+    name = step.get("step") or "step"
+    action = step.get("action") or ""
+    digits = step.get("digits") or ""
+    return format_html(
+        "{}{}{}",
+        name,
+        format_html(' <span class="text-muted">(pressed {})</span>', digits) if digits else "",
+        format_html(" → {}", action.replace("_", " ")) if action else "",
+    )
