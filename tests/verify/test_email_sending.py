@@ -7,6 +7,8 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from sandbox.state import Fault
+from tenants.audit import AuditContext
+from tenants.models import AuditEvent
 from verify.email.sending import email_send, provider_problem_current
 from verify.email.suppressions import suppression_add
 from verify.models import EmailMessage, EmailProviderProblem
@@ -139,3 +141,16 @@ def test_payload_sendgrid_refuses_fails_without_retry(
     email = refreshed(send(tenant))
     assert email.status == Status.FAILED and email.error_status == 400 and "from" in email.error
     assert email.send_attempts == 1
+
+
+def test_a_send_by_a_person_is_audited_with_the_address_masked(send, tenant, tenant_admin):
+    email = send(tenant, audit=AuditContext(actor=tenant_admin, ip="203.0.113.9"), actor=tenant_admin)
+    event = AuditEvent.objects.get(action="email.send")
+    assert (event.tenant, event.actor, event.target, event.ip_address) == (
+        tenant,
+        tenant_admin,
+        "a***@e***.com",
+        "203.0.113.9",
+    )
+    assert event.details == {"email_id": email.pk, "category": "consent_receipt", "status": "queued"}
+    assert email.requested_by == tenant_admin

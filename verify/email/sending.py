@@ -38,6 +38,7 @@ from sendgrid.helpers.mail import Asm, Category, CustomArg, From, GroupId, Mail,
 
 from messaging.delivery.enqueue import task_delay
 from tenants.audit import AuditContext
+from tenants.emails import email_mask
 from tenants.models import Tenant
 from tenants.services import audit_record
 
@@ -121,7 +122,7 @@ def email_send(
                 action="email.send",
                 tenant=tenant,
                 audit=audit,
-                target=address,
+                target=email_mask(address),
                 details={"email_id": email.pk, "category": category, "status": email.status},
             )
         if not blocked:

@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from tenants.audit import AuditContext
+from tenants.emails import email_mask
 from tenants.models import Tenant
 from tenants.services import audit_record
 
@@ -75,7 +76,7 @@ def suppression_add(
                     action="email.suppression_add",
                     tenant=tenant,
                     audit=audit,
-                    target=address,
+                    target=email_mask(address),
                     reason=detail,
                     details={"asm_group_id": asm_group_id, "reason": reason},
                 )
@@ -92,7 +93,7 @@ def suppression_remove(*, tenant: Tenant, entry_id: int, audit: AuditContext, re
             action="email.suppression_remove",
             tenant=tenant,
             audit=audit,
-            target=entry.email,
+            target=email_mask(entry.email),
             reason=reason,
             details={
                 "asm_group_id": entry.asm_group_id,
