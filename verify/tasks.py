@@ -9,7 +9,7 @@ from celery import shared_task
 
 from messaging.delivery.retries import MAX_RETRIES, backoff_countdown
 
-from .email.sending import EMAIL_DELIVER_TASK, EmailRetry, email_deliver, email_delivery_abandon
+from .email.sending import EMAIL_DELIVER_TASK, EmailRetry, email_deliver, email_delivery_abandon, emails_release
 
 
 @shared_task(bind=True, name=EMAIL_DELIVER_TASK, acks_late=True, max_retries=MAX_RETRIES)
@@ -22,3 +22,9 @@ def email_deliver_task(self, email_id: int) -> str:
         if self.request.retries >= self.max_retries:
             return email_delivery_abandon(email_id=email_id, reason=str(exc))
         raise self.retry(countdown=backoff_countdown(self.request.retries)) from exc
+
+
+@shared_task(name="verify.tasks.emails_release_task")
+def emails_release_task() -> int:
+    """Periodic (every minute): re-enqueue queued emails whose task was lost (`emails_release`)."""
+    return emails_release()

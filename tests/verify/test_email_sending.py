@@ -3,13 +3,18 @@ retries on 5xx, and 401/403 becoming a configuration error instead of a retry lo
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
 
 from sandbox.state import Fault
 from tenants.audit import AuditContext
 from tenants.models import AuditEvent
-from verify.email.sending import email_send, provider_problem_current
+from tenants.schedules import schedules_install
+from verify.email.sending import email_send, emails_release, provider_problem_current
 from verify.email.suppressions import suppression_add
 from verify.models import EmailMessage, EmailProviderProblem
 
@@ -154,3 +159,18 @@ def test_a_send_by_a_person_is_audited_with_the_address_masked(send, tenant, ten
     )
     assert event.details == {"email_id": email.pk, "category": "consent_receipt", "status": "queued"}
     assert email.requested_by == tenant_admin
+
+
+def test_a_queued_email_whose_task_was_lost_is_released(tenant, sandbox, sandbox_settings, celery_eager):
+    email = email_send(tenant=tenant, to="ana@example.com", subject="s", text="t", category="notice")  # never enqueued
+    assert emails_release() == 0  # too fresh: its task may still be waiting on a backoff
+    EmailMessage.objects.for_tenant(tenant).filter(pk=email.pk).update(updated_at=timezone.now() - timedelta(minutes=6))
+    assert emails_release() == 1
+    assert refreshed(email).status == Status.SENT
+    assert emails_release(now=timezone.now() + timedelta(hours=1)) == 0  # sent: nothing left to release
+    assert len(sandbox.sendgrid_mails()) == 1
+
+
+def test_release_is_scheduled_every_minute():
+    schedules_install()
+    assert PeriodicTask.objects.get(task="verify.tasks.emails_release_task").interval.every == 60

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-from tenants.registry import SupportColumn, alert_notifiers, support_columns
+from datetime import timedelta
+
+from tenants.registry import PeriodicTasks, SupportColumn, alert_notifiers, periodic_tasks, support_columns
 
 from .notifications import ALERT_NOTIFIER
 from .selectors import EmailHealth, email_health_collect
@@ -26,6 +28,19 @@ EMAIL_COLUMN = SupportColumn(
 )
 
 
+EMAIL_JOBS = PeriodicTasks(
+    key="verify.email",
+    tasks=(
+        {
+            "name": "Re-enqueue queued emails whose delivery task was lost",
+            "task": "verify.tasks.emails_release_task",
+            "every": timedelta(seconds=60),
+        },
+    ),
+)
+
+
 def email_registrations_install() -> None:
     alert_notifiers.register(ALERT_NOTIFIER)
     support_columns.register(EMAIL_COLUMN)
+    periodic_tasks.register(EMAIL_JOBS)

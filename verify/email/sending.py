@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.error import URLError
 
@@ -50,6 +51,8 @@ logger = logging.getLogger("commsportal.email")
 #: The delivery task's name, as queued messages know it: never rename.
 EMAIL_DELIVER_TASK = "verify.tasks.email_deliver_task"
 
+#: A queued email untouched this long has lost its task (longer than any retry's backoff).
+RELEASE_AFTER = timedelta(minutes=5)
 #: SendGrid's answers that no retry can fix: the platform's key or its scope.
 CONFIG_STATUSES = (401, 403)
 Status = EmailMessage.Status
@@ -232,6 +235,23 @@ def email_delivery_abandon(*, email_id: int, reason: str) -> str:
         status=Status.FAILED, error=f"Gave up after retries: {reason}"[:1000], updated_at=timezone.now()
     )
     return Status.FAILED
+
+
+def emails_release(*, now: datetime | None = None, limit: int = 500) -> int:
+    """Periodic: re-enqueue queued emails nobody is working on (their task was lost: the broker
+    was down at send time, or a worker vanished), untouched for RELEASE_AFTER (longer than any
+    retry's backoff). The delivery claim makes a second task harmless: only one sends."""
+    cutoff = (now or timezone.now()) - RELEASE_AFTER
+    ids = list(
+        EmailMessage.all_tenants.filter(status=Status.QUEUED, updated_at__lt=cutoff)
+        .order_by("updated_at", "id")
+        .values_list("id", flat=True)[:limit]
+    )
+    for pk in ids:
+        EmailMessage.all_tenants.filter(pk=pk, status=Status.QUEUED).update(updated_at=timezone.now())
+        if not task_delay(EMAIL_DELIVER_TASK, pk):
+            break  # the broker is still down: the next run tries again
+    return len(ids)
 
 
 # --------------------------------------------------------------------------- configuration problems
