@@ -24,7 +24,7 @@ EMAIL_COLUMN = SupportColumn(
     header_count=1,
     csv_headers=("email_sent_24h", "email_failed_24h", "email_suppressed_24h", "email_config_error"),
     csv_values=_email_csv,
-    order=200,
+    order=150,
 )
 
 
