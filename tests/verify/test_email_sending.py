@@ -174,3 +174,11 @@ def test_a_queued_email_whose_task_was_lost_is_released(tenant, sandbox, sandbox
 def test_release_is_scheduled_every_minute():
     schedules_install()
     assert PeriodicTask.objects.get(task="verify.tasks.emails_release_task").interval.every == 60
+
+
+def test_a_timeout_is_retried(send, tenant, sandbox, sandbox_settings, celery_eager):
+    sandbox_settings.SENDGRID_HTTP_TIMEOUT = 0.5
+    sandbox.add_fault(Fault(mode="stall", count=1, stall_seconds=2, path_contains="/v3/mail/send"))
+    email = refreshed(send(tenant))
+    assert email.status == Status.SENT and email.send_attempts == 2
+    assert len(sandbox.sendgrid_mails()) == 1  # the stalled request was never acted on

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime, timedelta
+from http.client import HTTPException
 from typing import Any
 from urllib.error import URLError
 
@@ -181,7 +182,7 @@ def email_deliver(*, email_id: int) -> str:
         response = sendgrid_client().send(mail_build(email))
     except HTTPError as exc:
         return _http_failure(email, exc)
-    except (URLError, TimeoutError, ConnectionError) as exc:
+    except (URLError, TimeoutError, ConnectionError, HTTPException) as exc:
         _requeue(email, error=f"SendGrid unreachable: {exc}")
         raise EmailRetry(str(exc)) from exc
     message_id = (response.headers.get("X-Message-Id") or "") if response.headers else ""
