@@ -181,3 +181,13 @@ def test_nav_links_to_the_email_pages(client, tenant, viewer):
     client.force_login(viewer)
     body = client.get(url(tenant, "message_list")).content.decode()
     assert url(tenant, "email_list") in body and url(tenant, "email_suppression_list") in body
+
+
+def test_operator_reads_email_in_the_admin(client, tenant, django_user_model):
+    make_email(tenant)
+    suppression_add(tenant=tenant, email="bo@example.com", reason="bounce")
+    provider_problem_open(status_code=401, message="SendGrid rejected the API key (401).")
+    client.force_login(django_user_model.objects.create_superuser("op", password="x"))
+    for model in ("emailmessage", "emailevent", "emailsuppression", "emailproviderproblem"):
+        assert client.get(f"/admin/verify/{model}/").status_code == 200, model
+    assert client.get("/admin/verify/emailsuppression/add/").status_code == 403

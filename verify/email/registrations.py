@@ -5,9 +5,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tenants.registry import PeriodicTasks, SupportColumn, alert_notifiers, periodic_tasks, support_columns
+from tenants.registry import (
+    PeriodicTasks,
+    SupportColumn,
+    alert_notifiers,
+    periodic_tasks,
+    retention_purgers,
+    support_columns,
+)
 
 from .notifications import ALERT_NOTIFIER
+from .retention import EMAIL_CONTENTS_PURGER
 from .selectors import EmailHealth, email_health_collect
 
 
@@ -44,3 +52,4 @@ def email_registrations_install() -> None:
     alert_notifiers.register(ALERT_NOTIFIER)
     support_columns.register(EMAIL_COLUMN)
     periodic_tasks.register(EMAIL_JOBS)
+    retention_purgers.register(EMAIL_CONTENTS_PURGER)
