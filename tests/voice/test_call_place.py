@@ -154,3 +154,20 @@ def wait_for(predicate, timeout=5.0):
             return True
         time.sleep(0.05)
     return False
+
+
+def test_twilio_unreachable_releases_the_claim_for_a_retry(twilio_tenant, sandbox):
+    tenant = twilio_tenant
+    sandbox.seed_number(tenant.account_sid, "+14155550100")
+    placed = call_place(
+        tenant=tenant, to=LANDLINE, from_number="+14155550100", purpose="transactional", audit=SYSTEM, message="Hi"
+    )
+    sandbox.outage_begin()
+    try:
+        assert call_dial(call_id=placed.call.pk) == DialOutcome.RETRY  # refused: certainly not placed
+    finally:
+        sandbox.outage_end()
+    call = Call.objects.for_tenant(tenant).get(pk=placed.call.pk)
+    assert (call.status, call.dial_started_at) == ("pending", None)
+    assert call_dial(call_id=placed.call.pk) == DialOutcome.PLACED
+    assert len(sandbox._calls) == 1

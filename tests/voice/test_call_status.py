@@ -5,12 +5,11 @@ PostgreSQL too: DATABASE_URL), and no 5xx for hostile values."""
 from __future__ import annotations
 
 import itertools
-import threading
 from datetime import UTC, datetime
 
 import pytest
-from django.db import connection, connections
 
+from tests.concurrency import postgresql_required, run_concurrently
 from tests.conftest import services_required
 from tests.tenants.factories import TenantFactory, random_sid
 from tests.voice.callbacks import call_callback
@@ -173,31 +172,11 @@ def test_a_lower_sequence_number_never_wins():
 
 @pytest.fixture
 def postgresql():
-    if connection.vendor != "postgresql":
-        if services_required():
-            pytest.fail("REQUIRE_SERVICES=1 but the database is not PostgreSQL")
-        pytest.skip("needs PostgreSQL: SQLite serialises writers, so there is no race to test")
+    postgresql_required(services_required())
 
 
-def run_concurrently(tenant, params_list):
-    errors = []
-    barrier = threading.Barrier(len(params_list))
-
-    def apply(params):
-        try:
-            barrier.wait()
-            call_status_apply(tenant=tenant, params=params, call_id=params.pop("call", None))
-        except Exception as exc:  # noqa: BLE001 - surfaced by the caller's assertion
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=apply, args=(p,)) for p in params_list]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return errors
+def _apply(tenant):
+    return lambda params: call_status_apply(tenant=tenant, params=params, call_id=params.pop("call", None))
 
 
 @pytest.mark.services
@@ -207,7 +186,7 @@ def test_concurrent_duplicates_of_an_unknown_call_make_one_row_and_one_event_eac
     sid = random_sid("CA")
     callbacks = _answered_set(tenant, sid)
     params = [dict(c) for c in callbacks for _ in range(5)]
-    assert run_concurrently(tenant, params) == []
+    assert run_concurrently(_apply(tenant), params) == []
     call = Call.objects.for_tenant(tenant).get()
     assert (call.status, call.duration) == ("completed", 42)
     assert sorted(CallEvent.objects.for_tenant(tenant).values_list("status", flat=True)) == sorted(
@@ -224,7 +203,7 @@ def test_concurrent_callbacks_attach_a_placed_calls_sid_once(postgresql):
     )
     sid = random_sid("CA")
     params = [{**c, "call": str(placed.pk)} for c in _answered_set(tenant, sid)]
-    assert run_concurrently(tenant, params) == []
+    assert run_concurrently(_apply(tenant), params) == []
     assert Call.objects.for_tenant(tenant).count() == 1
     placed.refresh_from_db()
     assert (placed.sid, placed.status) == (sid, "completed")
