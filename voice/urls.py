@@ -8,6 +8,7 @@ urlpatterns = [
     path("calls/place/", placing.call_place_view, name="call_place"),
     path("calls/test/", placing.call_test_view, name="call_test"),
     path("calls/<int:call_id>/", calls.call_detail, name="call_detail"),
+    path("calls/<int:call_id>/status.json", calls.call_status, name="call_status"),
     path("calls/recordings/<int:recording_id>/audio/", recordings.recording_audio, name="recording_audio"),
     path("calls/recordings/<int:recording_id>/unmask/", recordings.recording_unmask, name="recording_unmask"),
     path("", include("voice.flows.urls")),

@@ -322,6 +322,7 @@ PAGES.update(
         "call_flow_versions": (lambda ctx: {"number_id": _flow_number(ctx).id}, READ_OK),
         "call_flow_version": (lambda ctx: {"number_id": _flow_number(ctx).id, "version": 1}, READ_OK),
         "call_detail": (lambda ctx: {"call_id": _call(ctx).id}, READ_OK),
+        "call_status": (lambda ctx: {"call_id": _call(ctx).id}, READ_OK),
         "call_export": ({}, READ_OK),
         "call_place": ({}, ADMIN_ONLY_READ),
         "recording_audio": (lambda ctx: {"recording_id": _recording(ctx).id}, RECORDING_PLAY),

@@ -197,3 +197,13 @@ def test_test_call_rings_the_admins_phone_with_the_flow(client, tenant, other_te
     )
     assert AuditEvent.objects.filter(tenant=tenant, action="call.test").count() == 1
     assert client.post(url("call_test", tenant), {"to": "+14155550177", "flow_version": theirs.pk}).status_code == 404
+
+
+def test_a_call_not_final_yet_follows_its_status(client, tenant, other_admin, tenant_admin):
+    call = CallFactory(tenant=tenant, status="ringing")
+    client.force_login(tenant_admin)
+    page = client.get(url("call_detail", tenant, call_id=call.pk)).content.decode()
+    assert url("call_status", tenant, call_id=call.pk) in page and "js/message_status.js" in page
+    assert client.get(url("call_status", tenant, call_id=call.pk)).json()["status"] == "ringing"
+    client.force_login(other_admin)
+    assert client.get(url("call_status", tenant, call_id=call.pk)).status_code == 404

@@ -3,6 +3,7 @@ recordings, and the CSV export (audited, masked for support staff)."""
 
 from __future__ import annotations
 
+from django.http import JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
@@ -62,4 +63,18 @@ def call_export(request):
         name="calls",
         columns=CALL_COLUMNS,
         rows=call_rows(qs, show=export_show(request)),
+    )
+
+
+@require_GET
+def call_status(request, call_id: int):
+    """The call's current status, for the detail page's live refresh."""
+    call, _, _ = log.call_detail(tenant=request.tenant, call_id=call_id)
+    return JsonResponse(
+        {
+            "id": call.pk,
+            "status": call.status,
+            "status_label": call.get_status_display(),
+            "final": call_status_is_final(call.status),
+        }
     )

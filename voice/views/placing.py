@@ -80,6 +80,6 @@ def call_test_view(request):
 
 def _flash(request, placed) -> None:
     if placed.verdict.sends:
-        flash.success(request, "Call queued: the phone rings in a few seconds. Refresh this page to see its status.")
+        flash.success(request, "Call queued: the phone rings in a few seconds. This page follows its status.")
     else:
         flash.error(request, GATE_EXPLANATIONS.get(placed.verdict.reason, "Blocked by the compliance gate."))
