@@ -207,3 +207,25 @@ def test_a_call_not_final_yet_follows_its_status(client, tenant, other_admin, te
     assert client.get(url("call_status", tenant, call_id=call.pk)).json()["status"] == "ringing"
     client.force_login(other_admin)
     assert client.get(url("call_status", tenant, call_id=call.pk)).status_code == 404
+
+
+def test_the_flow_editor_offers_admins_a_test_call_of_the_current_version(client, tenant, tenant_admin, viewer):
+    from tenants.audit import SYSTEM
+    from tests.tenants.factories import PhoneNumberFactory
+    from voice.flows.schema import default_definition
+    from voice.flows.services import call_flow_save
+
+    number = PhoneNumberFactory(tenant=tenant, phone_number="+14155550160", voice=True)
+    call_flow_save(tenant=tenant, number=number, name="Main", definition=default_definition(), audit=SYSTEM)
+    version = number.call_flow.current_version
+    client.force_login(tenant_admin)
+    page = client.get(url("call_flow_edit", tenant, number_id=number.pk)).content.decode()
+    assert url("call_test", tenant) in page and f'name="flow_version" value="{version.pk}"' in page
+    response = client.post(url("call_test", tenant), {"to": "+14155550177", "flow_version": version.pk})
+    assert response.status_code == 302
+    call = Call.objects.for_tenant(tenant).get()
+    assert (call.flow_version, call.from_number) == (version, "+14155550160")
+    client.force_login(viewer)
+    assert (
+        url("call_test", tenant) not in client.get(url("call_flow_edit", tenant, number_id=number.pk)).content.decode()
+    )
