@@ -332,8 +332,9 @@ PAGES.update(
 WRITES.update(
     {
         "call_flow_edit": (lambda ctx: {"number_id": _flow_number(ctx).id}, lambda ctx: flow_form_post()),
+        # The flow (saved and audited) exists before the request: only the request's audit counts.
         "call_place": (
-            lambda ctx: {},
+            lambda ctx: _flow_version(ctx) and {},
             lambda ctx: {
                 "to": "+442079460000",
                 "from_number": _flow_version(ctx).flow.phone_number.phone_number,
@@ -341,7 +342,10 @@ WRITES.update(
                 "message": "Your order is ready.",
             },
         ),
-        "call_test": (lambda ctx: {}, lambda ctx: {"to": "+14155550188", "flow_version": _flow_version(ctx).id}),
+        "call_test": (
+            lambda ctx: _flow_version(ctx) and {},
+            lambda ctx: {"to": "+14155550188", "flow_version": _flow_version(ctx).id},
+        ),
         "recording_unmask": (
             lambda ctx: {"recording_id": _recording(ctx).id},
             lambda ctx: {"reason": "Ticket 4412: customer disputes the voicemail"},

@@ -6,8 +6,11 @@ import factory
 from django.utils import timezone
 from factory.django import DjangoModelFactory
 
+from tenants.audit import SYSTEM
 from tests.tenants.factories import PhoneNumberFactory, TenantFactory, random_sid
-from voice.models import Call, CallFlow, CallFlowVersion, Recording
+from voice.flows.schema import default_definition
+from voice.flows.services import call_flow_save
+from voice.models import Call, CallFlowVersion, Recording
 
 CALLER = "+14155550123"
 OUR_NUMBER = "+14155550100"
@@ -40,10 +43,6 @@ class RecordingFactory(DjangoModelFactory):
 
 
 def flow_version_create(tenant, *, phone_number: str = OUR_NUMBER) -> CallFlowVersion:
-    """A flow on one of `tenant`'s numbers with one saved version (the definition is the flow
-    engine's; calls only carry the version)."""
+    """A flow (the engine's default definition, saved as version 1) on one of `tenant`'s numbers."""
     number = PhoneNumberFactory(tenant=tenant, phone_number=phone_number, voice=True)
-    flow = CallFlow.objects.create(tenant=tenant, phone_number=number, name="Main line")
-    version = CallFlowVersion.objects.create(tenant=tenant, flow=flow, number=1, definition={"steps": {}})
-    CallFlow.objects.for_tenant(tenant).filter(pk=flow.pk).update(current_version=version)
-    return version
+    return call_flow_save(tenant=tenant, number=number, name="Main line", definition=default_definition(), audit=SYSTEM)
