@@ -47,6 +47,10 @@ deleted (20009); call status callbacks follow `StatusCallbackEvent` (default: co
 a webhook is retried once on connection failure or timeout; Verify codes expire after 10 min,
 5 wrong checks then 60202, more than 5 sends to one number within 10 min gives 60203.
 
+SendGrid (sandbox/sendgrid.py): v3 mail send (`POST /v3/mail/send`, Bearer `sendgrid_api_key`;
+401/403/400 like SendGrid) and its Event Webhook, signed with an ECDSA P-256 key pair the sandbox
+holds (`sendgrid_public_key`); bounce@… bounces, spam@… is reported as spam, drop@… is dropped.
+
 Sandbox control endpoints (not Twilio; no authentication; form or JSON bodies):
     GET    /sandbox/                          health and this list
     GET    /sandbox/accounts                  accounts (no tokens)
@@ -97,6 +101,10 @@ Sandbox control endpoints (not Twilio; no authentication; form or JSON bodies):
     POST   /sandbox/calls/{CA}/speak          seconds: talk into a Record (a Recording RE...)
     POST   /sandbox/calls/{CA}/hangup         the caller hangs up (a Record still delivers)
     GET    /sandbox/phone                     the virtual phone's page, for a person
+    POST   /sandbox/recordings                AccountSid, CallSid[, Duration]: a completed
+                                              recording of that call (`recording_create()`
+                                              from Python); its audio is silence, served at
+                                              Recordings/{RE}.mp3|.wav with Range (206/416)
     GET    /sandbox/webhooks                  the last webhooks the sandbox sent, with outcomes
     GET    /sandbox/verify-codes?to=+1...     issued Verify codes, newest first
     POST   /sandbox/inbound                   AccountSid, From, To, Body[, Url]: POST a signed
@@ -104,11 +112,15 @@ Sandbox control endpoints (not Twilio; no authentication; form or JSON bodies):
                                               or its Messaging Service's inbound URL); answers
                                               {"status_code", "body", "url", "message_sid"}
     POST   /sandbox/reset                     forget everything but the parent account
+    GET    /sandbox/sendgrid                  SendGrid keys, webhook public key, accepted mails
+    POST   /sandbox/sendgrid                  {"event_webhook_url"}: where signed events go
+    POST   /sandbox/sendgrid/events           a JSON array of events: signed and posted there
 
 Layout, one module per Twilio product it stands in for: `accounts` (authentication,
 subaccounts, API keys, auth-token rotation), `numbers`, `messaging` (Messages, Messaging
 Services), `voice` (Calls), `phone` and `phonepage` (the virtual phone, its page), `twiml` (the
-voice interpreter), `verify`, `callbacks` (signed webhooks out), `control` (the endpoints
-above); `http` (server, routes, dispatch), `paging`, `errors` and `state` are shared;
+voice interpreter), `recordings` (recording metadata and audio), `verify`, `sendgrid` (mail send
+and its signed events), `callbacks` (signed webhooks out), `control` (the endpoints above);
+`http` (server, routes, dispatch), `paging`, `errors` and `state` are shared;
 `server.TwilioSandbox` puts them together.
 """

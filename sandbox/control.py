@@ -13,6 +13,7 @@ from .http import ROUTES, SandboxRequest
 from .messaging import MessagingApi
 from .numbers import NUMBER_PARAMS, NumbersApi
 from .phonepage import PhonePages
+from .sendgrid import SendGridApi
 from .state import (
     ACCOUNT_SID_RE,
     API,
@@ -81,7 +82,7 @@ def fault_from_request(req: SandboxRequest) -> Fault:
     )
 
 
-class ControlApi(MessagingApi, PhonePages, VerifyApi, NumbersApi):
+class ControlApi(MessagingApi, PhonePages, VerifyApi, NumbersApi, SendGridApi):
     """Control endpoints over every product's state."""
 
     def _h_ctl_index(self, req: SandboxRequest) -> tuple[int, Any]:

@@ -26,6 +26,7 @@ class SandboxRequest:
     form: dict[str, list[str]]
     headers: Any
     host: str
+    body: bytes = b""
     params: dict[str, str] = field(default_factory=dict)
     principal: Account | None = None
     via_key: bool = False
@@ -56,9 +57,10 @@ class Route(NamedTuple):
     handler: str
     control: bool
     locked: bool
+    own_auth: bool  # the handler authenticates (SendGrid's Bearer key), not Twilio's Basic auth
 
 
-def route(method: str, template: str, handler: str, *, locked: bool = True) -> Route:
+def route(method: str, template: str, handler: str, *, locked: bool = True, own_auth: bool = False) -> Route:
     regex = ""
     for piece in re.split(r"(\{\w+\})", template):
         if piece.startswith("{"):
@@ -66,7 +68,7 @@ def route(method: str, template: str, handler: str, *, locked: bool = True) -> R
         else:
             regex += re.escape(piece)
     control = template.startswith("/sandbox")
-    return Route(method, template, re.compile(regex), handler, control, locked)
+    return Route(method, template, re.compile(regex), handler, control, locked, own_auth)
 
 
 _A = API + "/Accounts/{AccountSid}"
@@ -98,6 +100,12 @@ ROUTES = [
     route("POST", _A + "/Calls.json", "create_call"),
     route("GET", _A + "/Calls/{Sid}.json", "fetch_call"),
     route("POST", _A + "/Calls/{Sid}.json", "update_call"),
+    # Recordings (sandbox/recordings.py): metadata, and the audio with Range support
+    route("GET", _A + "/Recordings/{Sid}.json", "fetch_recording"),
+    route("DELETE", _A + "/Recordings/{Sid}.json", "delete_recording"),
+    route("GET", _A + "/Recordings/{Sid}.mp3", "recording_mp3"),
+    route("GET", _A + "/Recordings/{Sid}.wav", "recording_wav"),
+    route("GET", _A + "/Recordings/{Sid}", "recording_wav"),
     # Verify v2
     route("GET", "/v2/Services", "list_verify_services"),
     route("POST", "/v2/Services", "create_verify_service"),
@@ -118,6 +126,8 @@ ROUTES = [
     route("POST", "/v1/Services/{ServiceSid}/PhoneNumbers", "add_service_number"),
     route("GET", "/v1/Services/{ServiceSid}/PhoneNumbers/{Sid}", "fetch_service_number"),
     route("DELETE", "/v1/Services/{ServiceSid}/PhoneNumbers/{Sid}", "remove_service_number"),
+    # SendGrid v3 (sandbox/sendgrid.py)
+    route("POST", "/v3/mail/send", "sendgrid_mail_send", locked=False, own_auth=True),
     # Accounts v1
     route("POST", "/v1/AuthTokens/Secondary", "create_secondary_token"),
     route("DELETE", "/v1/AuthTokens/Secondary", "delete_secondary_token"),
@@ -145,11 +155,15 @@ ROUTES = [
     route("GET", "/sandbox/phone", "ctl_phone_page", locked=False),
     route("GET", "/sandbox/phone.css", "ctl_phone_css", locked=False),
     route("GET", "/sandbox/phone/{Sid}", "ctl_phone_call_page", locked=False),
+    route("POST", "/sandbox/recordings", "ctl_recordings"),
     route("GET", "/sandbox/webhooks", "ctl_webhooks"),
     route("GET", "/sandbox/verify-codes", "ctl_verify_codes"),
     route("POST", "/sandbox/inbound", "ctl_inbound", locked=False),
     route("POST", "/sandbox/reset", "ctl_reset"),
     route("POST", "/sandbox/outage", "ctl_outage", locked=False),
+    route("GET", "/sandbox/sendgrid", "ctl_sendgrid"),
+    route("POST", "/sandbox/sendgrid", "ctl_sendgrid_settings"),
+    route("POST", "/sandbox/sendgrid/events", "ctl_sendgrid_events", locked=False),
 ]
 
 
@@ -317,7 +331,8 @@ class HttpDispatch(SandboxState):
         parts = urlsplit(raw_path)
         content_type = (headers.get("Content-Type") or "").lower()
         try:
-            form = parse_body(body, content_type)
+            # SendGrid's JSON (and the SendGrid control bodies) are read raw by their handlers.
+            form = {} if parts.path.startswith(("/v3/", "/sandbox/sendgrid")) else parse_body(body, content_type)
         except TwilioApiError as err:
             return Reply(err.status, err.payload())
         req = SandboxRequest(
@@ -327,6 +342,7 @@ class HttpDispatch(SandboxState):
             form=form,
             headers=headers,
             host=headers.get("Host") or urlsplit(self.base_url).netloc,
+            body=body,
         )
         found, params = match_route(method, req.path)
         if found is None:
@@ -369,7 +385,7 @@ class HttpDispatch(SandboxState):
         return reply
 
     def _call(self, target: Route, req: SandboxRequest) -> Reply:
-        if not target.control:
+        if not target.control and not target.own_auth:
             self._authenticate(req)
         result = getattr(self, "_h_" + target.handler)(req)
         return result if isinstance(result, Reply) else Reply(*result)
@@ -435,7 +451,9 @@ class HttpHandler(BaseHTTPRequestHandler):
             except OSError:
                 pass
             return
-        if isinstance(reply.payload, str):  # the sandbox's own pages (their type is in headers)
+        if isinstance(reply.payload, bytes):  # a recording's audio: its headers come with it
+            data = reply.payload
+        elif isinstance(reply.payload, str):  # the sandbox's own pages (their type is in headers)
             data = reply.payload.encode()
         else:
             data = b"" if reply.payload is None else json.dumps(reply.payload).encode()

@@ -22,10 +22,10 @@ from typing import Any
 
 import phonenumbers
 
-from .accounts import AccountsApi
 from .callbacks import CallbacksApi
 from .errors import TwilioApiError, not_found
 from .http import Reply, SandboxRequest
+from .recordings import RecordingsApi
 from .state import API, API_VERSION, E164_RE, format_phone, logger, mask_phone, new_sid, public, rfc2822, utc_now
 from .twiml import CallSession
 
@@ -122,7 +122,9 @@ class CallLine:
 
     def recording_start(self) -> dict[str, Any]:
         with self.sandbox._lock:
-            return dict(self.sandbox._recording_create(self.sandbox._calls[self.sid]))
+            account_sid = self.sandbox._calls[self.sid]["account_sid"]
+            recording = self.sandbox.recording_create(account_sid, self.sid, duration=0, status="in-progress")
+        return {"sid": recording["sid"], "url": recording["media_url"]}
 
     def recording_finish(self, sid: str, status: str, duration: int) -> None:
         with self.sandbox._lock:
@@ -133,19 +135,7 @@ class CallLine:
         sandbox = self.sandbox
         with sandbox._lock:
             recording = sandbox._recordings[sid]
-            params = {
-                "AccountSid": recording["account_sid"],
-                "CallSid": recording["call_sid"],
-                "RecordingSid": sid,
-                "RecordingUrl": recording["_url"],
-                "RecordingStatus": recording["status"],
-                "RecordingDuration": "0" if recording["duration"] == "-1" else recording["duration"],
-                "RecordingChannels": "1",
-                "RecordingStartTime": rfc2822(recording["start_time"]),
-                "RecordingSource": "RecordVerb",
-                "RecordingTrack": "both",
-                "ErrorCode": "0",
-            }
+            params = sandbox.recording_callback_params(recording)
             token = sandbox._accounts[recording["account_sid"]].auth_token
         sandbox._deliver_webhook("recording-status", url, params, token, method=method)
 
@@ -159,7 +149,7 @@ class CallLine:
             return self.sandbox._calls[self.sid]["from"]
 
 
-class PhoneCalls(AccountsApi, CallbacksApi):
+class PhoneCalls(RecordingsApi, CallbacksApi):
     """Calls' status changes, their parameters and callbacks, and driving a call's session."""
 
     def _call_json(self, call: dict[str, Any]) -> dict[str, Any]:
@@ -230,37 +220,6 @@ class PhoneCalls(AccountsApi, CallbacksApi):
         logger.info("Call %s ended %s", sid, params["CallStatus"])
         if url:
             self._deliver_webhook("call-status", url, params, token, method=method)
-
-    def _recording_create(self, call: dict[str, Any]) -> dict[str, Any]:
-        """A Recording resource for a `<Record>` on `call`, in progress."""
-        now, sid, account_sid = utc_now(), new_sid("RE"), call["account_sid"]
-        base = f"{API}/Accounts/{account_sid}/Recordings/{sid}"
-        recording = {
-            "account_sid": account_sid,
-            "api_version": API_VERSION,
-            "call_sid": call["sid"],
-            "conference_sid": None,
-            "date_created": now,
-            "date_updated": now,
-            "start_time": now,
-            "duration": "-1",
-            "sid": sid,
-            "price": None,
-            "price_unit": "USD",
-            "status": "in-progress",
-            "channels": 1,
-            "source": "RecordVerb",
-            "error_code": None,
-            "uri": base + ".json",
-            "encryption_details": None,
-            "subresource_uris": {"transcriptions": base + "/Transcriptions.json"},
-            "media_url": self.base_url + base,
-            "_url": self.base_url + base,
-            "_duration": 0,  # seconds of audio, for the media
-            "_seq": self._next_seq(),
-        }
-        self._recordings[sid] = recording
-        return {"sid": sid, "url": recording["_url"]}
 
     def _dial_leg(self, parent: dict[str, Any], target: str, caller_id: str) -> dict[str, Any]:
         """The child call a `<Dial>` places: answered and done at once, or a magic outcome."""

@@ -188,7 +188,6 @@ class SandboxState:
             self._numbers: dict[str, dict[str, Any]] = {}
             self._messages: dict[str, dict[str, Any]] = {}
             self._calls: dict[str, dict[str, Any]] = {}
-            self._recordings: dict[str, dict[str, Any]] = {}
             self._verify_services: dict[str, dict[str, Any]] = {}
             self._verifications: dict[str, dict[str, Any]] = {}
             self._verify_sends: dict[tuple[str, str], deque[datetime]] = {}

@@ -24,9 +24,11 @@ from django.core.exceptions import ImproperlyConfigured
 
 __all__ = [
     "AlertCheck",
+    "AlertNotifier",
     "AlertReading",
     "NumberEraser",
     "NumberErasure",
+    "NumberHistorySection",
     "NumberLookup",
     "OverviewPanel",
     "PeriodicTasks",
@@ -34,7 +36,9 @@ __all__ = [
     "RetentionPurger",
     "SupportColumn",
     "alert_checks",
+    "alert_notifiers",
     "number_erasers",
+    "number_history_sections",
     "number_lookups",
     "overview_panels",
     "periodic_tasks",
@@ -153,6 +157,25 @@ class NumberLookup:
     order: int = 100
 
 
+# --- One number's history page -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NumberHistorySection:
+    """A section of one customer number's history page (messaging's consent proof), from an app
+    that keeps more about the number (voice: its calls).
+
+    `context(tenant=, phone=)` returns the template variables of `template_name`, which the
+    page includes after its own timeline; numbers in it go through the `phone` tag (masked
+    for support staff) like the rest of the page.
+    """
+
+    key: str
+    template_name: str
+    context: Callable[..., Mapping[str, Any]]
+    order: int = 100
+
+
 # --- GDPR erasure of a number -------------------------------------------------------------------
 
 
@@ -244,6 +267,18 @@ class AlertCheck:
     order: int = 100
 
 
+@dataclass(frozen=True)
+class AlertNotifier:
+    """How alert emails reach a tenant's admins, when an app delivers them (verify: through
+    SendGrid). `notify(tenant=, recipients=, subject=, body=)` returns how many it sent, or
+    None to decline (e.g. not configured): the next notifier, and finally Django's
+    `send_mail`, takes over."""
+
+    key: str
+    notify: Callable[..., int | None]
+    order: int = 100
+
+
 # --- The beat schedule --------------------------------------------------------------------------
 
 
@@ -259,7 +294,9 @@ class PeriodicTasks:
 overview_panels: Registry[OverviewPanel] = Registry("overview panels")
 support_columns: Registry[SupportColumn] = Registry("support overview columns")
 number_lookups: Registry[NumberLookup] = Registry("number lookups")
+number_history_sections: Registry[NumberHistorySection] = Registry("number history sections")
 number_erasers: Registry[NumberEraser] = Registry("number erasers")
 retention_purgers: Registry[RetentionPurger] = Registry("retention purgers")
 alert_checks: Registry[AlertCheck] = Registry("alert checks")
+alert_notifiers: Registry[AlertNotifier] = Registry("alert notifiers")
 periodic_tasks: Registry[PeriodicTasks] = Registry("periodic tasks")

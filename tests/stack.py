@@ -311,7 +311,9 @@ class Demo:
         env = {
             k: v
             for k, v in os.environ.items()
-            if not k.startswith(("CELERY_", "DATABASE_", "REDIS_", "CACHE_", "TWILIO_", "PUBLIC_", "DJANGO_", "DEBUG"))
+            if not k.startswith(
+                ("CELERY_", "DATABASE_", "REDIS_", "CACHE_", "TWILIO_", "PUBLIC_", "DJANGO_", "DEBUG", "SENDGRID_")
+            )
         }
         env.update(
             ENV_FILE="",

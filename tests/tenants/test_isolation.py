@@ -16,6 +16,8 @@ from tenants.invitations import invitation_create
 from tests.messaging.factories import BulkSendFactory, MessageTemplateFactory, TenantKeywordFactory
 from tests.tenants.factories import PASSWORD, MembershipFactory, PhoneNumberFactory
 from tests.voice.flow_form_data import flow_form_post
+from verify.email.suppressions import suppression_add
+from verify.models import EmailMessage
 
 CUSTOMER = "+14155550100"
 
@@ -199,8 +201,40 @@ PAGES.update(
         "consent_export": ({}, READ_OK),
         "bulk_recipients_export": (lambda ctx: {"bulk_id": _bulk(ctx, "running").id}, READ_OK),
         "tenant_audit_export": ({}, ADMIN_ONLY_READ),
+        "email_export": ({}, READ_OK),
+        "email_suppression_export": ({}, READ_OK),
     }
 )
+
+# Email (verify/urls.py): the log, one email, the suppression list (admins add and lift).
+PAGES.update(
+    {
+        "email_list": ({}, READ_OK),
+        "email_detail": (lambda ctx: {"email_id": _email(ctx).id}, READ_OK),
+        "email_suppression_list": ({}, READ_OK),
+    }
+)
+WRITES.update(
+    {
+        "email_suppression_list": (lambda ctx: {}, lambda ctx: {"email": "ana@example.com", "detail": "Asked us"}),
+        "email_suppression_remove": (
+            lambda ctx: {"entry_id": _email_suppression(ctx).id},
+            lambda ctx: {"reason": "Address fixed"},
+        ),
+    }
+)
+
+
+def _email(ctx):
+    return EmailMessage.objects.create(
+        tenant=ctx["tenant"], to_email="ana@example.com", subject="Receipt", text="Hi", category="consent_receipt"
+    )
+
+
+def _email_suppression(ctx):
+    return suppression_add(tenant=ctx["tenant"], email="bo@example.com", reason="bounce")[0]
+
+
 WRITES.update(
     {
         "template_create": (
@@ -245,17 +279,78 @@ def _flow_number(ctx):
     return ctx["flow_number"]
 
 
+# --- Voice (voice/urls.py): the call log, recordings (streamed from a sandbox), placing calls --------
+
+VOICE_SANDBOX_URLS = {"recording_audio"}
+# A recording plays for members; support staff must unmask it first (their own audited action).
+RECORDING_PLAY = {"admin_a": 200, "viewer_a": 200, "admin_b": 404, "support": 403}
+SUPPORT_ONLY_READ = {"admin_a": 403, "viewer_a": 403, "admin_b": 404, "support": 200}
+
+
+def _call(ctx):
+    from tests.voice.factories import CallFactory
+
+    if "call" not in ctx:
+        ctx["call"] = CallFactory(tenant=ctx["tenant"], from_number=CUSTOMER)
+    return ctx["call"]
+
+
+def _recording(ctx):
+    """A recording of tenant A's call, held at the sandbox when the test has one."""
+    from tests.voice.factories import RecordingFactory
+
+    if "recording" not in ctx:
+        call = _call(ctx)
+        sandbox = ctx.get("sandbox")
+        sid = sandbox.recording_create(ctx["tenant"].account_sid, call.sid)["sid"] if sandbox else None
+        ctx["recording"] = RecordingFactory(call=call, **({"sid": sid} if sid else {}))
+    return ctx["recording"]
+
+
+def _flow_version(ctx):
+    from tests.voice.factories import flow_version_create
+
+    if "flow_version" not in ctx:
+        ctx["flow_version"] = flow_version_create(ctx["tenant"], phone_number="+14155550102")
+    return ctx["flow_version"]
+
+
 PAGES.update(
     {
         "call_flow_list": ({}, READ_OK),
         "call_flow_edit": (lambda ctx: {"number_id": _flow_number(ctx).id}, READ_OK),
         "call_flow_versions": (lambda ctx: {"number_id": _flow_number(ctx).id}, READ_OK),
         "call_flow_version": (lambda ctx: {"number_id": _flow_number(ctx).id, "version": 1}, READ_OK),
+        "call_detail": (lambda ctx: {"call_id": _call(ctx).id}, READ_OK),
+        "call_status": (lambda ctx: {"call_id": _call(ctx).id}, READ_OK),
+        "call_export": ({}, READ_OK),
+        "call_place": ({}, ADMIN_ONLY_READ),
+        "recording_audio": (lambda ctx: {"recording_id": _recording(ctx).id}, RECORDING_PLAY),
+        "recording_unmask": (lambda ctx: {"recording_id": _recording(ctx).id}, SUPPORT_ONLY_READ),
     }
 )
 WRITES.update(
     {
         "call_flow_edit": (lambda ctx: {"number_id": _flow_number(ctx).id}, lambda ctx: flow_form_post()),
+        # The flow (saved and audited) exists before the request: only the request's audit counts.
+        "call_place": (
+            lambda ctx: _flow_version(ctx) and {},
+            lambda ctx: {
+                "to": "+442079460000",
+                "from_number": _flow_version(ctx).flow.phone_number.phone_number,
+                "purpose": "transactional",
+                "message": "Your order is ready.",
+            },
+        ),
+        "call_test": (
+            lambda ctx: _flow_version(ctx) and {},
+            lambda ctx: {"to": "+14155550188", "flow_version": _flow_version(ctx).id},
+        ),
+        "recording_unmask": (
+            lambda ctx: {"recording_id": _recording(ctx).id},
+            lambda ctx: {"reason": "Ticket 4412: customer disputes the voicemail"},
+            SUPPORT_ONLY_WRITE,
+        ),
     }
 )
 
@@ -279,6 +374,48 @@ def ctx(client, tenant, other_tenant, tenant_admin, viewer, other_admin, support
             tenant=tenant, email="pending@example.com", role="viewer", audit=SYSTEM
         ).invitation,
     }
+
+
+# --- Numbers (tenants/number_urls.py): Twilio calls go to a sandbox ------------------------------
+
+NUMBER_URLS = {"number_sync", "number_buy", "number_fix_webhooks", "number_release"}
+
+
+def _number(ctx):
+    """A drifted number of tenant A, at the sandbox and synced."""
+    from tenants.models import PhoneNumber
+    from tenants.numbers import numbers_sync
+
+    if "number" not in ctx:
+        tenant = ctx["tenant"]
+        ctx["sandbox"].register_account(tenant.account_sid, tenant.auth_token.reveal())
+        ctx["sandbox"].seed_number(tenant.account_sid, "+14155550150", SmsUrl="https://old.example.com/sms")
+        numbers_sync(tenant=tenant)
+        ctx["number"] = PhoneNumber.objects.for_tenant(tenant).get(phone_number="+14155550150")
+    return ctx["number"]
+
+
+@pytest.fixture(autouse=True)
+def _numbers_sandbox(request):
+    """Only the numbers URLs talk to Twilio: give them a sandbox (and tenant A's account)."""
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is None or callspec.params.get("name") not in NUMBER_URLS:
+        return
+    request.getfixturevalue("sandbox_settings")
+    ctx = request.getfixturevalue("ctx")
+    ctx["sandbox"] = request.getfixturevalue("sandbox")
+    ctx["sandbox"].register_account(ctx["tenant"].account_sid, ctx["tenant"].auth_token.reveal())
+
+
+PAGES.update({"number_buy": ({}, ADMIN_ONLY_READ)})
+WRITES.update(
+    {
+        "number_sync": (lambda ctx: {}, lambda ctx: {}),
+        "number_buy": (lambda ctx: {}, lambda ctx: {"phone_number": "+14155550151"}),
+        "number_fix_webhooks": (lambda ctx: {"sid": _number(ctx).sid}, lambda ctx: {}),
+        "number_release": (lambda ctx: {"sid": _number(ctx).sid}, lambda ctx: {"confirm": "+14155550150"}),
+    }
+)
 
 
 def login_as(client, ctx, role):
@@ -429,43 +566,13 @@ def test_every_tenant_url_is_covered():
     assert not uncovered, f"add these portal URLs to the isolation matrix: {sorted(uncovered)}"
 
 
-# --- Numbers (tenants/number_urls.py): Twilio calls go to a sandbox ------------------------------
-
-NUMBER_URLS = {"number_sync", "number_buy", "number_fix_webhooks", "number_release"}
-
-
-def _number(ctx):
-    """A drifted number of tenant A, at the sandbox and synced."""
-    from tenants.models import PhoneNumber
-    from tenants.numbers import numbers_sync
-
-    if "number" not in ctx:
-        tenant = ctx["tenant"]
-        ctx["sandbox"].register_account(tenant.account_sid, tenant.auth_token.reveal())
-        ctx["sandbox"].seed_number(tenant.account_sid, "+14155550150", SmsUrl="https://old.example.com/sms")
-        numbers_sync(tenant=tenant)
-        ctx["number"] = PhoneNumber.objects.for_tenant(tenant).get()
-    return ctx["number"]
-
-
 @pytest.fixture(autouse=True)
-def _numbers_sandbox(request):
-    """Only the numbers URLs talk to Twilio: give them a sandbox (and tenant A's account)."""
+def _voice_sandbox(request):
+    """The recording's audio comes from Twilio: give those URLs a sandbox holding tenant A."""
     callspec = getattr(request.node, "callspec", None)
-    if callspec is None or callspec.params.get("name") not in NUMBER_URLS:
+    if callspec is None or callspec.params.get("name") not in VOICE_SANDBOX_URLS:
         return
     request.getfixturevalue("sandbox_settings")
     ctx = request.getfixturevalue("ctx")
     ctx["sandbox"] = request.getfixturevalue("sandbox")
     ctx["sandbox"].register_account(ctx["tenant"].account_sid, ctx["tenant"].auth_token.reveal())
-
-
-PAGES.update({"number_buy": ({}, ADMIN_ONLY_READ)})
-WRITES.update(
-    {
-        "number_sync": (lambda ctx: {}, lambda ctx: {}),
-        "number_buy": (lambda ctx: {}, lambda ctx: {"phone_number": "+14155550151"}),
-        "number_fix_webhooks": (lambda ctx: {"sid": _number(ctx).sid}, lambda ctx: {}),
-        "number_release": (lambda ctx: {"sid": _number(ctx).sid}, lambda ctx: {"confirm": "+14155550150"}),
-    }
-)
