@@ -85,7 +85,9 @@ def _menu(response, definition: dict, ctx: CallContext, *, attempt: int, outcome
             _action(response, definition, ctx, fallback, outcome=outcome)
         return
     url = step_url(ctx, "menu", attempt=attempt)
-    gather = response.gather(num_digits=1, action=url, method="POST", timeout=menu["timeout"])
+    # finishOnKey "" so # is a menu key like any other: with Twilio's default ("#") pressing it
+    # alone ends the Gather with no digits and the caller falls through to the retry.
+    gather = response.gather(num_digits=1, action=url, method="POST", timeout=menu["timeout"], finish_on_key="")
     _audio(gather, definition, menu["prompt"])
     response.redirect(url, method="POST")
 
