@@ -27,10 +27,12 @@ from django.core.management.base import BaseCommand, CommandError
 from sandbox.server import TwilioSandbox
 from sandbox.state import DEV_PARENT_ACCOUNT_SID, DEV_PARENT_AUTH_TOKEN
 from tenants.audit import SYSTEM
-from tenants.models import Tenant
+from tenants.models import PhoneNumber, Tenant
 from tenants.services import membership_set, portal_user_upsert, superuser_grant, support_grant, tenant_upsert
 from verify.email.sending import email_send
 from verify.models import EmailMessage
+from voice.flows.schema import ACTIONS
+from voice.flows.services import call_flow_save, flow_for_number
 
 DEMO_PASSWORD = "commsportal-demo"
 DEMO_TENANTS = [
@@ -56,6 +58,51 @@ DEMO_USERS = [
     ("support", [], True, False),
     ("operator", [], False, True),
 ]
+# The call flow on Acme's first number (the flow engine's document, voice/flows/schema.py): call it
+# from the sandbox's virtual phone and walk the menu. Seeded once the numbers are synced.
+DEMO_CALLER = "+14155550199"
+DEMO_FLOWS = {
+    ("acme", "+14155550101"): {
+        "name": "Acme front desk",
+        "definition": {
+            "schema": 1,
+            "voice": "Polly.Joanna",
+            "language": "en-US",
+            "greeting": {"kind": "say", "text": "Thank you for calling Acme Health."},
+            "menu": {
+                "prompt": {
+                    "kind": "say",
+                    "text": "To speak to the front desk, press 1. To leave a message, press 2. "
+                    "For our opening hours, press 3. To stop our calls and texts, press 9.",
+                },
+                "timeout": 5,
+                "attempts": 2,
+                "options": [
+                    {"digit": "1", "action": {"type": "forward", "target": "+14155550100", "caller_id": "number"}},
+                    {
+                        "digit": "2",
+                        "action": {
+                            "type": "voicemail",
+                            "prompt": "Please leave your name, number and message after the tone.",
+                            "max_length": 120,
+                        },
+                    },
+                    {
+                        "digit": "3",
+                        "action": {
+                            "type": "message",
+                            "audio": {"kind": "say", "text": "We are open Monday to Friday, 8 AM to 6 PM."},
+                            "then": "menu",
+                        },
+                    },
+                    {"digit": "9", "action": {"type": "opt_out"}},
+                ],
+                "no_input": {"type": "voicemail"},
+            },
+            "hours": {"enabled": False, "days": [0, 1, 2, 3, 4], "open": "08:00", "close": "18:00", "holidays": True},
+        },
+    },
+}
 # What the demo's customers text in, through the sandbox, signed as Twilio signs.
 DEMO_INBOUND = [
     ("acme", "+14155550123", "Hi, is my appointment still on for Tuesday?"),
@@ -155,7 +202,23 @@ class Command(BaseCommand):
                     webhooks["StatusCallback"] = f"{public}/webhooks/twilio/voice/status/"
                 sandbox.seed_number(tenant.account_sid, number, **webhooks)
         self.stdout.write(f"Twilio sandbox (local stand-in, no Twilio account needed): {sandbox.base_url}/sandbox/")
+        self._print_phone(sandbox.base_url)
         return sandbox
+
+    def _print_phone(self, base: str) -> None:
+        """How to ring a demo number from the sandbox's virtual phone and walk its menu."""
+        (_slug, number), flow = next(iter(DEMO_FLOWS.items()))
+        keys = ", ".join(
+            f"{o['digit']} {ACTIONS[o['action']['type']].lower()}" for o in flow["definition"]["menu"]["options"]
+        )
+        calls = f"{base}/sandbox/calls"
+        self.stdout.write(
+            f"Call {number} ({flow['name']}) from the sandbox's phone: {base}/sandbox/phone\n"
+            f"  or: curl -d From={DEMO_CALLER} -d To={number} {calls}/incoming   (answers the CallSid and transcript)\n"
+            f"  menu keys: {keys}; then curl -d digits=2 {calls}/<CallSid>/digits,\n"
+            f"  -d seconds=5 {calls}/<CallSid>/speak (a voicemail), {calls}/<CallSid>/hangup; "
+            f"GET {calls}/<CallSid> shows what was said. The call appears under Calls in the portal."
+        )
 
     def _demo_traffic(self, sandbox: TwilioSandbox, addrport: str) -> None:
         """Once the portal answers, play the demo customers' texts through the signed webhook path."""
@@ -183,6 +246,25 @@ class Command(BaseCommand):
         # the current one (the settings package loads it; `handle` checked).
         for task in ("tenants.tasks.numbers_sync_all", "tenants.tasks.twilio_reachability_check"):
             current_app.send_task(task)
+        self._seed_call_flows()
+
+    def _seed_call_flows(self) -> None:
+        """Give each demo number its call flow once the sync has brought the number in (a flow
+        belongs to a synced number); an existing flow, perhaps edited since, is kept."""
+        for (slug, number), flow in DEMO_FLOWS.items():
+            tenant = Tenant.objects.get(slug=slug)
+            numbers = PhoneNumber.objects.for_tenant(tenant).filter(phone_number=number, released_at__isnull=True)
+            deadline = time.monotonic() + 120
+            while (synced := numbers.first()) is None and time.monotonic() < deadline:
+                time.sleep(0.5)
+            if synced is None:
+                self.stderr.write(f"demo: {number} was not synced, so it has no call flow")
+                continue
+            if flow_for_number(tenant=tenant, number=synced) is None:
+                call_flow_save(
+                    tenant=tenant, number=synced, name=flow["name"], definition=flow["definition"], audit=SYSTEM
+                )
+            self.stdout.write(f"Call flow {flow['name']!r} answers {number}: call it from the sandbox's phone.")
 
     def _demo_email(self) -> None:
         """Two emails through the sandbox's SendGrid: one delivered, one bounced (its address
