@@ -48,7 +48,7 @@ def code_body(*, brand: str, code: str) -> str:
     return f"{brand}: your verification code is {code}. It expires in {minutes} minutes. Never share it."
 
 
-def _tenant_sender(tenant: Tenant) -> str:
+def tenant_sms_sender(tenant: Tenant) -> str:
     """The Messaging Service when set (sent as no From), else the first SMS-capable number."""
     if tenant.messaging_service_sid:
         return ""
@@ -66,7 +66,7 @@ def fallback_send_tenant(*, tenant: Tenant, to: str, code: str) -> Message:
         to=to,
         body=code_body(brand=tenant.name, code=code),
         purpose=Purpose.OTP,
-        sender=_tenant_sender(tenant),
+        sender=tenant_sms_sender(tenant),
     )
 
 
@@ -98,4 +98,5 @@ __all__ = [
     "fallback_message_redact",
     "fallback_send_platform",
     "fallback_send_tenant",
+    "tenant_sms_sender",
 ]

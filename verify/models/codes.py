@@ -76,6 +76,14 @@ class Verification(VerificationBase, TenantOwned):
         related_name="+",
         help_text="The fallback SMS that carried the code.",
     )
+    consent_event = models.ForeignKey(
+        "messaging.ConsentEvent",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The double opt-in this approval recorded (set once: a resubmission records nothing).",
+    )
 
     class Meta(VerificationBase.Meta):
         indexes = [
