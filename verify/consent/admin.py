@@ -9,6 +9,7 @@ from django.db.models import Max, QuerySet
 from messaging.ledgers.services import disclosure_get_or_create
 from tenants.audit import AuditContext
 from tenants.models import Tenant
+from tenants.scoping import get_scoped_or_404
 from tenants.services import audit_record
 
 from ..models import ConsentForm, ConsentFormVersion
@@ -92,3 +93,14 @@ def consent_form_update(*, tenant: Tenant, form: ConsentForm, data: dict, audit:
         details={"form": locked.pk, "version": version.number, "new_version": bool(changed), "changed": changed},
     )
     return locked
+
+
+def consent_form_slug_taken(*, tenant: Tenant, slug: str) -> bool:
+    return ConsentForm.objects.for_tenant(tenant).filter(slug=slug).exists()
+
+
+def consent_form_get(*, tenant: Tenant, form_id: int) -> ConsentForm:
+    """One form of `tenant` with its current version, or 404."""
+    return get_scoped_or_404(
+        ConsentForm.objects.select_related("current_version__disclosure"), tenant=tenant, pk=form_id
+    )

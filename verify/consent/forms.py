@@ -38,7 +38,7 @@ class ConsentFormForm(forms.Form):
 
     def clean_slug(self):
         slug = self.cleaned_data["slug"]
-        if not self.fields["slug"].disabled and self.slug_taken and self.slug_taken(slug):
+        if not self.fields["slug"].disabled and self.slug_taken and self.slug_taken(slug=slug):
             raise forms.ValidationError("Another form of this tenant already uses this slug.")
         return slug
 
