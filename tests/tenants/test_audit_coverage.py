@@ -49,6 +49,7 @@ from tests.messaging.factories import (
     TenantKeywordFactory,
 )
 from tests.tenants.factories import AuditEventFactory, MembershipFactory, PhoneNumberFactory, UserFactory
+from verify.email.suppressions import suppression_add
 
 pytestmark = pytest.mark.django_db
 
@@ -122,6 +123,10 @@ def _keyword(ctx):
 
 def _history(ctx):
     ConsentEventFactory(tenant=ctx["tenant"], phone=CUSTOMER)
+
+
+def _email_suppression(ctx):
+    ctx["suppression"], _ = suppression_add(tenant=ctx["tenant"], email="bo@example.com", reason="bounce")
 
 
 def _support_ref(ctx) -> str:
@@ -588,6 +593,49 @@ CASES = {
         setup=_rotation_started,
         twilio=True,
     ),
+    # Email (verify/email/): the suppression list's admin changes and the two CSV exports
+    "email suppression added (admin)": Case(
+        "admin",
+        t("email_suppression_list"),
+        (
+            Row(
+                "email.suppression_add",
+                "a***@e***.com",  # addresses are masked in the audit trail, like numbers
+                reason="Asked by phone",
+                details={"asm_group_id": None, "reason": "manual"},
+            ),
+        ),
+        data=lambda ctx: {"email": "Ana@Example.com", "detail": "Asked by phone"},
+    ),
+    "email suppression lifted (admin)": Case(
+        "admin",
+        t("email_suppression_remove", entry_id=lambda ctx: ctx["suppression"].pk),
+        (
+            Row(
+                "email.suppression_remove", "b***@e***.com", reason="Wrong address fixed", details={"reason": "bounce"}
+            ),
+        ),
+        data=lambda ctx: {"reason": "Wrong address fixed"},
+        setup=_email_suppression,
+    ),
+    "email log CSV (support)": Case(
+        "support",
+        t("email_export"),
+        (
+            Row(
+                "export.emails", "emails", details={"format": "csv", "masked": True, "filters": {"to": "a***@e***.com"}}
+            ),
+        ),
+        data=lambda ctx: {"to": "ana@example.com"},
+        method="get",
+    ),
+    "email suppressions CSV (admin)": Case(
+        "admin",
+        t("email_suppression_export"),
+        (Row("export.email_suppressions", "email-suppressions", details={"format": "csv", "masked": False}),),
+        method="get",
+        setup=_email_suppression,
+    ),
     "retention update": Case(
         "operator",
         op("retention_update"),
@@ -775,6 +823,16 @@ INVALID = {
         "admin", t("sending_policy"), (), data=lambda ctx: {**SENDING_POLICY, "quiet_start": "22:00"}
     ),
     "sending policy saved unchanged": Case("admin", t("sending_policy"), (), data=lambda ctx: SENDING_POLICY),
+    "email suppression of a non-address": Case(
+        "admin", t("email_suppression_list"), (), data=lambda ctx: {"email": "not-an-address", "detail": "x"}
+    ),
+    "email suppression lifted without a reason": Case(
+        "admin",
+        t("email_suppression_remove", entry_id=lambda ctx: ctx["suppression"].pk),
+        (),
+        data=lambda ctx: {"reason": ""},
+        setup=_email_suppression,
+    ),
     "close without typing the slug": Case(
         "operator", op("tenant_close"), (), data=lambda ctx: {"confirm_slug": "acme-typo"}, twilio=True
     ),

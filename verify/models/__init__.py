@@ -12,11 +12,16 @@ from .codes import (
     VerifyBreaker,
 )
 from .consent import ConsentForm, ConsentFormVersion
+from .email import EmailEvent, EmailMessage, EmailProviderProblem, EmailSuppression
 
 __all__ = [
     "Channel",
     "ConsentForm",
     "ConsentFormVersion",
+    "EmailEvent",
+    "EmailMessage",
+    "EmailProviderProblem",
+    "EmailSuppression",
     "PlatformVerifyService",
     "StaffVerification",
     "StaffVerificationSend",
