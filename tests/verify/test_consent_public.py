@@ -11,6 +11,7 @@ from django.test import Client
 from messaging.ledgers.selectors import opt_out_latest
 from messaging.ledgers.services import opt_out_record
 from messaging.models import ConsentEvent, Message, OptOutEvent
+from tenants.models import AuditEvent
 from tests.verify.support import sms_to, verify_codes
 from verify.models import Verification
 
@@ -67,6 +68,9 @@ def test_double_opt_in_records_consent_with_evidence_and_confirms(client, consen
         and "STOP" in confirmation.body
     )
     assert any(m["body"] == confirmation.body for m in sms_to(sandbox, PHONE))
+    audit = AuditEvent.objects.get(action="consent.double_opt_in")
+    assert audit.tenant == consent_form.tenant and audit.actor is None and audit.ip_address == "203.0.113.9"
+    assert audit.target == "+1******0177" and audit.details["consent_event"] == event.pk
 
 
 def test_a_number_that_opted_out_re_consents_in_both_ledgers(client, consent_form, sandbox, on_commit):
