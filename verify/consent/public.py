@@ -26,7 +26,8 @@ from tenants.services import audit_record
 
 from ..codes import CodeCheck, CodeSent, code_check, code_send
 from ..codes.fallback import FallbackUnavailable, tenant_sms_sender
-from ..models import ConsentForm, ConsentFormVersion, Verification
+from ..email.sending import email_send
+from ..models import ConsentForm, ConsentFormVersion, EmailMessage, Verification
 
 logger = logging.getLogger("commsportal.verify")
 
@@ -177,3 +178,27 @@ def _confirmation_send(*, public: PublicForm, phone: str) -> None:
         )
     except (FallbackUnavailable, ValueError) as exc:
         logger.warning("consent.confirmation_unsent", extra={"tenant": public.tenant.slug, "reason": str(exc)})
+
+
+def consent_receipt_send(*, public: PublicForm, event_id: int, email: str) -> EmailMessage:
+    """Email the person a receipt of their consent: only to an address they proved with a code
+    in the same session (the caller's rule), through verify.email (suppression list checked)."""
+    event = ConsentEvent.objects.for_tenant(public.tenant).select_related("disclosure").get(pk=event_id)
+    version = public.version
+    text = (
+        f"{version.brand}: this confirms your consent to {Purpose(event.purpose).label.lower()} text messages "
+        f"at {phone_mask(event.phone)}.\n\n"
+        f"When: {event.captured_at:%Y-%m-%d %H:%M:%S} UTC\n"
+        f"Where: {event.source}\n"
+        f"Confirmed with a one-time code (double opt-in). What you agreed to ({event.disclosure.version}):\n\n"
+        f"{event.disclosure.text}\n\n"
+        f"{version.frequency.rstrip('.')}. Msg & data rates may apply. "
+        "Reply STOP to any message to cancel, HELP for help."
+    )
+    return email_send(
+        tenant=public.tenant,
+        to=email,
+        subject=f"{version.brand}: your text message consent",
+        text=text,
+        category=EmailMessage.Category.CONSENT_RECEIPT,
+    )

@@ -20,7 +20,14 @@ from tenants.phones import phone_mask, tenant_phone_region
 from ..codes import CodeError
 from .forms import ConsentCodeForm, ConsentResendForm, ConsentStartForm
 from .messages import check_text, send_error_text
-from .public import Evidence, PublicForm, consent_code_confirm, consent_code_request, consent_form_public
+from .public import (
+    Evidence,
+    PublicForm,
+    consent_code_confirm,
+    consent_code_request,
+    consent_form_public,
+    consent_receipt_send,
+)
 
 
 def _key(public: PublicForm) -> str:
@@ -58,6 +65,8 @@ def consent_page(request, org_slug: str, form_slug: str):
     if request.GET.get("restart"):
         request.session.pop(_key(public), None)
         state = None
+    if state and state.get("v") is None and (state.get("consented") or state.get("email_proven")):
+        return _render(request, public, step="done", state=state, email_only=not state.get("consented"))
     if state:
         return _render(request, public, step="code", state=state)
     form = ConsentStartForm(region=tenant_phone_region(public.tenant), collect_email=public.form.collect_email)
@@ -71,8 +80,9 @@ def _start(request, public: PublicForm):
     if not form.is_valid():
         return _render(request, public, step="start", form=form, status=400)
     phone, email = form.cleaned_data["phone"], form.cleaned_data.get("email") or ""
-    state = {"v": None, "phone": phone, "email": email, "to": phone_mask(phone), "channel": "sms"}
-    if not form.cleaned_data["website"]:  # a filled honeypot gets the same answer, and no code
+    honeypot = bool(form.cleaned_data["website"])
+    state = {"v": None, "phone": phone, "email": email, "to": phone_mask(phone), "channel": "sms", "honeypot": honeypot}
+    if not honeypot:  # a filled honeypot gets the same answer, and no code
         try:
             sent = consent_code_request(
                 public=public, phone=phone, email=email, channel="sms", client_ip=client_ip(request)
@@ -92,19 +102,21 @@ def _start(request, public: PublicForm):
 
 
 def _resend(request, public: PublicForm, state):
+    if not state:
+        return redirect(request.path)
     form = ConsentResendForm(request.POST)
     channel = form.cleaned_data["channel"] if form.is_valid() else "sms"
     if channel == "email" and not state.get("email"):
         channel = "sms"
     try:
-        if state.get("v") is not None:
+        if state.get("v") is not None or not state.get("honeypot"):
             sent = consent_code_request(
                 public=public,
                 phone=state["phone"],
                 email=state.get("email", ""),
                 channel=channel,
                 client_ip=client_ip(request),
-                verification_id=state["v"],
+                verification_id=state.get("v"),
             )
             state["v"] = sent.id
     except CodeError as exc:
@@ -138,5 +150,25 @@ def _check(request, public: PublicForm, state):
     )
     if not result.approved:
         return _render(request, public, step="code", state=state, error=check_text(result), status=400)
-    request.session.pop(_key(public), None)
-    return _render(request, public, step="done", state=state, email_only=event is None)
+    return _approved(request, public, state, event)
+
+
+def _approved(request, public: PublicForm, state: dict, event):
+    """A code was approved: the phone (consent recorded) or the email (proven, nothing else).
+    A receipt goes by email only once both the consent and the address are proven; until
+    then the page offers the missing step and the flow stays in the session."""
+    if event is not None:
+        state["consented"] = event.pk
+    else:
+        state["email_proven"] = True
+    receipt = bool(state.get("consented") and state.get("email_proven") and not state.get("receipt"))
+    if receipt:
+        consent_receipt_send(public=public, event_id=state["consented"], email=state["email"])
+        state["receipt"] = True
+    finished = state.get("consented") and (state.get("receipt") or not state.get("email"))
+    state["v"] = None
+    if finished:
+        request.session.pop(_key(public), None)
+    else:
+        request.session[_key(public)] = state
+    return _render(request, public, step="done", state=state, email_only=not state.get("consented"), receipt=receipt)
