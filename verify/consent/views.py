@@ -65,12 +65,20 @@ def consent_page(request, org_slug: str, form_slug: str):
     if request.GET.get("restart"):
         request.session.pop(_key(public), None)
         state = None
-    if state and state.get("v") is None and (state.get("consented") or state.get("email_proven")):
-        return _render(request, public, step="done", state=state, email_only=not state.get("consented"))
     if state:
-        return _render(request, public, step="code", state=state)
+        return _render(request, public, step=_step(state), state=state, **_done(state))
     form = ConsentStartForm(region=tenant_phone_region(public.tenant), collect_email=public.form.collect_email)
     return _render(request, public, step="start", form=form)
+
+
+def _step(state: dict) -> str:
+    """Waiting for a code, or past an approval (the done page offers what is left)."""
+    approved = state.get("consented") or state.get("email_proven")
+    return "done" if state.get("v") is None and approved else "code"
+
+
+def _done(state: dict) -> dict:
+    return {"email_only": not state.get("consented")}
 
 
 def _start(request, public: PublicForm):
@@ -118,16 +126,10 @@ def _resend(request, public: PublicForm, state):
                 client_ip=client_ip(request),
                 verification_id=state.get("v"),
             )
-            state["v"] = sent.id
+            state["v"], channel = sent.id, sent.verification.channel  # a fallback code always goes by SMS
     except CodeError as exc:
-        return _render(
-            request,
-            public,
-            step="code",
-            state=state,
-            error=send_error_text(exc),
-            status=429 if exc.kind == "limited" else 400,
-        )
+        error, status = send_error_text(exc), 429 if exc.kind == "limited" else 400
+        return _render(request, public, step=_step(state), state=state, error=error, status=status, **_done(state))
     state["channel"] = channel
     state["to"] = state["email"] if channel == "email" else phone_mask(state["phone"])
     request.session[_key(public)] = state
@@ -171,4 +173,4 @@ def _approved(request, public: PublicForm, state: dict, event):
         request.session.pop(_key(public), None)
     else:
         request.session[_key(public)] = state
-    return _render(request, public, step="done", state=state, email_only=not state.get("consented"), receipt=receipt)
+    return _render(request, public, step="done", state=state, receipt=receipt, **_done(state))
