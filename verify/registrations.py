@@ -1,11 +1,12 @@
 """What verify adds to tenants' cross-app pages, installed from `VerifyConfig.ready()`: the
-Verify breaker column of the support overview."""
+Verify breaker column of the support overview and its part of a GDPR erasure."""
 
 from __future__ import annotations
 
-from tenants.registry import SupportColumn, support_columns
+from tenants.registry import SupportColumn, number_erasers, support_columns
 
 from .codes.breaker import breaker_states
+from .erasure import VERIFY_ERASER
 
 
 def _breakers_collect(*, now) -> dict:
@@ -31,3 +32,4 @@ BREAKER_COLUMN = SupportColumn(
 
 def registrations_install() -> None:
     support_columns.register(BREAKER_COLUMN)
+    number_erasers.register(VERIFY_ERASER)

@@ -8,14 +8,16 @@ import io
 from datetime import timedelta
 
 import pytest
+from django.db.models import Q
 from django.utils import timezone
 
-from tenants.audit import SYSTEM
+from tenants.audit import SYSTEM, AuditContext
+from tenants.retention import number_erase
 from tests.verify.support import add_fault, sms_to, verify_codes
 from verify.codes import code_check, code_send
 from verify.consent.admin import consent_form_update
 from verify.log import conversion_by_day
-from verify.models import ConsentFormVersion, StaffVerification, Verification, VerifyBreaker
+from verify.models import ConsentFormVersion, StaffVerification, Verification, VerificationSend, VerifyBreaker
 
 A_NUMBER, B_NUMBER = "+14155550301", "+14155550302"
 
@@ -107,3 +109,14 @@ def test_platform_codes_use_the_parent_account_and_its_own_breaker(sandbox, sand
     code = sms["body"].split("code is ")[1][:6]
     assert code_check(tenant=None, verification_id=fallback.id, code=code).approved
     assert not Verification.all_tenants.exists()  # nothing of the platform's in a tenant's log
+
+
+def test_gdpr_erasure_redacts_the_number_in_verifications(tenant, rows, support_user):
+    sent = Verification.objects.for_tenant(tenant).get(to=A_NUMBER)
+    VerificationSend.objects.create(
+        tenant=tenant, verification=sent, to=A_NUMBER, client_ip="192.0.2.9", channel="sms", sent_at=timezone.now()
+    )
+    number_erase(tenant=tenant, phone=A_NUMBER, reason="GDPR request", audit=AuditContext.of(support_user))
+    assert not Verification.objects.for_tenant(tenant).filter(to=A_NUMBER).exists()
+    assert not VerificationSend.objects.for_tenant(tenant).filter(Q(to=A_NUMBER) | Q(client_ip="192.0.2.9")).exists()
+    assert Verification.objects.for_tenant(tenant).filter(to__startswith="erased:").count() == 1

@@ -75,7 +75,10 @@ def consent_form_update(*, tenant: Tenant, form: ConsentForm, data: dict, audit:
     """Save the form's own fields; a changed disclosure, brand or frequency becomes a new
     version (earlier consents keep pointing at the version their person saw)."""
     locked = (
-        ConsentForm.objects.for_tenant(tenant).select_for_update().select_related("current_version").get(pk=form.pk)
+        ConsentForm.objects.for_tenant(tenant)
+        .select_for_update(of=("self",))
+        .select_related("current_version__disclosure")
+        .get(pk=form.pk)
     )
     current = locked.current_version
     shown = {"brand": current.brand, "frequency": current.frequency, "disclosure_text": current.disclosure.text}
