@@ -12,7 +12,8 @@ from messaging.ledgers.selectors import opt_out_latest
 from messaging.ledgers.services import opt_out_record
 from messaging.models import ConsentEvent, Message, OptOutEvent
 from tenants.models import AuditEvent
-from tests.verify.support import sms_to, verify_codes
+from tests.verify.support import sms_to, time_passes, verify_codes
+from verify.consent.public import Evidence, consent_code_confirm, consent_code_request, consent_form_public
 from verify.models import Verification
 
 PHONE = "+14155550177"
@@ -122,3 +123,45 @@ def test_csrf_is_enforced(consent_form):
 def test_unpublished_or_unknown_forms_are_404(client, consent_form):
     assert client.get("/c/acme/nope/").status_code == 404
     assert client.get("/c/nope/offers/").status_code == 404
+
+
+def test_call_instead_resends_within_the_same_verification(client, consent_form, sandbox):
+    start(client)
+    time_passes(consent_form.tenant, 61)
+    assert client.post(URL, {"action": "resend", "channel": "call"}, REMOTE_ADDR="203.0.113.9").status_code == 302
+    assert b"by phone call" in client.get(URL).content
+    issued = verify_codes(sandbox, PHONE)
+    assert [c["channel"] for c in issued] == ["call", "sms"] and issued[0]["verification_sid"] == issued[1][
+        "verification_sid"
+    ]
+    verification = Verification.objects.for_tenant(consent_form.tenant).get()
+    assert (verification.channel, verification.sends) == ("call", 2)
+
+
+def test_email_first_then_the_phone_records_consent_and_a_receipt(client, consent_form, sandbox, on_commit):
+    start(client, email="pat@example.com")
+    time_passes(consent_form.tenant, 61)
+    client.post(URL, {"action": "resend", "channel": "email"}, REMOTE_ADDR="203.0.113.9")
+    email_only = confirm(client, latest_code(sandbox, "pat@example.com"))
+    assert b"proves the address only" in email_only.content
+    assert not ConsentEvent.objects.for_tenant(consent_form.tenant).exists()
+    time_passes(consent_form.tenant, 61)
+    client.post(URL, {"action": "resend", "channel": "sms"}, REMOTE_ADDR="203.0.113.9")
+    done = on_commit(confirm, client, latest_code(sandbox))
+    assert b"subscribed" in done.content and b"receipt of your consent is on its way" in done.content
+    assert ConsentEvent.objects.for_tenant(consent_form.tenant).get().phone == PHONE
+    assert client.get(URL).content.count(b'data-consent-step="start"') == 1  # the flow is over
+
+
+def test_an_approval_records_consent_once(consent_form, sandbox, on_commit):
+    public = consent_form_public(tenant_slug="acme", form_slug="offers")
+    sent = consent_code_request(public=public, phone=PHONE, channel="sms", client_ip="203.0.113.40")
+    evidence = Evidence(ip="203.0.113.40", user_agent=UA, form_url="https://portal.example/c/acme/offers/")
+    first = on_commit(
+        consent_code_confirm, public=public, verification_id=sent.id, code=latest_code(sandbox), evidence=evidence
+    )
+    again = on_commit(
+        consent_code_confirm, public=public, verification_id=sent.id, code=latest_code(sandbox), evidence=evidence
+    )
+    assert first[1] == again[1] and ConsentEvent.objects.for_tenant(consent_form.tenant).count() == 1
+    assert Message.objects.for_tenant(consent_form.tenant).filter(to_number=PHONE).count() == 1  # one confirmation
