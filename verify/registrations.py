@@ -1,9 +1,11 @@
 """What verify adds to tenants' cross-app pages, installed from `VerifyConfig.ready()`: the
-Verify breaker column of the support overview and its part of a GDPR erasure."""
+Verify breaker column of the support overview, its part of a GDPR erasure, and the expiry job."""
 
 from __future__ import annotations
 
-from tenants.registry import SupportColumn, number_erasers, support_columns
+from datetime import timedelta
+
+from tenants.registry import PeriodicTasks, SupportColumn, number_erasers, periodic_tasks, support_columns
 
 from .codes.breaker import breaker_states
 from .erasure import VERIFY_ERASER
@@ -30,6 +32,19 @@ BREAKER_COLUMN = SupportColumn(
 )
 
 
+PERIODIC = PeriodicTasks(
+    key="verify",
+    tasks=(
+        {
+            "name": "Expire pending verifications whose code expired",
+            "task": "verify.tasks.verifications_expire_task",
+            "every": timedelta(minutes=5),
+        },
+    ),
+)
+
+
 def registrations_install() -> None:
     support_columns.register(BREAKER_COLUMN)
     number_erasers.register(VERIFY_ERASER)
+    periodic_tasks.register(PERIODIC)

@@ -6,10 +6,15 @@ Retries and their backoff live here; what is retryable lives in `verify.email.se
 from __future__ import annotations
 
 from celery import shared_task
+from django.utils import timezone
 
 from messaging.delivery.retries import MAX_RETRIES, backoff_countdown
 
+from .codes.expiry import verifications_expire
 from .email.sending import EMAIL_DELIVER_TASK, EmailRetry, email_deliver, email_delivery_abandon
+
+#: The expiry job's name, as the beat schedule knows it: never rename.
+VERIFICATIONS_EXPIRE_TASK = "verify.tasks.verifications_expire_task"
 
 
 @shared_task(bind=True, name=EMAIL_DELIVER_TASK, acks_late=True, max_retries=MAX_RETRIES)
@@ -22,3 +27,9 @@ def email_deliver_task(self, email_id: int) -> str:
         if self.request.retries >= self.max_retries:
             return email_delivery_abandon(email_id=email_id, reason=str(exc))
         raise self.retry(countdown=backoff_countdown(self.request.retries)) from exc
+
+
+@shared_task(name=VERIFICATIONS_EXPIRE_TASK)
+def verifications_expire_task() -> int:
+    """Periodic: pending verifications past their code's expiry become expired."""
+    return verifications_expire(now=timezone.now())

@@ -18,6 +18,7 @@ from verify.codes import code_check, code_send
 from verify.consent.admin import consent_form_update
 from verify.log import conversion_by_day
 from verify.models import ConsentFormVersion, StaffVerification, Verification, VerificationSend, VerifyBreaker
+from verify.tasks import verifications_expire_task
 
 A_NUMBER, B_NUMBER = "+14155550301", "+14155550302"
 
@@ -120,3 +121,11 @@ def test_gdpr_erasure_redacts_the_number_in_verifications(tenant, rows, support_
     assert not Verification.objects.for_tenant(tenant).filter(to=A_NUMBER).exists()
     assert not VerificationSend.objects.for_tenant(tenant).filter(Q(to=A_NUMBER) | Q(client_ip="192.0.2.9")).exists()
     assert Verification.objects.for_tenant(tenant).filter(to__startswith="erased:").count() == 1
+
+
+def test_overdue_pending_verifications_expire(tenant, rows):
+    overdue = verification(tenant, "+14155550320", expires_at=timezone.now() - timedelta(seconds=1))
+    live = verification(tenant, "+14155550321", expires_at=timezone.now() + timedelta(minutes=5))
+    assert verifications_expire_task() >= 1
+    statuses = dict(Verification.objects.for_tenant(tenant).values_list("pk", "status"))
+    assert statuses[overdue.pk] == "expired" and statuses[live.pk] == "pending"
