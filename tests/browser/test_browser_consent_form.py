@@ -53,6 +53,15 @@ def test_a_person_double_opts_in_on_the_public_form(open_page, portal):
     finally:
         person_context.close()
 
+    phone = portal.new_context(viewport={"width": 360, "height": 800})
+    try:  # the public page fits a phone, which is where people will mostly open it
+        small = phone.new_page()
+        assert small.goto(f"/c/{TENANT_A}/offers/").status == 200
+        widths = small.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+        assert widths[0] <= widths[1], widths
+    finally:
+        phone.close()
+
     ledger = open_page("admin", f"/t/{TENANT_A}/consent/?q={PERSON}")
     row = ledger.locator("table tbody tr", has_text=PERSON)
     expect(row).to_contain_text("Marketing")
