@@ -73,3 +73,12 @@ def test_sends_are_limited_per_number(verify_tenant, sandbox):
     with pytest.raises(CodeError) as caught:
         code_send(tenant=verify_tenant, to=TO, purpose="consent", verification_id=first.id)
     assert caught.value.kind == "limited" and caught.value.reason == "interval"
+
+
+def test_a_4xx_answer_to_the_probe_closes_the_breaker(verify_tenant, sandbox, settings):
+    add_fault(sandbox, kind="503", path_contains="/Verifications", count=1)
+    assert code_send(tenant=verify_tenant, to=TO, purpose="consent").fallback
+    later = timezone.now() + timedelta(seconds=settings.VERIFY_BREAKER_COOLDOWN_SECONDS + 1)
+    with pytest.raises(CodeError):
+        code_send(tenant=verify_tenant, to="+1415", purpose="consent", now=later)  # 60200: Verify answered
+    assert VerifyBreaker.objects.get(channel="sms").state == VerifyBreaker.State.CLOSED

@@ -94,6 +94,7 @@ def code_send(
             sid, _status = twilio_verify.verify_start(scope=scope, to=to, channel=channel)
         except TwilioError as exc:
             if not breaker.breaker_trips(exc):
+                breaker.breaker_record_success(scope=scope, channel=channel)  # Verify answered: it is up
                 _failed_row(scope, row, to, channel, purpose, client_ip, fields, now)
                 raise CodeError("refused", exc.explanation, twilio_code=exc.code) from exc
             breaker.breaker_record_failure(scope=scope, channel=channel, error=exc, now=now)
@@ -221,6 +222,7 @@ def _check_failed(scope: Scope, row, exc: TwilioError) -> CodeCheck:
         _verifications(scope).filter(pk=row.pk).update(attempts=F("attempts") - 1)  # nothing was decided
         row.refresh_from_db()
         return CodeCheck(row, False, row.status, MAX_CHECKS - row.attempts, unavailable=True)
+    breaker.breaker_record_success(scope=scope, channel=row.channel)  # a 4xx is an answer: Verify is up
     status = {60202: VerificationStatus.MAX_ATTEMPTS_REACHED, 20404: VerificationStatus.EXPIRED}.get(exc.code)
     if status is None:
         return CodeCheck(row, False, row.status, MAX_CHECKS - row.attempts)
