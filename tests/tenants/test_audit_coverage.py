@@ -50,6 +50,7 @@ from tests.messaging.factories import (
 )
 from tests.tenants.factories import AuditEventFactory, MembershipFactory, PhoneNumberFactory, UserFactory
 from tests.voice.flow_form_data import flow_form_post
+from verify.consent.admin import consent_form_create
 from verify.email.suppressions import suppression_add
 
 pytestmark = pytest.mark.django_db
@@ -173,6 +174,24 @@ def _erased_marker(ctx) -> str:
 
 def _review_target(ctx) -> str:
     return f"revocation review #{ctx['review'].pk} ({MASKED})"
+
+
+def _consent_form_data(**changes) -> dict:
+    data = {
+        "title": "Spring offers",
+        "slug": "spring",
+        "purpose": "marketing",
+        "brand": "Acme",
+        "frequency": "Up to 2 msgs/month",
+        "disclosure_text": "Acme spring offers. Msg & data rates may apply. Reply STOP to cancel.",
+        "is_published": "on",
+    }
+    return {**data, **changes}
+
+
+def _consent_form(ctx):
+    data = {**_consent_form_data(), "collect_email": False, "is_published": True}
+    ctx["consent_form"] = consent_form_create(tenant=ctx["tenant"], data=data, audit=SYSTEM)
 
 
 BULK_BODY = "Hi {{first_name}}, see you soon."
@@ -622,11 +641,7 @@ CASES = {
     "email suppression lifted (admin)": Case(
         "admin",
         t("email_suppression_remove", entry_id=lambda ctx: ctx["suppression"].pk),
-        (
-            Row(
-                "email.suppression_remove", "b***@e***.com", reason="Wrong address fixed", details={"reason": "bounce"}
-            ),
-        ),
+        (Row("email.suppression_remove", "b***@e***.com", reason="Wrong address fixed", details={"reason": "bounce"}),),
         data=lambda ctx: {"reason": "Wrong address fixed"},
         setup=_email_suppression,
     ),
@@ -647,6 +662,39 @@ CASES = {
         (Row("export.email_suppressions", "email-suppressions", details={"format": "csv", "masked": False}),),
         method="get",
         setup=_email_suppression,
+    ),
+    # Verify (verify/): consent forms (a changed disclosure is a new version) and the log's CSV
+    "consent form published (admin)": Case(
+        "admin",
+        t("consent_form_create"),
+        (Row("consent_form.create", "spring", details={"version": 1}),),
+        data=lambda ctx: _consent_form_data(),
+    ),
+    "consent form edited into a new version (admin)": Case(
+        "admin",
+        t("consent_form_edit", form_id=lambda ctx: ctx["consent_form"].pk),
+        (
+            Row(
+                "consent_form.update",
+                "spring",
+                details={"version": 2, "new_version": True, "changed": ["disclosure_text"]},
+            ),
+        ),
+        data=lambda ctx: _consent_form_data(disclosure_text="Acme spring offers, weekly. Reply STOP to cancel."),
+        setup=_consent_form,
+    ),
+    "verifications CSV (support)": Case(
+        "support",
+        t("verification_export"),
+        (
+            Row(
+                "export.verifications",
+                "verifications",
+                details={"format": "csv", "masked": True, "filters": {"phone": MASKED}},
+            ),
+        ),
+        data=lambda ctx: {"phone": CUSTOMER},
+        method="get",
     ),
     "retention update": Case(
         "operator",
