@@ -49,6 +49,7 @@ from tests.messaging.factories import (
     TenantKeywordFactory,
 )
 from tests.tenants.factories import AuditEventFactory, MembershipFactory, PhoneNumberFactory, UserFactory
+from tests.voice.factories import CallFactory, RecordingFactory, flow_version_create
 from tests.voice.flow_form_data import flow_form_post
 from verify.consent.admin import consent_form_create
 from verify.email.suppressions import suppression_add
@@ -143,6 +144,15 @@ def _drifted_number(ctx):
 
 def _voice_number(ctx):
     ctx["voice_number"] = PhoneNumberFactory(tenant=ctx["tenant"], phone_number=OUR_NUMBER, voice=True)
+
+
+def _flow_version(ctx):
+    _history(ctx)  # the callee consented: a prerecorded call to a mobile needs it
+    ctx["flow_version"] = flow_version_create(ctx["tenant"], phone_number=OUR_NUMBER)
+
+
+def _recording(ctx):
+    ctx["recording"] = RecordingFactory(call=CallFactory(tenant=ctx["tenant"], from_number=CUSTOMER))
 
 
 def _member(ctx):
@@ -337,6 +347,20 @@ CASES = {
         data=lambda ctx: flow_form_post(),
         setup=_voice_number,
     ),
+    "call place": Case(
+        "admin",
+        t("call_place"),
+        (Row("call.place", MASKED),),
+        data=lambda ctx: {"to": CUSTOMER, "from_number": SENDER, "purpose": "transactional", "message": "Hello"},
+        setup=lambda ctx: (_history(ctx), PhoneNumberFactory(tenant=ctx["tenant"], phone_number=SENDER, voice=True)),
+    ),
+    "call test": Case(
+        "admin",
+        t("call_test"),
+        (Row("call.test", MASKED),),
+        data=lambda ctx: {"to": CUSTOMER, "flow_version": ctx["flow_version"].pk},
+        setup=_flow_version,
+    ),
     "template create": Case(
         "admin",
         t("template_create"),
@@ -493,6 +517,19 @@ CASES = {
         t("number_unmask", number=_support_ref),
         (Row("support.unmask", MASKED, reason="Ticket 4411: caller verification"),),
         data=lambda ctx: {"reason": "Ticket 4411: caller verification"},
+    ),
+    "support unmask recording": Case(
+        "support",
+        t("recording_unmask", recording_id=lambda ctx: ctx["recording"].pk),
+        (
+            Row(
+                "support.unmask_recording",
+                lambda ctx: f"recording {ctx['recording'].sid} (call with {MASKED})",
+                reason="Ticket 812: customer disputes the voicemail",
+            ),
+        ),
+        data=lambda ctx: {"reason": "Ticket 812: customer disputes the voicemail"},
+        setup=_recording,
     ),
     # Numbers (Twilio sandbox)
     "number sync": Case(
