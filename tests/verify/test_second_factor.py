@@ -12,10 +12,12 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
+from tenants.audit import SYSTEM
 from tenants.models import AuditEvent
 from tests.tenants.factories import PASSWORD, UserFactory
 from tests.verify.second_factor_helpers import fresh_totp_code
 from verify.models import RecoveryCode, TotpDevice
+from verify.second_factor.services import totp_device_provision
 
 pytestmark = pytest.mark.real_second_factor
 
@@ -241,3 +243,18 @@ def test_an_unverified_test_client_session_is_refused(client, operator):
     client.force_login(operator)
     response = client.get("/support/")
     assert response.status_code == 302 and urlsplit(response["Location"]).path == ENROL
+
+
+def test_seeds_provision_an_app_that_signs_in(client, operator, used_codes):
+    """What `manage.py demo` and the stack tests use: an enrolled app and fresh recovery codes
+    without the pages; run again, it keeps the app and only renews the codes."""
+    secret, codes = totp_device_provision(user=operator, audit=SYSTEM)
+    again, new_codes = totp_device_provision(user=operator, audit=SYSTEM)
+    assert again == secret and not set(codes) & set(new_codes)
+    assert [(e.action, e.details["provisioned"]) for e in AuditEvent.objects.order_by("id")] == [
+        ("second_factor.enrolled", True),
+        ("second_factor.recovery_codes_regenerated", True),
+    ]
+    assert path_of(sign_in(client, operator, next_url="/operator/")) == VERIFY
+    assert client.post(VERIFY, {"code": fresh_totp_code(secret, used_codes), "next": "/operator/"}).status_code == 302
+    assert client.get("/operator/").status_code == 200

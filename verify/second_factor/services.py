@@ -103,12 +103,14 @@ def _recovery_codes_replace(*, user) -> list[str]:
 
 
 @transaction.atomic
-def totp_enrolment_confirm(*, device: TotpDevice, code: str, audit: AuditContext) -> list[str] | None:
+def totp_enrolment_confirm(
+    *, device: TotpDevice, code: str, audit: AuditContext
+) -> tuple[TotpDevice, list[str]] | None:
     """Confirm the pending authenticator app with a code it shows. On success it replaces any
-    earlier one, and the user gets fresh recovery codes (returned, to be shown once); None when
-    the code is wrong."""
-    device = TotpDevice.objects.select_for_update().get(pk=device.pk, confirmed=False)
-    if not device.verify_token(code):
+    earlier one, and the user gets fresh recovery codes: returns the confirmed device and the
+    codes (to be shown once); None when the code is wrong."""
+    device = TotpDevice.objects.select_for_update().filter(pk=device.pk, confirmed=False).first()
+    if device is None or not device.verify_token(code):
         return None
     replaced = TotpDevice.objects.filter(user=device.user, confirmed=True).exclude(pk=device.pk).delete()[0]
     device.confirmed = True
@@ -121,7 +123,27 @@ def totp_enrolment_confirm(*, device: TotpDevice, code: str, audit: AuditContext
         target=device.user.get_username(),
         details={"method": "totp", "replaced": bool(replaced), "recovery_codes": len(codes)},
     )
-    return codes
+    return device, codes
+
+
+@transaction.atomic
+def totp_device_provision(*, user, audit: AuditContext) -> tuple[str, list[str]]:
+    """An authenticator app enrolled without the enrolment page, for development seeds (the demo
+    prints it so its staff logins can pass the second factor): returns the secret (base32) and
+    fresh recovery codes. Keeps a confirmed app the user already has."""
+    device = TotpDevice.objects.filter(user=user, confirmed=True).first()
+    created = device is None
+    if created:
+        device = TotpDevice.objects.create(user=user, name="Authenticator app", key=secrets.token_hex(20))
+    codes = _recovery_codes_replace(user=user)
+    audit_record(
+        action="second_factor.enrolled" if created else "second_factor.recovery_codes_regenerated",
+        tenant=None,
+        audit=audit,
+        target=user.get_username(),
+        details={"method": "totp", "provisioned": True, "recovery_codes": len(codes)},
+    )
+    return totp_secret_base32(device), codes
 
 
 @transaction.atomic

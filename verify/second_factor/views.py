@@ -87,9 +87,9 @@ def enrol(request):
     device = totp_enrolment_start(user=request.user)
     form = EnrolForm(request.POST or None)
     if form.is_valid():
-        codes = totp_enrolment_confirm(device=device, code=form.cleaned_data["code"], audit=audit_context(request))
-        if codes is not None:
-            device.refresh_from_db()
+        confirmed = totp_enrolment_confirm(device=device, code=form.cleaned_data["code"], audit=audit_context(request))
+        if confirmed is not None:
+            device, codes = confirmed
             _signed_in_with(request, device)
             return render(
                 request,
