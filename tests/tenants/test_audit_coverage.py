@@ -49,6 +49,8 @@ from tests.messaging.factories import (
     TenantKeywordFactory,
 )
 from tests.tenants.factories import AuditEventFactory, MembershipFactory, PhoneNumberFactory, UserFactory
+from verify.consent.admin import consent_form_create
+from verify.email.suppressions import suppression_add
 
 pytestmark = pytest.mark.django_db
 
@@ -124,6 +126,10 @@ def _history(ctx):
     ConsentEventFactory(tenant=ctx["tenant"], phone=CUSTOMER)
 
 
+def _email_suppression(ctx):
+    ctx["suppression"], _ = suppression_add(tenant=ctx["tenant"], email="bo@example.com", reason="bounce")
+
+
 def _support_ref(ctx) -> str:
     return number_ref(CUSTOMER, tenant=ctx["tenant"])
 
@@ -163,6 +169,24 @@ def _erased_marker(ctx) -> str:
 
 def _review_target(ctx) -> str:
     return f"revocation review #{ctx['review'].pk} ({MASKED})"
+
+
+def _consent_form_data(**changes) -> dict:
+    data = {
+        "title": "Spring offers",
+        "slug": "spring",
+        "purpose": "marketing",
+        "brand": "Acme",
+        "frequency": "Up to 2 msgs/month",
+        "disclosure_text": "Acme spring offers. Msg & data rates may apply. Reply STOP to cancel.",
+        "is_published": "on",
+    }
+    return {**data, **changes}
+
+
+def _consent_form(ctx):
+    data = {**_consent_form_data(), "collect_email": False, "is_published": True}
+    ctx["consent_form"] = consent_form_create(tenant=ctx["tenant"], data=data, audit=SYSTEM)
 
 
 BULK_BODY = "Hi {{first_name}}, see you soon."
@@ -588,6 +612,78 @@ CASES = {
         setup=_rotation_started,
         twilio=True,
     ),
+    # Email (verify/email/): the suppression list's admin changes and the two CSV exports
+    "email suppression added (admin)": Case(
+        "admin",
+        t("email_suppression_list"),
+        (
+            Row(
+                "email.suppression_add",
+                "a***@e***.com",  # addresses are masked in the audit trail, like numbers
+                reason="Asked by phone",
+                details={"asm_group_id": None, "reason": "manual"},
+            ),
+        ),
+        data=lambda ctx: {"email": "Ana@Example.com", "detail": "Asked by phone"},
+    ),
+    "email suppression lifted (admin)": Case(
+        "admin",
+        t("email_suppression_remove", entry_id=lambda ctx: ctx["suppression"].pk),
+        (Row("email.suppression_remove", "b***@e***.com", reason="Wrong address fixed", details={"reason": "bounce"}),),
+        data=lambda ctx: {"reason": "Wrong address fixed"},
+        setup=_email_suppression,
+    ),
+    "email log CSV (support)": Case(
+        "support",
+        t("email_export"),
+        (
+            Row(
+                "export.emails", "emails", details={"format": "csv", "masked": True, "filters": {"to": "a***@e***.com"}}
+            ),
+        ),
+        data=lambda ctx: {"to": "ana@example.com"},
+        method="get",
+    ),
+    "email suppressions CSV (admin)": Case(
+        "admin",
+        t("email_suppression_export"),
+        (Row("export.email_suppressions", "email-suppressions", details={"format": "csv", "masked": False}),),
+        method="get",
+        setup=_email_suppression,
+    ),
+    # Verify (verify/): consent forms (a changed disclosure is a new version) and the log's CSV
+    "consent form published (admin)": Case(
+        "admin",
+        t("consent_form_create"),
+        (Row("consent_form.create", "spring", details={"version": 1}),),
+        data=lambda ctx: _consent_form_data(),
+    ),
+    "consent form edited into a new version (admin)": Case(
+        "admin",
+        t("consent_form_edit", form_id=lambda ctx: ctx["consent_form"].pk),
+        (
+            Row(
+                "consent_form.update",
+                "spring",
+                details={"version": 2, "new_version": True, "changed": ["disclosure_text"]},
+            ),
+        ),
+        data=lambda ctx: _consent_form_data(disclosure_text="Acme spring offers, weekly. Reply STOP to cancel."),
+        setup=_consent_form,
+    ),
+    "verifications CSV (support)": Case(
+        "support",
+        t("verification_export"),
+        (
+            Row(
+                "export.verifications",
+                "verifications",
+                details={"format": "csv", "masked": True, "filters": {"phone": MASKED}},
+            ),
+        ),
+        data=lambda ctx: {"phone": CUSTOMER},
+        method="get",
+    ),
     "retention update": Case(
         "operator",
         op("retention_update"),
@@ -775,6 +871,16 @@ INVALID = {
         "admin", t("sending_policy"), (), data=lambda ctx: {**SENDING_POLICY, "quiet_start": "22:00"}
     ),
     "sending policy saved unchanged": Case("admin", t("sending_policy"), (), data=lambda ctx: SENDING_POLICY),
+    "email suppression of a non-address": Case(
+        "admin", t("email_suppression_list"), (), data=lambda ctx: {"email": "not-an-address", "detail": "x"}
+    ),
+    "email suppression lifted without a reason": Case(
+        "admin",
+        t("email_suppression_remove", entry_id=lambda ctx: ctx["suppression"].pk),
+        (),
+        data=lambda ctx: {"reason": ""},
+        setup=_email_suppression,
+    ),
     "close without typing the slug": Case(
         "operator", op("tenant_close"), (), data=lambda ctx: {"confirm_slug": "acme-typo"}, twilio=True
     ),
