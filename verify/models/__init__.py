@@ -13,7 +13,7 @@ from .codes import (
 )
 from .consent import ConsentForm, ConsentFormVersion
 from .email import EmailEvent, EmailMessage, EmailProviderProblem, EmailSuppression
-from .second_factor import RecoveryCode, RecoveryCodeDevice, SecondFactorThrottle, TotpDevice
+from .second_factor import RecoveryCode, RecoveryCodeDevice, SecondFactorThrottle, SmsDevice, TotpDevice
 
 __all__ = [
     "Channel",
@@ -27,6 +27,7 @@ __all__ = [
     "RecoveryCode",
     "RecoveryCodeDevice",
     "SecondFactorThrottle",
+    "SmsDevice",
     "StaffVerification",
     "StaffVerificationSend",
     "TotpDevice",

@@ -1,5 +1,5 @@
-"""The staff sign-in second factor: an authenticator app (TOTP), one-time recovery codes, and the
-throttle on wrong codes.
+"""The staff sign-in second factor: an authenticator app (TOTP), codes by text message through the
+platform's own Verify service, one-time recovery codes, and the throttle on wrong codes.
 
 The devices are django-otp `Device`s, so `django_otp.middleware.OTPMiddleware` and
 `request.user.is_verified()` work as the library documents. The TOTP secret is encrypted at rest
@@ -93,6 +93,26 @@ class RecoveryCodeDevice(TimestampMixin, Device):
             self.last_used_at = timezone.now()
             self.save(update_fields=["last_used_at"])
         return bool(used)
+
+
+class SmsDevice(TimestampMixin, Device):
+    """Codes by text message to the user's phone, sent and checked through the platform's own
+    Twilio account and Verify service (`verify.codes` with tenant=None, with its breaker and its
+    Programmable Messaging fallback while Verify is down). `verification` is the pending code of
+    the last send; the check goes through `verify.second_factor.services` (`code_check`), never
+    from the model, so the model layer never calls Twilio."""
+
+    number = models.CharField(max_length=16, help_text="E.164.")
+    verification = models.ForeignKey(
+        "verify.StaffVerification", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = "text message codes"
+        ordering = ["user_id", "id"]
+
+    def is_interactive(self) -> bool:
+        return True
 
 
 class RecoveryCode(models.Model):

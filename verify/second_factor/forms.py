@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django import forms
 
+from tenants.phones import phone_parse
+
 
 class CodeForm(forms.Form):
     code = forms.CharField(
@@ -24,3 +26,15 @@ class EnrolForm(forms.Form):
         widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True}),
         help_text="After adding the account, type the 6-digit code the app shows.",
     )
+
+
+class PhoneForm(forms.Form):
+    number = forms.CharField(
+        label="Mobile number",
+        max_length=32,
+        widget=forms.TextInput(attrs={"autocomplete": "tel", "inputmode": "tel", "autofocus": True}),
+        help_text="In international format, like +14155552671. Codes come by text message.",
+    )
+
+    def clean_number(self) -> str:
+        return phone_parse(self.cleaned_data["number"])

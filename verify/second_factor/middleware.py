@@ -43,6 +43,6 @@ class SecondFactorMiddleware:
         if step is None:
             return self.get_response(request)
         page = reverse("second_factor:verify" if step == "verify" else "second_factor:enrol")
-        if path == page:
+        if path.startswith(page):  # the step's own pages (e.g. enrol/sms/, verify/send/)
             return self.get_response(request)
         return HttpResponseRedirect(f"{page}?{urlencode({'next': request.get_full_path()})}")

@@ -18,8 +18,10 @@ from django_otp.models import Device
 
 from tenants.audit import AuditContext
 from tenants.models import is_support
+from tenants.phones import phone_mask
 from tenants.services import audit_record
-from verify.models import RecoveryCode, RecoveryCodeDevice, TotpDevice
+from verify.codes import CodeSent, code_check, code_send
+from verify.models import RecoveryCode, RecoveryCodeDevice, SmsDevice, TotpDevice
 from verify.models.second_factor import TOTP_DIGITS, TOTP_STEP_SECONDS, recovery_code_hash
 
 from .throttle import code_failure_record, code_failures_clear, code_lock_ends_at
@@ -28,7 +30,8 @@ ISSUER = "commsportal"
 RECOVERY_CODE_COUNT = 10
 # No 0/o, 1/l/i: codes are read off paper. 31 symbols, 12 of them: about 59 random bits.
 _RECOVERY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
-DEVICE_MODELS: tuple[type[Device], ...] = (TotpDevice, RecoveryCodeDevice)
+DEVICE_MODELS: tuple[type[Device], ...] = (TotpDevice, SmsDevice, RecoveryCodeDevice)
+PURPOSE = "second_factor"  # the label on the platform's verifications
 
 
 class SecondFactorRefused(Exception):
@@ -46,9 +49,17 @@ def second_factor_devices(*, user) -> list[Device]:
 
 
 def second_factor_enabled(*, user) -> bool:
-    """Whether the user has an authenticator app (recovery codes alone are not a second factor
-    they can turn on)."""
-    return TotpDevice.objects.filter(user=user, confirmed=True).exists()
+    """Whether the user has an authenticator app or codes by text message (recovery codes alone
+    are not a second factor they can turn on)."""
+    return (
+        TotpDevice.objects.filter(user=user, confirmed=True).exists()
+        or SmsDevice.objects.filter(user=user, confirmed=True).exists()
+    )
+
+
+def sms_device_of(*, user, confirmed: bool = True) -> SmsDevice | None:
+    """The user's text-message device (the one being enrolled, with confirmed=False)."""
+    return SmsDevice.objects.filter(user=user, confirmed=confirmed).first()
 
 
 def recovery_codes_left(*, user) -> int:
@@ -112,7 +123,13 @@ def totp_enrolment_confirm(
     device = TotpDevice.objects.select_for_update().filter(pk=device.pk, confirmed=False).first()
     if device is None or not device.verify_token(code):
         return None
-    replaced = TotpDevice.objects.filter(user=device.user, confirmed=True).exclude(pk=device.pk).delete()[0]
+    return device, _enrolment_complete(device, audit=audit, details={"method": "totp"})
+
+
+def _enrolment_complete(device: TotpDevice | SmsDevice, *, audit: AuditContext, details: dict) -> list[str]:
+    """The confirmed device replaces the user's earlier one of its kind; fresh recovery codes
+    (returned); audited."""
+    replaced = type(device).objects.filter(user=device.user, confirmed=True).exclude(pk=device.pk).delete()[0]
     device.confirmed = True
     device.save(update_fields=["confirmed"])
     codes = _recovery_codes_replace(user=device.user)
@@ -121,9 +138,9 @@ def totp_enrolment_confirm(
         tenant=None,
         audit=audit,
         target=device.user.get_username(),
-        details={"method": "totp", "replaced": bool(replaced), "recovery_codes": len(codes)},
+        details={**details, "replaced": bool(replaced), "recovery_codes": len(codes)},
     )
-    return device, codes
+    return codes
 
 
 @transaction.atomic
@@ -150,7 +167,7 @@ def totp_device_provision(*, user, audit: AuditContext) -> tuple[str, list[str]]
 def recovery_codes_regenerate(*, user, audit: AuditContext) -> list[str]:
     """New recovery codes for a user with an authenticator app; every earlier code stops working."""
     if not second_factor_enabled(user=user):
-        raise SecondFactorRefused("Turn on the authenticator app first.")
+        raise SecondFactorRefused("Turn on the second factor first.")
     codes = _recovery_codes_replace(user=user)
     audit_record(
         action="second_factor.recovery_codes_regenerated",
@@ -181,6 +198,61 @@ def second_factor_disable(*, user, audit: AuditContext, by_operator: bool = Fals
     return removed
 
 
+def sms_code_send(*, device: SmsDevice, audit: AuditContext) -> CodeSent:
+    """Text a code to the device's number through the platform's Verify service (or, while it is
+    down, the portal's own code by Programmable Messaging). Raises `verify.codes.CodeError`
+    (limits between sends, Verify refusing the number, nothing able to send)."""
+    pending = device.verification_id
+    sent = code_send(tenant=None, to=device.number, purpose=PURPOSE, client_ip=audit.ip, verification_id=pending)
+    device.verification_id = sent.id
+    device.save(update_fields=["verification"])
+    return sent
+
+
+def _sms_code_accepts(device: SmsDevice, code: str) -> bool:
+    """Check a code against the device's pending verification (one of its 5 checks)."""
+    code = code.strip()
+    if device.verification_id is None or not (code.isdigit() and len(code) == TOTP_DIGITS):
+        return False
+    check = code_check(tenant=None, verification_id=device.verification_id, code=code)
+    if check.approved:
+        device.verification, device.last_used_at = None, check.verification.updated_at
+        device.save(update_fields=["verification", "last_used_at"])
+    elif check.status != "pending":  # expired, used up or canceled: a new code must be sent
+        device.verification = None
+        device.save(update_fields=["verification"])
+    return check.approved
+
+
+def _accepts(device: Device, code: str) -> bool:
+    if isinstance(device, SmsDevice):
+        return _sms_code_accepts(device, code)
+    return device.verify_token(code)
+
+
+def sms_enrolment_start(*, user, number: str, audit: AuditContext) -> SmsDevice:
+    """Start enrolling `number` (E.164) for codes by text message, and text it a code to
+    confirm. Raises `verify.codes.CodeError` when no code could be sent."""
+    device = sms_device_of(user=user, confirmed=False)
+    if device is None or device.number != number:
+        SmsDevice.objects.filter(user=user, confirmed=False).delete()
+        device = SmsDevice.objects.create(user=user, name="Text messages", number=number, confirmed=False)
+    sms_code_send(device=device, audit=audit)
+    return device
+
+
+@transaction.atomic
+def sms_enrolment_confirm(*, device: SmsDevice, code: str, audit: AuditContext) -> tuple[SmsDevice, list[str]] | None:
+    """Confirm the number with the code texted to it; it replaces an earlier number, and the
+    user gets fresh recovery codes (returned with the device, to be shown once); None when the
+    code is wrong."""
+    if not _sms_code_accepts(device, code):
+        return None
+    return device, _enrolment_complete(
+        device, audit=audit, details={"method": "sms", "number": phone_mask(device.number)}
+    )
+
+
 @dataclass(frozen=True)
 class CodeCheck:
     """What a submitted code did: the device that accepted it, or when the lock ends."""
@@ -197,7 +269,7 @@ def second_factor_verify(*, user, code: str, audit: AuditContext) -> CodeCheck:
     if locked_until is not None:
         return CodeCheck(locked_until=locked_until)
     with transaction.atomic():
-        device = next((d for d in second_factor_devices(user=user) if d.verify_token(code)), None)
+        device = next((d for d in second_factor_devices(user=user) if _accepts(d, code)), None)
         if isinstance(device, RecoveryCodeDevice):
             audit_record(
                 action="second_factor.recovery_code_used",

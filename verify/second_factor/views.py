@@ -15,9 +15,11 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from tenants.http import audit_context
+from tenants.phones import phone_mask
+from verify.codes import CodeError
 from verify.models import RecoveryCodeDevice
 
-from .forms import CodeForm, EnrolForm
+from .forms import CodeForm, EnrolForm, PhoneForm
 from .middleware import second_factor_pending
 from .services import (
     SecondFactorRefused,
@@ -28,6 +30,10 @@ from .services import (
     second_factor_enabled,
     second_factor_required,
     second_factor_verify,
+    sms_code_send,
+    sms_device_of,
+    sms_enrolment_confirm,
+    sms_enrolment_start,
     totp_enrolment_confirm,
     totp_enrolment_start,
     totp_provisioning_uri,
@@ -76,8 +82,37 @@ def verify(request):
     if locked_until is not None:
         status = 429
     minutes_left = max(1, round((locked_until - timezone.now()).total_seconds() / 60)) if locked_until else None
-    context = {"form": form, "next": _next_url(request), "locked_until": locked_until, "minutes_left": minutes_left}
+    sms = sms_device_of(user=request.user)
+    context = {
+        "form": form,
+        "next": _next_url(request),
+        "locked_until": locked_until,
+        "minutes_left": minutes_left,
+        "sms_number": phone_mask(sms.number) if sms else "",
+    }
     return render(request, "verify/second_factor/verify.html", context, status=status)
+
+
+def _code_error_text(error: CodeError) -> str:
+    if error.kind == "limited":
+        return f"A code was sent a moment ago: wait {error.retry_after} seconds before asking for another."
+    return error.message or "The code could not be sent. Try again shortly."
+
+
+@require_POST
+def verify_send(request):
+    """Text a code to the user's number (the verify page's "Text me a code")."""
+    target = reverse("second_factor:verify") + "?" + urlencode({"next": _next_url(request)})
+    device = sms_device_of(user=request.user)
+    if device is None or second_factor_pending(request.user) != "verify":
+        return redirect(target)
+    try:
+        sms_code_send(device=device, audit=audit_context(request))
+    except CodeError as error:
+        messages.error(request, _code_error_text(error))
+    else:
+        messages.info(request, f"We texted a code to {phone_mask(device.number)}. It is valid for 10 minutes.")
+    return redirect(target)
 
 
 @require_http_methods(["GET", "POST"])
@@ -108,13 +143,51 @@ def enrol(request):
     return render(request, "verify/second_factor/enrol.html", context)
 
 
+@require_http_methods(["GET", "POST"])
+def enrol_sms(request):
+    """Codes by text message instead of an app: the number, then the code texted to it. On
+    success the session is verified by it and the recovery codes are shown, once."""
+    context = {"next": _next_url(request), "required": second_factor_required(request.user)}
+    context["replacing"] = second_factor_enabled(user=request.user)
+    pending = sms_device_of(user=request.user, confirmed=False)
+    if "code" in request.POST and pending is not None:
+        form = EnrolForm(request.POST)
+        if form.is_valid():
+            confirmed = sms_enrolment_confirm(
+                device=pending, code=form.cleaned_data["code"], audit=audit_context(request)
+            )
+            if confirmed is not None:
+                device, codes = confirmed
+                _signed_in_with(request, device)
+                context.update(codes=codes, enrolled=True)
+                return render(request, "verify/second_factor/recovery_codes.html", context)
+            form.add_error("code", "That code does not match the one we texted. Try again, or send a new one.")
+        context.update(form=form, number=phone_mask(pending.number))
+        return render(request, "verify/second_factor/enrol_sms.html", context)
+    phone_form = PhoneForm(request.POST if "number" in request.POST else None)
+    if phone_form.is_valid():
+        try:
+            device = sms_enrolment_start(
+                user=request.user, number=phone_form.cleaned_data["number"], audit=audit_context(request)
+            )
+        except CodeError as error:
+            phone_form.add_error("number", _code_error_text(error))
+        else:
+            context.update(form=EnrolForm(), number=phone_mask(device.number))
+            return render(request, "verify/second_factor/enrol_sms.html", context)
+    context["phone_form"] = phone_form
+    return render(request, "verify/second_factor/enrol_sms.html", context)
+
+
 def manage(request):
     """The user's own sign-in security: whether the second factor is on, codes left, and the
     changes they may make."""
+    sms = sms_device_of(user=request.user)
     context = {
         "enabled": second_factor_enabled(user=request.user),
         "required": second_factor_required(request.user),
         "codes_left": recovery_codes_left(user=request.user),
+        "sms_number": phone_mask(sms.number) if sms else "",
     }
     return render(request, "verify/second_factor/manage.html", context)
 
