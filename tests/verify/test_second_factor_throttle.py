@@ -64,9 +64,12 @@ def test_wrong_codes_lock_the_pair_with_a_clear_message(client, tenant_admin, se
     assert refused.status_code == 429 and client.get("/").status_code == 302
     assert code_lock_ends_at(username=tenant_admin.username, ip_address=ATTACKER) == ends_at
 
-    # The right password again does not clear the count (axes would: the lock is ours).
+    # The right password again does not clear the count (axes would: the lock is ours), and the
+    # code page says so at once.
     client.post("/accounts/logout/")
     password_step(client, tenant_admin, ATTACKER)
+    shown = client.get(VERIFY, REMOTE_ADDR=ATTACKER)
+    assert shown.status_code == 429 and "Too many wrong codes" in shown.content.decode()
     assert code(client, fresh_totp_code(secret, set()), ATTACKER).status_code == 429
 
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from tenants.http import audit_context
+from tenants.http import audit_context, client_ip
 from tenants.phones import phone_mask
 from verify.codes import CodeError
 from verify.models import RecoveryCodeDevice
@@ -39,6 +39,7 @@ from .services import (
     totp_provisioning_uri,
     totp_secret_base32,
 )
+from .throttle import code_lock_ends_at
 
 
 def _next_url(request) -> str:
@@ -66,6 +67,8 @@ def verify(request):
         return redirect(reverse("second_factor:enrol") + "?" + urlencode({"next": _next_url(request)}))
     form = CodeForm(request.POST or None)
     locked_until, status = None, 200
+    if request.method == "GET":  # say so at once when this pair is already locked
+        locked_until = code_lock_ends_at(username=request.user.get_username(), ip_address=client_ip(request))
     if form.is_valid():
         check = second_factor_verify(user=request.user, code=form.cleaned_data["code"], audit=audit_context(request))
         if check.device is not None:
@@ -94,6 +97,11 @@ def verify(request):
 
 
 def _code_error_text(error: CodeError) -> str:
+    if error.kind == "limited" and error.reason == "hourly":
+        minutes = max(1, round(error.retry_after / 60))
+        return (
+            f"Too many codes this hour: wait {minutes} minute{'s' if minutes != 1 else ''} before asking for another."
+        )
     if error.kind == "limited":
         return f"A code was sent a moment ago: wait {error.retry_after} seconds before asking for another."
     return error.message or "The code could not be sent. Try again shortly."
