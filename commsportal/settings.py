@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "axes",
     "csp",
+    "django_otp",
     "tenants",
     "messaging",
     "voice",
@@ -106,7 +107,12 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Which of the user's devices (if any) verified this session: `request.user.is_verified()`.
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # No page before the second factor (issue 13): staff must enrol, users with a device enter a
+    # code; webhooks, /c/, /healthz, static files, sign-in/out and its own pages are left alone.
+    "verify.second_factor.middleware.SecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "tenants.middleware.TenantMiddleware",

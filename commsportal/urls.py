@@ -21,6 +21,7 @@ webhook_urlpatterns = [
 urlpatterns = [
     path("", tenant_views.home, name="home"),
     path("healthz", tenant_views.healthz, name="healthz"),
+    path("accounts/second-factor/", include("verify.second_factor.urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("support/", tenant_views.support_overview, name="support_overview"),

@@ -13,6 +13,7 @@ from .codes import (
 )
 from .consent import ConsentForm, ConsentFormVersion
 from .email import EmailEvent, EmailMessage, EmailProviderProblem, EmailSuppression
+from .second_factor import RecoveryCode, RecoveryCodeDevice, SecondFactorThrottle, SmsDevice, TotpDevice
 
 __all__ = [
     "Channel",
@@ -23,8 +24,13 @@ __all__ = [
     "EmailProviderProblem",
     "EmailSuppression",
     "PlatformVerifyService",
+    "RecoveryCode",
+    "RecoveryCodeDevice",
+    "SecondFactorThrottle",
+    "SmsDevice",
     "StaffVerification",
     "StaffVerificationSend",
+    "TotpDevice",
     "Verification",
     "VerificationSend",
     "VerificationStatus",
