@@ -139,3 +139,17 @@ def _private_cache(tmp_path_factory):
 def _fast_password_hashing(settings):
     """Real hashers cost seconds per test user on a loaded 2-core machine; tests don't test them."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def postgresql():
+    """Skip on SQLite locally; fail in CI (REQUIRE_SERVICES=1), where PostgreSQL is required.
+
+    For races (SQLite serialises writers, so there is none to test), the status fast path (its
+    single-statement SQL is PostgreSQL's) and query plans."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        if services_required():
+            pytest.fail("REQUIRE_SERVICES=1 but the database is not PostgreSQL")
+        pytest.skip("needs PostgreSQL")
