@@ -104,6 +104,14 @@ class Message(TenantOwned):
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["tenant", "-created_at", "-id"], name="message_tenant_recent"),
+            # The log's filters, each walked newest first by keyset paging (tenants/pagination.py).
+            models.Index(fields=["tenant", "status", "-created_at", "-id"], name="message_tenant_status"),
+            models.Index(fields=["tenant", "direction", "-created_at", "-id"], name="message_tenant_direction"),
+            models.Index(
+                fields=["tenant", "error_code", "-created_at", "-id"],
+                name="message_tenant_error",
+                condition=Q(error_code__isnull=False),
+            ),
             models.Index(fields=["tenant", "to_number", "-created_at"], name="message_tenant_to"),
             models.Index(fields=["tenant", "from_number", "-created_at"], name="message_tenant_from"),
             models.Index(
