@@ -391,3 +391,36 @@ class BulkSend(TenantOwned):
 
     def __str__(self) -> str:
         return self.name
+
+
+class MessageHourly(TenantOwned):
+    """How many of a tenant's messages created in one UTC hour have a direction, status and
+    error code: the dashboard reads these instead of scanning millions of messages
+    (`messaging.rollups`). Recounted from the messages, never incremented: always derivable."""
+
+    hour = models.DateTimeField(help_text="Start of the UTC hour the messages were created in.")
+    direction = models.CharField(max_length=8, choices=Message.Direction.choices)
+    status = models.CharField(max_length=24, choices=statuses.STATUS_CHOICES)
+    error_code = models.PositiveIntegerField(null=True, blank=True)
+    messages = models.PositiveIntegerField()
+    recipients = models.PositiveIntegerField(help_text="Distinct to-numbers among them.")
+
+    class Meta:
+        verbose_name = "hourly message count"
+        ordering = ["-hour"]
+        indexes = [models.Index(fields=["tenant", "hour"], name="message_hourly_tenant_hour")]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H:00} {self.direction} {self.status}: {self.messages}"
+
+
+class MessageHourlyMark(models.Model):
+    """The one row saying up to which hour `MessageHourly` is complete (every tenant's)."""
+
+    through = models.DateTimeField(null=True, blank=True, help_text="Hours before this one are counted.")
+
+    class Meta:
+        verbose_name = "hourly message count mark"
+
+    def __str__(self) -> str:
+        return f"counted through {self.through}"
