@@ -1,5 +1,5 @@
-"""`bench_webhooks [--messages 2000000] [--seconds 10] [--connections 16] [--workers 2]
-[--threads 8]`: the speed table of the README, in one run, against a bare Django view.
+"""`bench_webhooks [--messages 2000000] [--prepared 40000] [--seconds 10] [--connections 16]
+[--workers 2] [--threads 8]`: the speed table of the README, in one run, against a bare Django view.
 
 Seeds a throw-away tenant with `--messages` messages set-based (one `INSERT … SELECT
 generate_series` on PostgreSQL, spread over 30 days: outbound delivered/undelivered/failed/
@@ -20,8 +20,9 @@ sent, 10% inbound), then:
 
 3. checks every message's final status: each callback target is `delivered` with one event or
    still `sent` (never reached), the count matches what was answered, and nothing else moved;
-4. times the message log (first page, filtered by status, next page) and the dashboard in
-   process with Django's test client (middleware, view, template), signed in as an admin.
+4. recounts the dashboard's hourly rollups (`messaging.rollups`, as the periodic task does),
+   then times the message log (first page, filtered by status, next page) and the dashboard
+   in process with Django's test client (middleware, view, template), signed in as an admin.
 
 Prints one row per figure: requests/s and the ratio to `bare`, or milliseconds, with p99.
 Run it on a scratch PostgreSQL database (its name must say "bench" unless
@@ -51,7 +52,8 @@ from django.utils import timezone
 from twilio.request_validator import RequestValidator
 
 from messaging.management.commands.export_benchmark import seed_postgresql
-from messaging.models import Message, MessageEvent
+from messaging.models import Message, MessageEvent, MessageHourly
+from messaging.rollups import message_hourly_recount
 from tenants.models import AuditEvent, Membership, Tenant, WebhookRejection
 
 from ._bench_load import Server, drive
@@ -59,7 +61,7 @@ from ._bench_load import Server, drive
 SENDER = "+15005550006"
 STATUS_PATH = "/webhooks/twilio/messaging/status/"
 INBOUND_PATH = "/webhooks/twilio/messaging/inbound/"
-#: Signed requests prepared per phase: more than a phase can send, so none repeats.
+#: Signed requests prepared per phase (default): more than a phase can send, so none repeats.
 PREPARED = 40_000
 PAGE_SAMPLES = 40
 GOALS = {
@@ -99,9 +101,9 @@ def _target_sid(prefix: str, g: int) -> str:
     return f"SM{prefix}{g:024d}"
 
 
-def _seed(tenant: Tenant, messages: int, prefix: str) -> None:
+def _seed(tenant: Tenant, messages: int, prefix: str, prepared: int) -> None:
     constants = {"from_number": SENDER, "body": "Your order is ready for pickup.", "num_segments": 1}
-    seed_postgresql(tenant, messages, timezone.now(), varying=_seed_sql(prefix, PREPARED), constants=constants)
+    seed_postgresql(tenant, messages, timezone.now(), varying=_seed_sql(prefix, prepared), constants=constants)
     with connection.cursor() as cursor:
         cursor.execute(f"ANALYZE {connection.ops.quote_name(Message._meta.db_table)}")
 
@@ -121,7 +123,9 @@ def _signed(token: str, base_url: str, path: str, params: dict) -> tuple[str, st
     return path, RequestValidator(token).compute_signature(base_url + path, params), urlencode(params)
 
 
-def _requests(tenant: Tenant, token: str, base_url: str, prefix: str) -> dict[str, list[tuple[str, str, str]]]:
+def _requests(
+    tenant: Tenant, token: str, base_url: str, prefix: str, prepared: int
+) -> dict[str, list[tuple[str, str, str]]]:
     """Every phase's requests as (path, signature, body)."""
     status = [
         _signed(
@@ -139,9 +143,9 @@ def _requests(tenant: Tenant, token: str, base_url: str, prefix: str) -> dict[st
                 "ApiVersion": "2010-04-01",
             },
         )  # fmt: skip
-        for sid in (_target_sid(prefix, g) for g in range(1, PREPARED + 1))
+        for sid in (_target_sid(prefix, g) for g in range(1, prepared + 1))
     ]
-    inbound = [_signed(token, base_url, INBOUND_PATH, _inbound_params(tenant, i)) for i in range(PREPARED)]
+    inbound = [_signed(token, base_url, INBOUND_PATH, _inbound_params(tenant, i)) for i in range(prepared)]
     wrong = secrets.token_hex(16)
     rejected = [_signed(wrong, base_url, INBOUND_PATH, _inbound_params(tenant, i)) for i in range(2000)]
     bare_body = urlencode(_inbound_params(tenant, 0))
@@ -154,11 +158,13 @@ def _requests(tenant: Tenant, token: str, base_url: str, prefix: str) -> dict[st
     }
 
 
-def _check_effects(tenant: Tenant, prefix: str, figures: dict, *, messages: int, started_at, connections: int) -> None:
+def _check_effects(
+    tenant: Tenant, prefix: str, figures: dict, *, prepared: int, messages: int, started_at, connections: int
+) -> None:
     """Every message ends where it must: callbacks answered = targets delivered (± requests in
     flight when the phase stopped), one event each, nothing else moved, every inbound stored."""
     mine = Message.all_tenants.filter(tenant=tenant)
-    targets = mine.filter(sid__gte=_target_sid(prefix, 1), sid__lte=_target_sid(prefix, PREPARED))
+    targets = mine.filter(sid__gte=_target_sid(prefix, 1), sid__lte=_target_sid(prefix, prepared))
     by_status = dict(targets.values_list("status").annotate(n=Count("id")).order_by())
     delivered, answered = by_status.get("delivered", 0), figures["status"]["requests"]
     if set(by_status) - {"sent", "delivered"} or not answered <= delivered <= answered + connections:
@@ -218,7 +224,7 @@ def _pages(tenant: Tenant, samples: int) -> dict[str, dict]:
 def _cleanup(tenant: Tenant) -> None:
     # One DELETE per table, not the ORM's collector (which loads every row to cascade).
     with connection.cursor() as cursor:
-        for model in (MessageEvent, Message):
+        for model in (MessageEvent, MessageHourly, Message):
             cursor.execute(
                 f"DELETE FROM {connection.ops.quote_name(model._meta.db_table)} WHERE tenant_id = %s", [tenant.pk]
             )
@@ -238,7 +244,9 @@ def refuse_unless_scratch_database() -> None:
         )
 
 
-def run_benchmark(*, messages: int, seconds: float, connections: int, workers: int, threads: int, log=print) -> dict:
+def run_benchmark(
+    *, messages: int, prepared: int, seconds: float, connections: int, workers: int, threads: int, log=print
+) -> dict:
     if connection.vendor != "postgresql":
         raise CommandError("bench_webhooks measures PostgreSQL: set DATABASE_URL to a scratch database.")
     token, prefix = secrets.token_hex(16), secrets.token_hex(4)
@@ -253,10 +261,10 @@ def run_benchmark(*, messages: int, seconds: float, connections: int, workers: i
     try:
         log(f"seeding {messages:,} messages…")
         started = time.perf_counter()
-        _seed(tenant, messages, prefix)
+        _seed(tenant, messages, prefix, prepared)
         log(f"seeded in {time.perf_counter() - started:.0f} s; starting gunicorn…")
         server = Server(scratch, workers=workers, threads=threads)
-        batches = _requests(tenant, token, server.base_url, prefix)
+        batches = _requests(tenant, token, server.base_url, prefix, prepared)
         drive(server, batches["bare"], scratch, seconds=2, connections=connections)  # warm every worker
         started_at = timezone.now()
         figures = {}
@@ -269,9 +277,24 @@ def run_benchmark(*, messages: int, seconds: float, connections: int, workers: i
                 raise CommandError(f"{name}: unexpected answers {figures[name]}")
         server.stop()
         server = None
-        _check_effects(tenant, prefix, figures, messages=messages, started_at=started_at, connections=connections)
+        _check_effects(
+            tenant,
+            prefix,
+            figures,
+            prepared=prepared,
+            messages=messages,
+            started_at=started_at,
+            connections=connections,
+        )
         for phase in figures.values():
             phase["vs_bare"] = round(phase["per_second"] / figures["bare"]["per_second"], 2)
+        log("recounting the hourly rollups (the periodic task's first run: every hour)…")
+        started = time.perf_counter()
+        message_hourly_recount()
+        recount_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        message_hourly_recount()  # as every 5 minutes: the last 72 hours
+        log(f"first recount {recount_seconds:.1f} s, periodic recount {time.perf_counter() - started:.1f} s")
         log("timing pages…")
         return {"phases": figures, "pages": _pages(tenant, PAGE_SAMPLES), "client": figures["bare"]["client"]}
     finally:
@@ -286,6 +309,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--messages", type=int, default=2_000_000, help="Messages seeded in the tenant.")
+        parser.add_argument(
+            "--prepared", type=int, default=PREPARED, help="Signed requests per phase (callback targets)."
+        )
         parser.add_argument("--seconds", type=float, default=10, help="Seconds per webhook phase.")
         parser.add_argument("--connections", type=int, default=16, help="Keep-alive client connections.")
         parser.add_argument("--workers", type=int, default=2, help="gunicorn gthread worker processes.")
@@ -293,12 +319,13 @@ class Command(BaseCommand):
         parser.add_argument("--allow-any-database", action="store_true", help="Run on a database of any name.")
 
     def handle(self, *args, **options):
-        if options["messages"] < PREPARED:
-            raise CommandError(f"--messages must be at least {PREPARED:,}.")
+        if not 10 <= options["prepared"] <= options["messages"]:
+            raise CommandError("--prepared must be at least 10 and at most --messages.")
         if not options["allow_any_database"]:
             refuse_unless_scratch_database()
         result = run_benchmark(
             messages=options["messages"],
+            prepared=options["prepared"],
             seconds=options["seconds"],
             connections=options["connections"],
             workers=options["workers"],
