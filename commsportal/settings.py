@@ -279,8 +279,14 @@ MESSAGING_SEND_LEASE_SECONDS = env.int("MESSAGING_SEND_LEASE_SECONDS", default=1
 # A one-time passcode not sent within this many seconds expires unsent (Twilio down too long).
 MESSAGING_OTP_VALIDITY_SECONDS = env.int("MESSAGING_OTP_VALIDITY_SECONDS", default=600)
 
+# SendGrid: one platform account sends every tenant's email (verify/email/). The host is
+# overridable like TWILIO_API_BASE_URL (the local sandbox answers v3 mail send).
 SENDGRID_API_KEY = env.str("SENDGRID_API_KEY", default="")
+SENDGRID_API_HOST = env.str("SENDGRID_API_HOST", default="https://api.sendgrid.com").rstrip("/")
+SENDGRID_HTTP_TIMEOUT = env.float("SENDGRID_HTTP_TIMEOUT", default=15.0)
 SENDGRID_WEBHOOK_PUBLIC_KEY = env.str("SENDGRID_WEBHOOK_PUBLIC_KEY", default="")
+# A signed event batch whose timestamp is further than this from now is refused (replays).
+SENDGRID_WEBHOOK_MAX_SKEW_SECONDS = env.int("SENDGRID_WEBHOOK_MAX_SKEW_SECONDS", default=300)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="portal@commsportal.localhost")
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 

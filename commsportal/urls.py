@@ -11,6 +11,7 @@ webhook_urlpatterns = [
     path("twilio/messaging/inbound/", messaging_webhooks.inbound, name="webhook_messaging_inbound"),
     path("twilio/messaging/status/", messaging_webhooks.status, name="webhook_messaging_status"),
     path("twilio/voice/inbound/", voice_webhooks.inbound, name="webhook_voice_inbound"),
+    path("twilio/voice/gather/", voice_webhooks.gather, name="webhook_voice_gather"),
     path("twilio/voice/status/", voice_webhooks.status, name="webhook_voice_status"),
     path("twilio/voice/recording/", voice_webhooks.recording, name="webhook_voice_recording"),
     path("sendgrid/events/", verify_webhooks.sendgrid_events, name="webhook_sendgrid_events"),

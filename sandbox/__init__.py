@@ -44,6 +44,10 @@ deleted (20009); call status callbacks follow `StatusCallbackEvent` (default: co
 a webhook is retried once on connection failure or timeout; Verify codes expire after 10 min,
 5 wrong checks then 60202, more than 5 sends to one number within 10 min gives 60203.
 
+SendGrid (sandbox/sendgrid.py): v3 mail send (`POST /v3/mail/send`, Bearer `sendgrid_api_key`;
+401/403/400 like SendGrid) and its Event Webhook, signed with an ECDSA P-256 key pair the sandbox
+holds (`sendgrid_public_key`); bounce@… bounces, spam@… is reported as spam, drop@… is dropped.
+
 Sandbox control endpoints (not Twilio; no authentication; form or JSON bodies):
     GET    /sandbox/                          health and this list
     GET    /sandbox/accounts                  accounts (no tokens)
@@ -90,10 +94,13 @@ Sandbox control endpoints (not Twilio; no authentication; form or JSON bodies):
                                               or its Messaging Service's inbound URL); answers
                                               {"status_code", "body", "url", "message_sid"}
     POST   /sandbox/reset                     forget everything but the parent account
+    GET    /sandbox/sendgrid                  SendGrid keys, webhook public key, accepted mails
+    POST   /sandbox/sendgrid                  {"event_webhook_url"}: where signed events go
+    POST   /sandbox/sendgrid/events           a JSON array of events: signed and posted there
 
 Layout, one module per Twilio product it stands in for: `accounts` (authentication,
 subaccounts, API keys, auth-token rotation), `numbers`, `messaging` (Messages, Messaging
-Services), `voice` (Calls), `verify`, `callbacks` (signed webhooks out), `control` (the
-endpoints above); `http` (server, routes, dispatch), `paging`, `errors` and `state` are shared;
-`server.TwilioSandbox` puts them together.
+Services), `voice` (Calls), `verify`, `sendgrid` (mail send and its signed events), `callbacks`
+(signed webhooks out), `control` (the endpoints above); `http` (server, routes, dispatch),
+`paging`, `errors` and `state` are shared; `server.TwilioSandbox` puts them together.
 """

@@ -12,6 +12,7 @@ from .errors import TwilioApiError
 from .http import ROUTES, SandboxRequest
 from .messaging import MessagingApi
 from .numbers import NUMBER_PARAMS, NumbersApi
+from .sendgrid import SendGridApi
 from .state import (
     ACCOUNT_SID_RE,
     API,
@@ -81,7 +82,7 @@ def fault_from_request(req: SandboxRequest) -> Fault:
     )
 
 
-class ControlApi(MessagingApi, VoiceApi, VerifyApi, NumbersApi):
+class ControlApi(MessagingApi, VoiceApi, VerifyApi, NumbersApi, SendGridApi):
     """Control endpoints over every product's state."""
 
     def _h_ctl_index(self, req: SandboxRequest) -> tuple[int, Any]:

@@ -26,6 +26,7 @@ class SandboxRequest:
     form: dict[str, list[str]]
     headers: Any
     host: str
+    body: bytes = b""
     params: dict[str, str] = field(default_factory=dict)
     principal: Account | None = None
     via_key: bool = False
@@ -56,9 +57,10 @@ class Route(NamedTuple):
     handler: str
     control: bool
     locked: bool
+    own_auth: bool  # the handler authenticates (SendGrid's Bearer key), not Twilio's Basic auth
 
 
-def route(method: str, template: str, handler: str, *, locked: bool = True) -> Route:
+def route(method: str, template: str, handler: str, *, locked: bool = True, own_auth: bool = False) -> Route:
     regex = ""
     for piece in re.split(r"(\{\w+\})", template):
         if piece.startswith("{"):
@@ -66,7 +68,7 @@ def route(method: str, template: str, handler: str, *, locked: bool = True) -> R
         else:
             regex += re.escape(piece)
     control = template.startswith("/sandbox")
-    return Route(method, template, re.compile(regex), handler, control, locked)
+    return Route(method, template, re.compile(regex), handler, control, locked, own_auth)
 
 
 _A = API + "/Accounts/{AccountSid}"
@@ -118,6 +120,8 @@ ROUTES = [
     route("POST", "/v1/Services/{ServiceSid}/PhoneNumbers", "add_service_number"),
     route("GET", "/v1/Services/{ServiceSid}/PhoneNumbers/{Sid}", "fetch_service_number"),
     route("DELETE", "/v1/Services/{ServiceSid}/PhoneNumbers/{Sid}", "remove_service_number"),
+    # SendGrid v3 (sandbox/sendgrid.py)
+    route("POST", "/v3/mail/send", "sendgrid_mail_send", locked=False, own_auth=True),
     # Accounts v1
     route("POST", "/v1/AuthTokens/Secondary", "create_secondary_token"),
     route("DELETE", "/v1/AuthTokens/Secondary", "delete_secondary_token"),
@@ -139,6 +143,9 @@ ROUTES = [
     route("POST", "/sandbox/inbound", "ctl_inbound", locked=False),
     route("POST", "/sandbox/reset", "ctl_reset"),
     route("POST", "/sandbox/outage", "ctl_outage", locked=False),
+    route("GET", "/sandbox/sendgrid", "ctl_sendgrid"),
+    route("POST", "/sandbox/sendgrid", "ctl_sendgrid_settings"),
+    route("POST", "/sandbox/sendgrid/events", "ctl_sendgrid_events", locked=False),
 ]
 
 
@@ -306,7 +313,8 @@ class HttpDispatch(SandboxState):
         parts = urlsplit(raw_path)
         content_type = (headers.get("Content-Type") or "").lower()
         try:
-            form = parse_body(body, content_type)
+            # SendGrid's JSON (and the SendGrid control bodies) are read raw by their handlers.
+            form = {} if parts.path.startswith(("/v3/", "/sandbox/sendgrid")) else parse_body(body, content_type)
         except TwilioApiError as err:
             return Reply(err.status, err.payload())
         req = SandboxRequest(
@@ -316,6 +324,7 @@ class HttpDispatch(SandboxState):
             form=form,
             headers=headers,
             host=headers.get("Host") or urlsplit(self.base_url).netloc,
+            body=body,
         )
         found, params = match_route(method, req.path)
         if found is None:
@@ -358,7 +367,7 @@ class HttpDispatch(SandboxState):
         return reply
 
     def _call(self, target: Route, req: SandboxRequest) -> Reply:
-        if not target.control:
+        if not target.control and not target.own_auth:
             self._authenticate(req)
         result = getattr(self, "_h_" + target.handler)(req)
         return result if isinstance(result, Reply) else Reply(*result)

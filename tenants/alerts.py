@@ -31,7 +31,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from .models import Alert, Membership, Tenant, WebhookRejection
-from .registry import AlertCheck, AlertReading, alert_checks
+from .registry import AlertCheck, AlertReading, alert_checks, alert_notifiers
 from .rejections import webhook_rejections_flush_all
 
 logger = logging.getLogger("commsportal.alerts")
@@ -84,8 +84,13 @@ def _notify(*, tenant: Tenant, subject: str, lines: list[str]) -> int:
         return 0
     url = settings.PUBLIC_BASE_URL + reverse("tenant_dashboard", kwargs={"tenant_slug": tenant.slug})
     body = "\n\n".join([*lines, f"Dashboard: {url}", "— commsportal monitoring"])
+    subject = f"[commsportal] {tenant.name}: {subject}"
     try:
-        return send_mail(f"[commsportal] {tenant.name}: {subject}", body, settings.DEFAULT_FROM_EMAIL, recipients)
+        for notifier in alert_notifiers:  # an app's channel (verify: SendGrid) when it takes it
+            sent = notifier.notify(tenant=tenant, recipients=recipients, subject=subject, body=body)
+            if sent is not None:
+                return sent
+        return send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
     except Exception:  # noqa: BLE001 - SMTP trouble must not block the other tenants' checks
         logger.exception("alerts.email_failed", extra={"tenant": tenant.slug})
         return 0

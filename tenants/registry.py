@@ -24,6 +24,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 __all__ = [
     "AlertCheck",
+    "AlertNotifier",
     "AlertReading",
     "NumberEraser",
     "NumberErasure",
@@ -34,6 +35,7 @@ __all__ = [
     "RetentionPurger",
     "SupportColumn",
     "alert_checks",
+    "alert_notifiers",
     "number_erasers",
     "number_lookups",
     "overview_panels",
@@ -244,6 +246,18 @@ class AlertCheck:
     order: int = 100
 
 
+@dataclass(frozen=True)
+class AlertNotifier:
+    """How alert emails reach a tenant's admins, when an app delivers them (verify: through
+    SendGrid). `notify(tenant=, recipients=, subject=, body=)` returns how many it sent, or
+    None to decline (e.g. not configured): the next notifier, and finally Django's
+    `send_mail`, takes over."""
+
+    key: str
+    notify: Callable[..., int | None]
+    order: int = 100
+
+
 # --- The beat schedule --------------------------------------------------------------------------
 
 
@@ -262,4 +276,5 @@ number_lookups: Registry[NumberLookup] = Registry("number lookups")
 number_erasers: Registry[NumberEraser] = Registry("number erasers")
 retention_purgers: Registry[RetentionPurger] = Registry("retention purgers")
 alert_checks: Registry[AlertCheck] = Registry("alert checks")
+alert_notifiers: Registry[AlertNotifier] = Registry("alert notifiers")
 periodic_tasks: Registry[PeriodicTasks] = Registry("periodic tasks")

@@ -6,7 +6,8 @@ from celery import shared_task
 from django.utils import timezone
 
 from . import alerts, monitoring, numbers, rejections, retention
-from .models import WebhookRejection
+from .models import Tenant, WebhookRejection
+from .twilio import TwilioError
 
 
 @shared_task(name="tenants.tasks.webhook_rejections_purge")
@@ -53,3 +54,15 @@ def retention_purge() -> dict:
 def numbers_sync_all() -> dict:
     """Re-sync every active tenant's numbers and Messaging Service membership (tenants/numbers.py)."""
     return numbers.numbers_sync_all()
+
+
+@shared_task(name="tenants.tasks.numbers_sync_tenant", expires=3600, soft_time_limit=300, time_limit=330)
+def numbers_sync_tenant(tenant_id: int) -> str:
+    """Re-sync one tenant's numbers on demand (e.g. a call reached a number not synced yet)."""
+    tenant = Tenant.objects.filter(pk=tenant_id, status=Tenant.Status.ACTIVE).first()
+    if tenant is None:
+        return "skipped: no such active tenant"
+    try:
+        return str(numbers.numbers_sync(tenant=tenant))
+    except TwilioError as exc:  # the 6-hourly sync tries again; nothing was changed
+        return f"failed: {exc}"

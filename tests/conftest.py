@@ -113,10 +113,15 @@ def sandbox():
 
 @pytest.fixture
 def sandbox_settings(settings, sandbox):
-    """Point the client factory (every Twilio domain) and the parent account at the sandbox."""
+    """Point the client factory (every Twilio domain), the parent account and SendGrid at the
+    sandbox."""
     settings.TWILIO_API_BASE_URL = sandbox.base_url
     settings.TWILIO_ACCOUNT_SID = sandbox.parent_account_sid
     settings.TWILIO_AUTH_TOKEN = sandbox.parent_auth_token
+    # SendGrid too (sandbox/sendgrid.py): mail send, and its signed events' key.
+    settings.SENDGRID_API_HOST = sandbox.base_url
+    settings.SENDGRID_API_KEY = sandbox.sendgrid_api_key
+    settings.SENDGRID_WEBHOOK_PUBLIC_KEY = sandbox.sendgrid_public_key
     return settings
 
 

@@ -2,7 +2,8 @@
 
 It must come up with nothing else installed (SQLite, the filesystem broker, the local Twilio
 sandbox, a worker with beat), show Twilio reachability and synced numbers from the start, play
-the demo customers' texts, deliver a message sent from the portal, and stop on SIGTERM. Its
+the demo customers' texts, deliver a message sent from the portal, track its emails through the
+sandbox's SendGrid, and stop on SIGTERM. Its
 database, broker folder and cache go to a temporary folder instead of the checkout's var/.
 """
 
@@ -32,7 +33,9 @@ def test_demo_comes_up_delivers_and_stops(tmp_path):
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("CELERY_", "DATABASE_", "REDIS_", "CACHE_", "TWILIO_", "PUBLIC_", "DJANGO_", "DEBUG"))
+        if not k.startswith(
+            ("CELERY_", "DATABASE_", "REDIS_", "CACHE_", "TWILIO_", "PUBLIC_", "DJANGO_", "DEBUG", "SENDGRID_")
+        )
     }
     env.update(
         ENV_FILE="",
@@ -96,6 +99,13 @@ def test_demo_comes_up_delivers_and_stops(tmp_path):
             timeout=60,
         )
         assert status["status"] == "delivered", status
+        # Its emails went through the sandbox's SendGrid and came back as signed events.
+        wait_for(
+            "the demo's emails to be tracked",
+            lambda: 'data-status="delivered"' in (page := admin.get("/t/acme/email/").text) and "Bounced" in page,
+            timeout=60,
+        )
+        assert "bounce@example.com" in admin.get("/t/acme/email/suppressions/").text
     finally:
         if demo.poll() is None:
             os.killpg(demo.pid, signal.SIGTERM)

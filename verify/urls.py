@@ -1,5 +1,18 @@
 from django.urls import path
 
 from . import views
+from .email import views as email_views
 
-urlpatterns = [path("verifications/", views.verification_list, name="verification_list")]
+urlpatterns = [
+    path("verifications/", views.verification_list, name="verification_list"),
+    path("email/", email_views.email_list, name="email_list"),
+    path("email/export.csv", email_views.email_export, name="email_export"),
+    path("email/<int:email_id>/", email_views.email_detail, name="email_detail"),
+    path("email/suppressions/", email_views.email_suppression_list, name="email_suppression_list"),
+    path("email/suppressions/export.csv", email_views.email_suppression_export, name="email_suppression_export"),
+    path(
+        "email/suppressions/<int:entry_id>/remove/",
+        email_views.email_suppression_remove,
+        name="email_suppression_remove",
+    ),
+]

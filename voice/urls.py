@@ -1,5 +1,5 @@
-from django.urls import path
+from django.urls import include, path
 
 from . import views
 
-urlpatterns = [path("calls/", views.call_list, name="call_list")]
+urlpatterns = [path("calls/", views.call_list, name="call_list"), path("", include("voice.flows.urls"))]

@@ -1,5 +1,6 @@
 from django import template
 
+from tenants.emails import email_for_viewer, email_text_for_viewer
 from tenants.phones import DEFAULT_REGION, phone_for_viewer, phone_text_for_viewer, tenant_phone_region
 
 register = template.Library()
@@ -27,3 +28,15 @@ def phone_text(context, value):
         own_numbers=context.get("tenant_own_numbers", ()),
         region=tenant_phone_region(tenant) if tenant is not None else DEFAULT_REGION,
     )
+
+
+@register.simple_tag(takes_context=True)
+def email_address(context, value):
+    """Render an email address by the same rule (`tenants.emails.email_for_viewer`)."""
+    return email_for_viewer(value, access=context.get("tenant_access"))
+
+
+@register.simple_tag(takes_context=True)
+def email_text(context, value):
+    """Render free text with the addresses in it shown by that rule."""
+    return email_text_for_viewer(value, access=context.get("tenant_access"))

@@ -13,8 +13,6 @@ import base64
 import json
 import os
 import secrets
-import socket
-import threading
 import time
 from collections import Counter
 
@@ -33,6 +31,7 @@ from messaging.models import Message
 from messaging.tasks.delivery import deferred_messages_release_task
 from tests.conftest import random_sid, redis_reachable
 from tests.messaging.sending_support import SENDER, sandbox_messages
+from tests.proxies import TcpProxy
 from tests.tenants.factories import PhoneNumberFactory
 
 REDIS = ("127.0.0.1", 6379)
@@ -40,67 +39,6 @@ BROKER_DB = 1
 STATUS = "/webhooks/twilio/messaging/status/"
 INBOUND = "/webhooks/twilio/messaging/inbound/"
 RECIPIENTS = [f"+121255502{i:02d}" for i in range(6)]
-
-
-class TcpProxy:
-    """Forwards 127.0.0.1:<port> to Redis; `stop()` closes the listener and every open
-    connection (the broker is gone: connections refused), `start()` listens again."""
-
-    def __init__(self) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.listener: socket.socket | None = None
-        self.sockets: list[socket.socket] = []
-        self.lock = threading.Lock()
-
-    def start(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(64)
-        self.listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def stop(self) -> None:
-        with self.lock:
-            if self.listener is not None:
-                self.listener.close()
-                self.listener = None
-            for sock in self.sockets:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                sock.close()
-            self.sockets.clear()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return  # closed by stop()
-            upstream = socket.create_connection(REDIS, timeout=2)
-            upstream.settimeout(None)
-            with self.lock:
-                self.sockets += [client, upstream]
-            for source, target in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(source, target), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source: socket.socket, target: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                target.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, target):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
 
 def _broker_use(url: str, transport_options: dict) -> None:
@@ -120,7 +58,7 @@ def proxied_broker():
     and another worker on it must not take (nor this drill flush) anyone else's tasks."""
     if not redis_reachable(f"redis://{REDIS[0]}:{REDIS[1]}/{BROKER_DB}"):
         pytest.skip("no Redis on 127.0.0.1:6379")
-    proxy = TcpProxy()
+    proxy = TcpProxy(REDIS)
     proxy.start()
     proxy.prefix = f"drill-broker-down-{secrets.token_hex(4)}:"
     saved = (app.conf.broker_url, app.conf.broker_transport_options, app.conf.task_always_eager)

@@ -1,7 +1,7 @@
 """Drill: the database cut during a burst of signed status callbacks.
 
 Production shape (tests/stack.py: gunicorn with DEBUG=False, a Celery worker, the sandbox), with
-every portal process reaching PostgreSQL through `PgProxy`, a TCP proxy the drill stops (open
+every portal process reaching PostgreSQL through `TcpProxy`, a TCP proxy the drill stops (open
 connections killed, new ones refused) and starts again, so the shared server is never restarted.
 
 The sandbox "sends" N messages for the tenant (no StatusCallback: it settles each one silently
@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import sys
 import threading
 import time
@@ -35,7 +34,8 @@ import pytest
 import requests
 from twilio.request_validator import RequestValidator
 
-from tests.stack import Stack, free_port, sandbox_get, stack_start
+from tests.proxies import TcpProxy
+from tests.stack import Stack, sandbox_get, stack_start
 
 pytestmark = pytest.mark.slow
 
@@ -49,90 +49,15 @@ FINAL = {"delivered", "undelivered", "failed"}
 RANK = {"queued": 0, "sent": 1, "delivered": 2, "undelivered": 2, "failed": 2}
 
 
-class PgProxy:
-    """A loopback TCP proxy to PostgreSQL that can be cut: `stop()` closes the listener and every
-    open connection (the portal sees its server vanish), `start()` listens again on the same
-    port. Plain threads: two pumps per connection, bounded by the drill's few connections."""
-
-    def __init__(self, upstream: tuple[str, int]) -> None:
-        self.upstream, self.port = upstream, free_port()
-        self._lock = threading.Lock()
-        self._sockets: set[socket.socket] = set()
-        self._listener: socket.socket | None = None
-
-    @property
-    def running(self) -> bool:
-        return self._listener is not None
-
-    def start(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(64)
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def stop(self) -> int:
-        """Cut: refuse new connections, kill the open ones; returns how many were open."""
-        with self._lock:
-            doomed, self._sockets = list(self._sockets), set()
-            listener, self._listener = self._listener, None
-        for sock in [listener, *doomed]:
-            if sock is None:
-                continue
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            sock.close()
-        return len(doomed) // 2
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return  # stopped
-            try:
-                server = socket.create_connection(self.upstream, timeout=5)
-                server.settimeout(None)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                if self._listener is not listener:
-                    client.close()
-                    server.close()
-                    return
-                self._sockets |= {client, server}
-            for source, sink in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
-
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        for sock in (source, sink):
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        with self._lock:
-            self._sockets.discard(source)
-            self._sockets.discard(sink)
-
-
 @pytest.fixture
 def drill(tmp_path):
-    """A stack whose every process reaches its database through a running `PgProxy`."""
+    """A stack whose every process reaches its database through a running `TcpProxy`."""
     if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
         pytest.skip("the database-cut drill needs PostgreSQL")
     stack = Stack(tmp_path, name="d1db", redis_dbs=(1, 0))
     direct = stack.env["DATABASE_URL"]
     parts = urlsplit(direct)
-    proxy = PgProxy((parts.hostname or "127.0.0.1", parts.port or 5432))
+    proxy = TcpProxy((parts.hostname or "127.0.0.1", parts.port or 5432))
     proxy.start()
     netloc = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
     stack.env["DATABASE_URL"] = urlunsplit((parts.scheme, f"{netloc}127.0.0.1:{proxy.port}", parts.path, "", ""))
@@ -219,7 +144,7 @@ def callbacks_for(account_sid: str, held: dict[str, dict]) -> list[dict[str, str
 
 
 def burst(
-    stack: Stack, proxy: PgProxy, token: str, callbacks: list[dict[str, str]]
+    stack: Stack, proxy: TcpProxy, token: str, callbacks: list[dict[str, str]]
 ) -> tuple[list[tuple[dict, int]], int]:
     """Fire the callbacks evenly over BURST_SECONDS while the database is cut for CUT_FOR seconds;
     returns each callback's answer (0: none) and how many open connections the cut killed."""

@@ -49,6 +49,8 @@ from tests.messaging.factories import (
     TenantKeywordFactory,
 )
 from tests.tenants.factories import AuditEventFactory, MembershipFactory, PhoneNumberFactory, UserFactory
+from tests.voice.flow_form_data import flow_form_post
+from verify.email.suppressions import suppression_add
 
 pytestmark = pytest.mark.django_db
 
@@ -124,6 +126,10 @@ def _history(ctx):
     ConsentEventFactory(tenant=ctx["tenant"], phone=CUSTOMER)
 
 
+def _email_suppression(ctx):
+    ctx["suppression"], _ = suppression_add(tenant=ctx["tenant"], email="bo@example.com", reason="bounce")
+
+
 def _support_ref(ctx) -> str:
     return number_ref(CUSTOMER, tenant=ctx["tenant"])
 
@@ -132,6 +138,10 @@ def _drifted_number(ctx):
     ctx["sandbox"].seed_number(ctx["tenant"].account_sid, OUR_NUMBER, SmsUrl="https://old.example.com/sms")
     numbers_sync(tenant=ctx["tenant"])  # no actor, no request: a background sync, not audited
     ctx["number"] = PhoneNumber.objects.for_tenant(ctx["tenant"]).get()
+
+
+def _voice_number(ctx):
+    ctx["voice_number"] = PhoneNumberFactory(tenant=ctx["tenant"], phone_number=OUR_NUMBER, voice=True)
 
 
 def _member(ctx):
@@ -300,6 +310,13 @@ CASES = {
         setup=lambda ctx: PhoneNumberFactory(
             tenant=ctx["tenant"], phone_number=SENDER
         ),  # the From choices are the inventory
+    ),
+    "call flow save": Case(
+        "admin",
+        t("call_flow_edit", number_id=lambda ctx: ctx["voice_number"].pk),
+        (Row("call_flow.save", OUR_NUMBER, details={"version": 1, "created": True, "name": "Main line"}),),
+        data=lambda ctx: flow_form_post(),
+        setup=_voice_number,
     ),
     "template create": Case(
         "admin",
@@ -588,6 +605,49 @@ CASES = {
         setup=_rotation_started,
         twilio=True,
     ),
+    # Email (verify/email/): the suppression list's admin changes and the two CSV exports
+    "email suppression added (admin)": Case(
+        "admin",
+        t("email_suppression_list"),
+        (
+            Row(
+                "email.suppression_add",
+                "a***@e***.com",  # addresses are masked in the audit trail, like numbers
+                reason="Asked by phone",
+                details={"asm_group_id": None, "reason": "manual"},
+            ),
+        ),
+        data=lambda ctx: {"email": "Ana@Example.com", "detail": "Asked by phone"},
+    ),
+    "email suppression lifted (admin)": Case(
+        "admin",
+        t("email_suppression_remove", entry_id=lambda ctx: ctx["suppression"].pk),
+        (
+            Row(
+                "email.suppression_remove", "b***@e***.com", reason="Wrong address fixed", details={"reason": "bounce"}
+            ),
+        ),
+        data=lambda ctx: {"reason": "Wrong address fixed"},
+        setup=_email_suppression,
+    ),
+    "email log CSV (support)": Case(
+        "support",
+        t("email_export"),
+        (
+            Row(
+                "export.emails", "emails", details={"format": "csv", "masked": True, "filters": {"to": "a***@e***.com"}}
+            ),
+        ),
+        data=lambda ctx: {"to": "ana@example.com"},
+        method="get",
+    ),
+    "email suppressions CSV (admin)": Case(
+        "admin",
+        t("email_suppression_export"),
+        (Row("export.email_suppressions", "email-suppressions", details={"format": "csv", "masked": False}),),
+        method="get",
+        setup=_email_suppression,
+    ),
     "retention update": Case(
         "operator",
         op("retention_update"),
@@ -750,6 +810,13 @@ INVALID = {
             ),
         },
     ),
+    "call flow with a dangling key": Case(
+        "admin",
+        t("call_flow_edit", number_id=lambda ctx: ctx["voice_number"].pk),
+        (),
+        data=lambda ctx: flow_form_post(options=[{"digit": "1", "type": ""}, {"digit": "9", "type": "opt_out"}]),
+        setup=_voice_number,
+    ),
     "invitation to an address that is not one": Case(
         "admin", t("tenant_members"), (), data=lambda ctx: {"email": "nobody", "role": "admin"}
     ),
@@ -775,6 +842,16 @@ INVALID = {
         "admin", t("sending_policy"), (), data=lambda ctx: {**SENDING_POLICY, "quiet_start": "22:00"}
     ),
     "sending policy saved unchanged": Case("admin", t("sending_policy"), (), data=lambda ctx: SENDING_POLICY),
+    "email suppression of a non-address": Case(
+        "admin", t("email_suppression_list"), (), data=lambda ctx: {"email": "not-an-address", "detail": "x"}
+    ),
+    "email suppression lifted without a reason": Case(
+        "admin",
+        t("email_suppression_remove", entry_id=lambda ctx: ctx["suppression"].pk),
+        (),
+        data=lambda ctx: {"reason": ""},
+        setup=_email_suppression,
+    ),
     "close without typing the slug": Case(
         "operator", op("tenant_close"), (), data=lambda ctx: {"confirm_slug": "acme-typo"}, twilio=True
     ),

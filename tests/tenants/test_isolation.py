@@ -15,6 +15,9 @@ from tenants.audit import SYSTEM
 from tenants.invitations import invitation_create
 from tests.messaging.factories import BulkSendFactory, MessageTemplateFactory, TenantKeywordFactory
 from tests.tenants.factories import PASSWORD, MembershipFactory, PhoneNumberFactory
+from tests.voice.flow_form_data import flow_form_post
+from verify.email.suppressions import suppression_add
+from verify.models import EmailMessage
 
 CUSTOMER = "+14155550100"
 
@@ -198,8 +201,40 @@ PAGES.update(
         "consent_export": ({}, READ_OK),
         "bulk_recipients_export": (lambda ctx: {"bulk_id": _bulk(ctx, "running").id}, READ_OK),
         "tenant_audit_export": ({}, ADMIN_ONLY_READ),
+        "email_export": ({}, READ_OK),
+        "email_suppression_export": ({}, READ_OK),
     }
 )
+
+# Email (verify/urls.py): the log, one email, the suppression list (admins add and lift).
+PAGES.update(
+    {
+        "email_list": ({}, READ_OK),
+        "email_detail": (lambda ctx: {"email_id": _email(ctx).id}, READ_OK),
+        "email_suppression_list": ({}, READ_OK),
+    }
+)
+WRITES.update(
+    {
+        "email_suppression_list": (lambda ctx: {}, lambda ctx: {"email": "ana@example.com", "detail": "Asked us"}),
+        "email_suppression_remove": (
+            lambda ctx: {"entry_id": _email_suppression(ctx).id},
+            lambda ctx: {"reason": "Address fixed"},
+        ),
+    }
+)
+
+
+def _email(ctx):
+    return EmailMessage.objects.create(
+        tenant=ctx["tenant"], to_email="ana@example.com", subject="Receipt", text="Hi", category="consent_receipt"
+    )
+
+
+def _email_suppression(ctx):
+    return suppression_add(tenant=ctx["tenant"], email="bo@example.com", reason="bounce")[0]
+
+
 WRITES.update(
     {
         "template_create": (
@@ -229,6 +264,36 @@ WRITES.update(
 )
 
 
+# --- Call flows (voice/flows/urls.py) ---------------------------------------------------------
+
+
+def _flow_number(ctx):
+    """A voice number of tenant A with a saved flow (version 1)."""
+    from voice.flows.schema import default_definition
+    from voice.flows.services import call_flow_save
+
+    if "flow_number" not in ctx:
+        number = PhoneNumberFactory(tenant=ctx["tenant"], phone_number="+14155550160", voice=True)
+        call_flow_save(tenant=ctx["tenant"], number=number, name="Main", definition=default_definition(), audit=SYSTEM)
+        ctx["flow_number"] = number
+    return ctx["flow_number"]
+
+
+PAGES.update(
+    {
+        "call_flow_list": ({}, READ_OK),
+        "call_flow_edit": (lambda ctx: {"number_id": _flow_number(ctx).id}, READ_OK),
+        "call_flow_versions": (lambda ctx: {"number_id": _flow_number(ctx).id}, READ_OK),
+        "call_flow_version": (lambda ctx: {"number_id": _flow_number(ctx).id, "version": 1}, READ_OK),
+    }
+)
+WRITES.update(
+    {
+        "call_flow_edit": (lambda ctx: {"number_id": _flow_number(ctx).id}, lambda ctx: flow_form_post()),
+    }
+)
+
+
 @pytest.fixture
 def ctx(client, tenant, other_tenant, tenant_admin, viewer, other_admin, support_user, django_user_model):
     from tenants.models import Membership
@@ -248,6 +313,48 @@ def ctx(client, tenant, other_tenant, tenant_admin, viewer, other_admin, support
             tenant=tenant, email="pending@example.com", role="viewer", audit=SYSTEM
         ).invitation,
     }
+
+
+# --- Numbers (tenants/number_urls.py): Twilio calls go to a sandbox ------------------------------
+
+NUMBER_URLS = {"number_sync", "number_buy", "number_fix_webhooks", "number_release"}
+
+
+def _number(ctx):
+    """A drifted number of tenant A, at the sandbox and synced."""
+    from tenants.models import PhoneNumber
+    from tenants.numbers import numbers_sync
+
+    if "number" not in ctx:
+        tenant = ctx["tenant"]
+        ctx["sandbox"].register_account(tenant.account_sid, tenant.auth_token.reveal())
+        ctx["sandbox"].seed_number(tenant.account_sid, "+14155550150", SmsUrl="https://old.example.com/sms")
+        numbers_sync(tenant=tenant)
+        ctx["number"] = PhoneNumber.objects.for_tenant(tenant).get(phone_number="+14155550150")
+    return ctx["number"]
+
+
+@pytest.fixture(autouse=True)
+def _numbers_sandbox(request):
+    """Only the numbers URLs talk to Twilio: give them a sandbox (and tenant A's account)."""
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is None or callspec.params.get("name") not in NUMBER_URLS:
+        return
+    request.getfixturevalue("sandbox_settings")
+    ctx = request.getfixturevalue("ctx")
+    ctx["sandbox"] = request.getfixturevalue("sandbox")
+    ctx["sandbox"].register_account(ctx["tenant"].account_sid, ctx["tenant"].auth_token.reveal())
+
+
+PAGES.update({"number_buy": ({}, ADMIN_ONLY_READ)})
+WRITES.update(
+    {
+        "number_sync": (lambda ctx: {}, lambda ctx: {}),
+        "number_buy": (lambda ctx: {}, lambda ctx: {"phone_number": "+14155550151"}),
+        "number_fix_webhooks": (lambda ctx: {"sid": _number(ctx).sid}, lambda ctx: {}),
+        "number_release": (lambda ctx: {"sid": _number(ctx).sid}, lambda ctx: {"confirm": "+14155550150"}),
+    }
+)
 
 
 def login_as(client, ctx, role):
@@ -396,45 +503,3 @@ def test_another_tenants_members_and_invitations_are_404_through_ones_own_tenant
 def test_every_tenant_url_is_covered():
     uncovered = _tenant_url_names() - set(PAGES) - set(WRITES)
     assert not uncovered, f"add these portal URLs to the isolation matrix: {sorted(uncovered)}"
-
-
-# --- Numbers (tenants/number_urls.py): Twilio calls go to a sandbox ------------------------------
-
-NUMBER_URLS = {"number_sync", "number_buy", "number_fix_webhooks", "number_release"}
-
-
-def _number(ctx):
-    """A drifted number of tenant A, at the sandbox and synced."""
-    from tenants.models import PhoneNumber
-    from tenants.numbers import numbers_sync
-
-    if "number" not in ctx:
-        tenant = ctx["tenant"]
-        ctx["sandbox"].register_account(tenant.account_sid, tenant.auth_token.reveal())
-        ctx["sandbox"].seed_number(tenant.account_sid, "+14155550150", SmsUrl="https://old.example.com/sms")
-        numbers_sync(tenant=tenant)
-        ctx["number"] = PhoneNumber.objects.for_tenant(tenant).get()
-    return ctx["number"]
-
-
-@pytest.fixture(autouse=True)
-def _numbers_sandbox(request):
-    """Only the numbers URLs talk to Twilio: give them a sandbox (and tenant A's account)."""
-    callspec = getattr(request.node, "callspec", None)
-    if callspec is None or callspec.params.get("name") not in NUMBER_URLS:
-        return
-    request.getfixturevalue("sandbox_settings")
-    ctx = request.getfixturevalue("ctx")
-    ctx["sandbox"] = request.getfixturevalue("sandbox")
-    ctx["sandbox"].register_account(ctx["tenant"].account_sid, ctx["tenant"].auth_token.reveal())
-
-
-PAGES.update({"number_buy": ({}, ADMIN_ONLY_READ)})
-WRITES.update(
-    {
-        "number_sync": (lambda ctx: {}, lambda ctx: {}),
-        "number_buy": (lambda ctx: {}, lambda ctx: {"phone_number": "+14155550151"}),
-        "number_fix_webhooks": (lambda ctx: {"sid": _number(ctx).sid}, lambda ctx: {}),
-        "number_release": (lambda ctx: {"sid": _number(ctx).sid}, lambda ctx: {"confirm": "+14155550150"}),
-    }
-)

@@ -104,10 +104,14 @@ def test_support_overview_csv_collects_registered_columns(client, support_user, 
         "failure_rate_24h",
         "failed_24h",
         "finished_24h",
+        "email_sent_24h",  # verify's email column (order 150)
+        "email_failed_24h",
+        "email_suppressed_24h",
+        "email_config_error",
         "widgets",
         "rejected_webhooks_7d",
         "open_alerts",
         "twilio",
     ]
-    widgets = {row[0]: row[7] for row in reader}
+    widgets = {row[0]: row[header.index("widgets")] for row in reader}
     assert widgets == {tenant.slug: "7", other_tenant.slug: "0"}

@@ -36,6 +36,7 @@ REQUIRED = {
     INBOUND: ["MessageSid", "From", "To"],
     STATUS: ["MessageSid", "MessageStatus"],
     "/webhooks/twilio/voice/inbound/": ["CallSid", "From", "To"],
+    "/webhooks/twilio/voice/gather/": ["CallSid"],
     "/webhooks/twilio/voice/status/": ["CallSid", "CallStatus"],
     "/webhooks/twilio/voice/recording/": ["RecordingSid", "CallSid"],
 }
@@ -57,6 +58,8 @@ FIELDS = [
     "CallSid",
     "CallStatus",
     "RecordingSid",
+    "Digits",
+    "Direction",
 ]
 FUZZ = hypothesis_settings(
     max_examples=40,

@@ -1,7 +1,8 @@
 """`python manage.py demo`: the whole portal on one machine with nothing else installed.
 
 Migrates the embedded SQLite database, loads demo tenants and users (idempotent), starts the
-local Twilio sandbox (unless TWILIO_API_BASE_URL points elsewhere), a Celery worker with beat
+local Twilio sandbox (unless TWILIO_API_BASE_URL points elsewhere; it stands in for SendGrid
+too unless SENDGRID_API_KEY is set), a Celery worker with beat
 on the embedded filesystem broker, and the web server on http://127.0.0.1:8000 — so retries,
 scheduled sends and periodic jobs behave as in production. Ctrl-C stops everything.
 """
@@ -28,6 +29,8 @@ from sandbox.state import DEV_PARENT_ACCOUNT_SID, DEV_PARENT_AUTH_TOKEN
 from tenants.audit import SYSTEM
 from tenants.models import Tenant
 from tenants.services import membership_set, portal_user_upsert, superuser_grant, support_grant, tenant_upsert
+from verify.email.sending import email_send
+from verify.models import EmailMessage
 
 DEMO_PASSWORD = "commsportal-demo"
 DEMO_TENANTS = [
@@ -63,6 +66,10 @@ DEMO_INBOUND = [
 ]
 
 
+# Emails the demo sends Acme's way (the sandbox bounces bounce@…).
+DEMO_EMAILS = ["ana.customer@example.com", "bounce@example.com"]
+
+
 def demo_account_sid(slug: str) -> str:
     return "AC" + hashlib.sha256(f"commsportal-demo:{slug}".encode()).hexdigest()[:32]
 
@@ -95,6 +102,12 @@ class Command(BaseCommand):
             env["TWILIO_API_BASE_URL"] = sandbox.base_url
             env.setdefault("TWILIO_ACCOUNT_SID", DEV_PARENT_ACCOUNT_SID)
             env.setdefault("TWILIO_AUTH_TOKEN", DEV_PARENT_AUTH_TOKEN)
+            if not settings.SENDGRID_API_KEY:
+                # SendGrid too: mail send at the sandbox, its signed events back to the portal.
+                env["SENDGRID_API_HOST"] = sandbox.base_url
+                env["SENDGRID_API_KEY"] = sandbox.sendgrid_api_key
+                env["SENDGRID_WEBHOOK_PUBLIC_KEY"] = sandbox.sendgrid_public_key
+                sandbox.sendgrid_event_webhook_url = env["PUBLIC_BASE_URL"].rstrip("/") + "/webhooks/sendgrid/events/"
         children = [
             subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "commsportal", "worker", "--beat", "--pool=solo", "-l", "info"],
@@ -164,11 +177,25 @@ class Command(BaseCommand):
                 )
             except requests.RequestException as exc:
                 self.stderr.write(f"demo traffic: {exc}")
+        self._demo_email()
         # Beat's first run of these is one interval away: run them now, so the numbers page and
         # /healthz's Twilio reachability are filled from the start. The project's Celery app is
         # the current one (the settings package loads it; `handle` checked).
         for task in ("tenants.tasks.numbers_sync_all", "tenants.tasks.twilio_reachability_check"):
             current_app.send_task(task)
+
+    def _demo_email(self) -> None:
+        """Two emails through the sandbox's SendGrid: one delivered, one bounced (its address
+        then lands on Acme's suppression list), so the email pages are not empty."""
+        acme = Tenant.objects.get(slug="acme")
+        for to in DEMO_EMAILS:
+            email_send(
+                tenant=acme,
+                to=to,
+                subject="Your consent receipt",
+                text="You agreed to receive appointment reminders from Acme Health. Reply STOP to opt out.",
+                category=EmailMessage.Category.CONSENT_RECEIPT,
+            )
 
     def _print_logins(self, addrport: str) -> None:
         self.stdout.write(self.style.SUCCESS(f"\ncommsportal demo on http://{addrport}/  (Ctrl-C stops everything)"))

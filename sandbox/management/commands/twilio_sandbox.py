@@ -52,6 +52,12 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(f"Set TWILIO_API_BASE_URL={sandbox.base_url} so the portal talks to the sandbox.")
         )
+        self.stdout.write(
+            "SendGrid stand-in: set SENDGRID_API_HOST="
+            f"{sandbox.base_url} SENDGRID_API_KEY={sandbox.sendgrid_api_key} "
+            f"SENDGRID_WEBHOOK_PUBLIC_KEY={sandbox.sendgrid_public_key} and POST the portal's "
+            f"/webhooks/sendgrid/events/ URL as event_webhook_url to {sandbox.base_url}/sandbox/sendgrid"
+        )
         self.stdout.write(f"Control endpoints: {sandbox.base_url}/sandbox/ (Ctrl-C to stop)")
         try:
             sandbox.serve_forever()
