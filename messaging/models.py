@@ -195,6 +195,7 @@ class OptOutEvent(AppendOnlyModel, TenantOwned):
         IMPORT = "import", "Import"
         VOICE_KEYPRESS = "voice_keypress", "Voice key press"
         REVOCATION_REVIEW = "revocation_review", "Revocation review"
+        DOUBLE_OPT_IN = "double_opt_in", "Double opt-in (consent form)"
 
     phone = models.CharField(max_length=32)
     action = models.CharField(max_length=8, choices=Action.choices)
