@@ -120,6 +120,10 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 
+#: Twilio's webhooks (`/webhooks/`) are served through this shorter chain (commsportal/wsgi.py):
+#: no session, user, CSRF or messages work for a request that has none of them.
+WEBHOOK_MIDDLEWARE = ["django.middleware.security.SecurityMiddleware"]
+
 ROOT_URLCONF = "commsportal.urls"
 WSGI_APPLICATION = "commsportal.wsgi.application"
 

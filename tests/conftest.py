@@ -171,3 +171,17 @@ def _test_sign_ins_pass_the_second_factor(request, monkeypatch):
         session.save()
 
     monkeypatch.setattr(Client, "_login", _login)
+
+
+@pytest.fixture
+def postgresql():
+    """Skip on SQLite locally; fail in CI (REQUIRE_SERVICES=1), where PostgreSQL is required.
+
+    For races (SQLite serialises writers, so there is none to test), the status fast path (its
+    single-statement SQL is PostgreSQL's) and query plans."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        if services_required():
+            pytest.fail("REQUIRE_SERVICES=1 but the database is not PostgreSQL")
+        pytest.skip("needs PostgreSQL")
