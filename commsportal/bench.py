@@ -1,17 +1,19 @@
 """WSGI application for `manage.py bench_webhooks` only: the project as deployed plus one bare view.
 
-`/bench/bare/` answers 204 and does nothing else, behind the same middleware as every other
-URL, so the benchmark can compare our webhooks with the cheapest request this server can
-answer. Production never loads this module (gunicorn serves `commsportal.wsgi`).
+`/bench/bare/` answers 204 and does nothing else, behind the portal's full middleware, so the
+benchmark can compare our webhooks with the cheapest page this server can answer;
+`/webhooks/bench/bare/` is the same view on the webhooks' short middleware lane
+(`commsportal.wsgi`), the floor of any webhook. Production never loads this module (gunicorn
+serves `commsportal.wsgi`).
 """
 
 import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "commsportal.settings")
 
-from django.core.wsgi import get_wsgi_application  # noqa: E402
+from commsportal import wsgi  # noqa: E402 - sets Django up (the production app, webhook lane included)
 
-application = get_wsgi_application()
+application = wsgi.application
 
 from django.conf import settings  # noqa: E402
 from django.contrib.auth.decorators import login_not_required  # noqa: E402
@@ -28,5 +30,5 @@ def bare(request):
     return HttpResponse(status=204)
 
 
-urlpatterns = [path("bench/bare/", bare), *project_urlpatterns]
+urlpatterns = [path("bench/bare/", bare), path("webhooks/bench/bare/", bare), *project_urlpatterns]
 settings.ROOT_URLCONF = __name__

@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "axes",
     "csp",
+    "django_otp",
     "tenants",
     "messaging",
     "voice",
@@ -106,13 +107,22 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Which of the user's devices (if any) verified this session: `request.user.is_verified()`.
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # No page before the second factor (issue 13): staff must enrol, users with a device enter a
+    # code; webhooks, /c/, /healthz, static files, sign-in/out and its own pages are left alone.
+    "verify.second_factor.middleware.SecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "tenants.middleware.TenantMiddleware",
     # Last, as django-axes requires: it turns a locked-out sign-in into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
+
+#: Twilio's webhooks (`/webhooks/`) are served through this shorter chain (commsportal/wsgi.py):
+#: no session, user, CSRF or messages work for a request that has none of them.
+WEBHOOK_MIDDLEWARE = ["django.middleware.security.SecurityMiddleware"]
 
 ROOT_URLCONF = "commsportal.urls"
 WSGI_APPLICATION = "commsportal.wsgi.application"
@@ -274,6 +284,14 @@ TWILIO_HTTP_TIMEOUT = env.float("TWILIO_HTTP_TIMEOUT", default=15.0)
 MESSAGING_SEND_LEASE_SECONDS = env.int("MESSAGING_SEND_LEASE_SECONDS", default=120)
 # A one-time passcode not sent within this many seconds expires unsent (Twilio down too long).
 MESSAGING_OTP_VALIDITY_SECONDS = env.int("MESSAGING_OTP_VALIDITY_SECONDS", default=600)
+
+# Verify: the platform's own Verify service (staff second factor; created through the API and
+# remembered when empty), the platform's SMS sender for fallback codes while Verify is down
+# (an E.164 number or a Messaging Service SID of the parent account), and how long a tripped
+# breaker sends fallback codes before probing Verify again.
+VERIFY_PLATFORM_SERVICE_SID = env.str("VERIFY_PLATFORM_SERVICE_SID", default="")
+VERIFY_PLATFORM_SMS_SENDER = env.str("VERIFY_PLATFORM_SMS_SENDER", default="")
+VERIFY_BREAKER_COOLDOWN_SECONDS = env.int("VERIFY_BREAKER_COOLDOWN_SECONDS", default=60)
 
 # SendGrid: one platform account sends every tenant's email (verify/email/). The host is
 # overridable like TWILIO_API_BASE_URL (the local sandbox answers v3 mail send).

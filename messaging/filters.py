@@ -13,7 +13,7 @@ from tenants.phones import form_phone_region_set, tenant_phone_region
 
 from . import statuses
 from .forms.fields import PhoneField
-from .log import message_list
+from .log import bulk_send_choices, message_list
 from .models import BulkSend, Message
 
 
@@ -33,8 +33,8 @@ class MessageFilter(CreatedRangeFilterSet):
     messaging_service_sid = django_filters.CharFilter(
         label="Messaging Service SID", validators=[messaging_service_sid_validator]
     )
-    # The choices are the tenant's own bulk sends (set in __init__): another tenant's id is an
-    # invalid choice, never a filter on its rows.
+    # The choices are the tenant's own bulk sends (`bulk_send_choices`, given to __init__):
+    # another tenant's id is an invalid choice, never a filter on its rows.
     bulk = django_filters.ModelChoiceFilter(
         label="Bulk send", field_name="bulk_send", queryset=BulkSend.objects.none(), empty_label="Any bulk send"
     )
@@ -44,9 +44,9 @@ class MessageFilter(CreatedRangeFilterSet):
         fields: list[str] = []
         form = DateRangeForm
 
-    def __init__(self, data=None, *args, tenant, **kwargs):
+    def __init__(self, data=None, *args, bulk_sends: QuerySet[BulkSend], **kwargs):
         super().__init__(data, *args, **kwargs)
-        self.filters["bulk"].queryset = BulkSend.objects.for_tenant(tenant).order_by("-created_at", "-id")
+        self.filters["bulk"].queryset = bulk_sends
 
     def filter_phone(self, queryset, name, value):
         # Both columns are indexed with the tenant: (tenant, from_number, …), (tenant, to_number, …).
@@ -56,7 +56,9 @@ class MessageFilter(CreatedRangeFilterSet):
 def message_filtered(*, tenant, params) -> tuple[MessageFilter, QuerySet[Message]]:
     """The filter form bound to `params` and the tenant's messages it selects (none while the
     filters are invalid), for the list page and its export alike."""
-    filters = MessageFilter(params or None, queryset=message_list(tenant=tenant), tenant=tenant)
+    filters = MessageFilter(
+        params or None, queryset=message_list(tenant=tenant), bulk_sends=bulk_send_choices(tenant=tenant)
+    )
     form_phone_region_set(filters.form, region=tenant_phone_region(tenant))
     if filters.is_bound and not filters.is_valid():
         return filters, filters.queryset.none()

@@ -8,12 +8,17 @@ from django.db.models import QuerySet
 from tenants.models import PhoneNumber, Tenant
 from tenants.scoping import get_scoped_or_404
 
-from .models import Message, MessageEvent, RevocationReview
+from .models import BulkSend, Message, MessageEvent, RevocationReview
 
 
 def message_list(*, tenant: Tenant) -> QuerySet[Message]:
     """The tenant's message log, newest first; the view's filters and keyset paging narrow it."""
     return Message.objects.for_tenant(tenant).order_by("-created_at", "-id")
+
+
+def bulk_send_choices(*, tenant: Tenant) -> QuerySet[BulkSend]:
+    """The tenant's bulk sends, newest first: the log's "Bulk send" filter choices."""
+    return BulkSend.objects.for_tenant(tenant).order_by("-created_at", "-id")
 
 
 def message_detail(*, tenant: Tenant, message_id: int) -> tuple[Message, list[MessageEvent]]:

@@ -53,14 +53,16 @@ class Message(TenantOwned):
     direction = models.CharField(max_length=8, choices=Direction.choices)
     sid = models.CharField("Message SID", max_length=34, null=True, blank=True, unique=True)
     messaging_service_sid = models.CharField(max_length=34, blank=True, default="")
-    from_number = models.CharField(max_length=32, db_index=True)
-    to_number = models.CharField(max_length=32, db_index=True)
+    # Numbers and error codes are only ever looked up within a tenant: the (tenant, …) indexes
+    # in Meta serve them. Every index is written by every insert and status update.
+    from_number = models.CharField(max_length=32)
+    to_number = models.CharField(max_length=32)
     body = models.TextField(blank=True, default="")
     media = models.JSONField(default=list, blank=True, help_text="[{url, content_type}] for MMS")
     num_segments = models.PositiveSmallIntegerField(null=True, blank=True)
     num_media = models.PositiveSmallIntegerField(default=0)
     status = models.CharField(max_length=24, choices=statuses.STATUS_CHOICES)
-    error_code = models.PositiveIntegerField(null=True, blank=True, db_index=True)
+    error_code = models.PositiveIntegerField(null=True, blank=True)
     purpose = models.CharField(max_length=16, choices=Purpose.choices, blank=True, default="")
     keyword = models.CharField(
         max_length=8, blank=True, default="", help_text="opt_out, opt_in or help when an inbound body was a keyword"
@@ -104,6 +106,14 @@ class Message(TenantOwned):
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["tenant", "-created_at", "-id"], name="message_tenant_recent"),
+            # The log's filters, each walked newest first by keyset paging (tenants/pagination.py).
+            models.Index(fields=["tenant", "status", "-created_at", "-id"], name="message_tenant_status"),
+            models.Index(fields=["tenant", "direction", "-created_at", "-id"], name="message_tenant_direction"),
+            models.Index(
+                fields=["tenant", "error_code", "-created_at", "-id"],
+                name="message_tenant_error",
+                condition=Q(error_code__isnull=False),
+            ),
             models.Index(fields=["tenant", "to_number", "-created_at"], name="message_tenant_to"),
             models.Index(fields=["tenant", "from_number", "-created_at"], name="message_tenant_from"),
             models.Index(
@@ -185,6 +195,7 @@ class OptOutEvent(AppendOnlyModel, TenantOwned):
         IMPORT = "import", "Import"
         VOICE_KEYPRESS = "voice_keypress", "Voice key press"
         REVOCATION_REVIEW = "revocation_review", "Revocation review"
+        DOUBLE_OPT_IN = "double_opt_in", "Double opt-in (consent form)"
 
     phone = models.CharField(max_length=32)
     action = models.CharField(max_length=8, choices=Action.choices)
@@ -383,3 +394,36 @@ class BulkSend(TenantOwned):
 
     def __str__(self) -> str:
         return self.name
+
+
+class MessageHourly(TenantOwned):
+    """How many of a tenant's messages created in one UTC hour have a direction, status and
+    error code: the dashboard reads these instead of scanning millions of messages
+    (`messaging.rollups`). Recounted from the messages, never incremented: always derivable."""
+
+    hour = models.DateTimeField(help_text="Start of the UTC hour the messages were created in.")
+    direction = models.CharField(max_length=8, choices=Message.Direction.choices)
+    status = models.CharField(max_length=24, choices=statuses.STATUS_CHOICES)
+    error_code = models.PositiveIntegerField(null=True, blank=True)
+    messages = models.PositiveIntegerField()
+    recipients = models.PositiveIntegerField(help_text="Distinct to-numbers among them.")
+
+    class Meta:
+        verbose_name = "hourly message count"
+        ordering = ["-hour"]
+        indexes = [models.Index(fields=["tenant", "hour"], name="message_hourly_tenant_hour")]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H:00} {self.direction} {self.status}: {self.messages}"
+
+
+class MessageHourlyMark(models.Model):
+    """The one row saying up to which hour `MessageHourly` is complete (every tenant's)."""
+
+    through = models.DateTimeField(null=True, blank=True, help_text="Hours before this one are counted.")
+
+    class Meta:
+        verbose_name = "hourly message count mark"
+
+    def __str__(self) -> str:
+        return f"counted through {self.through}"

@@ -19,4 +19,9 @@ PERIODIC_TASKS = [
         "task": "messaging.tasks.messages_resync_task",
         "every": timedelta(minutes=5),
     },
+    {
+        "name": "Recount the dashboard's hourly message counts",
+        "task": "messaging.tasks.message_hourly_recount_task",
+        "every": timedelta(minutes=5),
+    },
 ]

@@ -64,13 +64,16 @@ def keyset_page(
         return _page(qs, field, rows[:size], older=len(rows) > size, newer=False)
 
     key, pk, direction = decoded
+    # "(field, id) after the cursor" as a plain range on `field` (the index's range condition,
+    # where the scan starts) plus the tie-break on id as a filter within it: PostgreSQL does
+    # not start an index scan from an OR.
     if direction == OLDER:
-        rows = list(newest_first.filter(Q(**{f"{field}__lt": key}) | Q(**{field: key, "pk__lt": pk}))[: size + 1])
+        after = Q(**{f"{field}__lte": key}) & (Q(**{f"{field}__lt": key}) | Q(pk__lt=pk))
+        rows = list(newest_first.filter(after)[: size + 1])
         return _page(qs, field, rows[:size], older=len(rows) > size, newer=True)
 
-    rows = list(
-        qs.filter(Q(**{f"{field}__gt": key}) | Q(**{field: key, "pk__gt": pk})).order_by(field, "pk")[: size + 1]
-    )
+    before = Q(**{f"{field}__gte": key}) & (Q(**{f"{field}__gt": key}) | Q(pk__gt=pk))
+    rows = list(qs.filter(before).order_by(field, "pk")[: size + 1])
     if len(rows) <= size:
         # Back at the top: show the newest page in full rather than a short one.
         return keyset_page(qs, cursor=None, field=field, size=size)

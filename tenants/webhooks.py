@@ -8,6 +8,16 @@ connection) answers 503 with one log line, not a 500 with a traceback: nothing w
 and the resync recovers what Twilio will not resend. A rejection writes nothing of the payload: it logs one
 structured line without secrets and bumps a per-tenant counter support staff can see
 (`tenants.rejections`: counted in the cache, so a flood of forgeries is not a flood of writes).
+
+A tenant and its decrypted signing credentials are held in process memory per AccountSid
+(`webhook_credentials`) for at most `CREDENTIALS_HOLD_SECONDS`, so a webhook costs no tenant
+query and no decryption. Every save or delete of any tenant (a token rotation, a suspension, a
+new signing key, a settings edit) replaces one version token in the shared cache
+(`webhook_credentials_changed`, connected in `TenantsConfig.ready`), and every request compares
+it: all processes drop what they hold at their next request. Without a reachable cache nothing
+is held. Apps keep what they derive from a tenant for their webhooks (messaging: its keywords)
+in `WebhookRequest.held`, dropped with the credentials; a model whose change must reach them
+connects `webhook_credentials_changed` to its signals.
 """
 
 from __future__ import annotations
@@ -15,12 +25,16 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
+import uuid
+from dataclasses import dataclass, field
 from functools import wraps
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
+from django.core.cache import cache
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseNotAllowed, QueryDict
 from django.views.decorators.csrf import csrf_exempt
 from twilio.request_validator import HMAC_SHA1, HMAC_SHA256, RequestValidator, get_signature_algorithm
@@ -38,15 +52,85 @@ FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 ACCOUNT_SID_SHAPE = re.compile(r"AC[0-9a-f]{32}")
 
 
+#: How long a process holds a tenant's credentials even if no change is announced (a backstop).
+CREDENTIALS_HOLD_SECONDS = 60
+_CREDENTIALS_VERSION_KEY = "tenants:webhook-credentials:version"
+
+
+@dataclass(frozen=True)
+class WebhookCredentials:
+    """A tenant as a webhook sees it: the row, its auth token(s) and HMAC-SHA256 signing key,
+    decrypted once. Shared between requests and threads: read-only."""
+
+    tenant: Tenant
+    tokens: tuple[str, ...]
+    signing_key: str
+    version: str | None
+    held_until: float
+    #: What apps derive from the tenant for their webhooks, held and dropped with the rest.
+    memo: dict = field(default_factory=dict)
+
+
+_held: dict[str, WebhookCredentials] = {}
+
+
+def webhook_credentials_changed(**kwargs) -> None:
+    """Make every process drop the credentials it holds (a tenant was saved or deleted).
+
+    Replaced now and again after the commit: a process reloading in between would otherwise
+    hold the old row under the new token."""
+    _credentials_version_bump()
+    transaction.on_commit(_credentials_version_bump)
+
+
+def _credentials_version_bump() -> None:
+    _held.clear()
+    try:
+        cache.set(_CREDENTIALS_VERSION_KEY, uuid.uuid4().hex, timeout=None)
+    except Exception:  # noqa: BLE001 - then nothing is held (webhook_credentials reads it first)
+        logger.warning("twilio.webhook.credentials_cache_unavailable", exc_info=True)
+
+
+def webhook_credentials(account_sid: str) -> WebhookCredentials | None:
+    """The tenant holding `account_sid` with its signing credentials, or None (unknown SID).
+
+    The version token is read before the row, so a change committed in between leaves the old
+    row under the old token, and the next request reloads it."""
+    try:
+        version = cache.get(_CREDENTIALS_VERSION_KEY)
+    except Exception:  # noqa: BLE001 - no shared cache: no change would reach us, hold nothing
+        version, hold = None, False
+    else:
+        hold = True
+        held = _held.get(account_sid)
+        if held is not None and held.version == version and held.held_until > time.monotonic():
+            return held
+    tenant = Tenant.objects.filter(account_sid=account_sid).first()
+    if tenant is None:
+        return None
+    credentials = WebhookCredentials(
+        tenant=tenant,
+        tokens=tuple(tenant.signing_tokens()),
+        signing_key=tenant.webhook_signing_key.reveal(),
+        version=version,
+        held_until=time.monotonic() + CREDENTIALS_HOLD_SECONDS,
+    )
+    if hold:
+        _held[account_sid] = credentials
+    return credentials
+
+
 class WebhookRequest:
-    """What a gateway-approved view receives: the tenant and the signed parameters."""
+    """What a gateway-approved view receives: the tenant, the signed parameters, and `held`:
+    per-tenant data the app may keep until the tenant's credentials are dropped."""
 
-    __slots__ = ("tenant", "params", "raw_body")
+    __slots__ = ("tenant", "params", "raw_body", "held")
 
-    def __init__(self, tenant: Tenant, params: QueryDict | dict, raw_body: bytes) -> None:
+    def __init__(self, tenant: Tenant, params: QueryDict | dict, raw_body: bytes, held: dict | None = None) -> None:
         self.tenant = tenant
         self.params = params
         self.raw_body = raw_body
+        self.held = {} if held is None else held
 
 
 def public_url(request: HttpRequest) -> str:
@@ -108,7 +192,7 @@ def _parse_body(request: HttpRequest) -> tuple[QueryDict | dict, bytes]:
     return request.POST, raw
 
 
-def signature_is_valid(*, tenant: Tenant, request: HttpRequest, params, raw_body: bytes) -> bool:
+def signature_is_valid(*, credentials: WebhookCredentials, request: HttpRequest, params, raw_body: bytes) -> bool:
     """Check X-Twilio-Signature with the tenant's auth token(s), or its signing key for HMAC-SHA256."""
     signature = request.headers.get("X-Twilio-Signature", "")
     url = public_url(request)
@@ -116,13 +200,12 @@ def signature_is_valid(*, tenant: Tenant, request: HttpRequest, params, raw_body
     # JSON bodies are signed through bodySHA256 in the URL: validate against the raw body.
     payload = params if isinstance(params, QueryDict) else raw_body.decode("utf-8")
     if algorithm.upper() == HMAC_SHA256:
-        key = tenant.webhook_signing_key.reveal()
+        key = credentials.signing_key
         if not key:
             return False  # announced HMAC-SHA256 but this tenant has no shared key configured
         return RequestValidator(key).validate(url, payload, signature, algorithm=HMAC_SHA256)
     return any(
-        RequestValidator(token).validate(url, payload, signature, algorithm=HMAC_SHA1)
-        for token in tenant.signing_tokens()
+        RequestValidator(token).validate(url, payload, signature, algorithm=HMAC_SHA1) for token in credentials.tokens
     )
 
 
@@ -157,12 +240,13 @@ def _gateway_checked(view, request: HttpRequest, *args, **kwargs) -> HttpRespons
         return _reject(request, 403, "twilio.webhook.missing_account_sid")
     if not ACCOUNT_SID_SHAPE.fullmatch(account_sid):
         return _reject(request, 403, "twilio.webhook.unknown_account_sid", account_sid=repr(account_sid[:34]))
-    tenant = Tenant.objects.filter(account_sid=account_sid).first()
-    if tenant is None:
+    credentials = webhook_credentials(account_sid)
+    if credentials is None:
         return _reject(request, 403, "twilio.webhook.unknown_account_sid", account_sid=account_sid)
+    tenant = credentials.tenant
     if not request.headers.get("X-Twilio-Signature"):
         return _reject(request, 403, "twilio.webhook.missing_signature", tenant=tenant)
-    if not signature_is_valid(tenant=tenant, request=request, params=params, raw_body=raw_body):
+    if not signature_is_valid(credentials=credentials, request=request, params=params, raw_body=raw_body):
         return _reject(
             request,
             403,
@@ -172,7 +256,7 @@ def _gateway_checked(view, request: HttpRequest, *args, **kwargs) -> HttpRespons
         )
     # Suspended and closed tenants' signed callbacks are still recorded: late status
     # callbacks matter. Only sending stops.
-    return view(request, WebhookRequest(tenant, params, raw_body), *args, **kwargs)
+    return view(request, WebhookRequest(tenant, params, raw_body, credentials.memo), *args, **kwargs)
 
 
 def require_fields(hook: WebhookRequest, *names: str) -> HttpResponse | None:

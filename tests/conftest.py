@@ -11,10 +11,14 @@ from urllib.parse import urlencode
 
 import pytest
 from django.conf import settings
+from django.test.client import Client
+from django_otp import DEVICE_ID_SESSION_KEY
 from twilio.request_validator import RequestValidator
 
 from sandbox.server import TwilioSandbox
 from tests.tenants.factories import TenantFactory, UserFactory, random_sid
+from tests.verify.second_factor_helpers import sign_in_device
+from verify.second_factor.services import second_factor_devices, second_factor_required
 
 
 def services_required() -> bool:
@@ -144,3 +148,40 @@ def _private_cache(tmp_path_factory):
 def _fast_password_hashing(settings):
     """Real hashers cost seconds per test user on a loaded 2-core machine; tests don't test them."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _test_sign_ins_pass_the_second_factor(request, monkeypatch):
+    """`client.force_login(user)` and `client.login(...)` skip the login form, so they skip the
+    second factor too: the session is marked verified by one of the user's devices (a test
+    authenticator app is enrolled for staff who have none), exactly as the code step would mark
+    it. Production is unchanged: nothing outside the test client can mark a session. Tests of
+    the second factor itself use `@pytest.mark.real_second_factor` (and the real login form)."""
+    if request.node.get_closest_marker("real_second_factor"):
+        return
+    original = Client._login
+
+    def _login(self, user, backend=None):
+        original(self, user, backend)
+        devices = second_factor_devices(user=user)
+        if not devices and not second_factor_required(user):
+            return
+        session = self.session
+        session[DEVICE_ID_SESSION_KEY] = (devices[0] if devices else sign_in_device(user)).persistent_id
+        session.save()
+
+    monkeypatch.setattr(Client, "_login", _login)
+
+
+@pytest.fixture
+def postgresql():
+    """Skip on SQLite locally; fail in CI (REQUIRE_SERVICES=1), where PostgreSQL is required.
+
+    For races (SQLite serialises writers, so there is none to test), the status fast path (its
+    single-statement SQL is PostgreSQL's) and query plans."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        if services_required():
+            pytest.fail("REQUIRE_SERVICES=1 but the database is not PostgreSQL")
+        pytest.skip("needs PostgreSQL")

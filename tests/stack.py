@@ -37,12 +37,16 @@ from cryptography.fernet import Fernet
 from django.conf import settings
 
 from tests.conftest import redis_reachable, services_required
+from tests.verify.second_factor_helpers import fresh_totp_code
 
 BASE_DIR = Path(settings.BASE_DIR)
 BIN = Path(sys.executable).parent
 # Every portal user a stack's tests create gets this password (read by `env:PORTAL_PASSWORD`).
 PASSWORD = "stack-" + secrets.token_urlsafe(16)
 STARTUP_SECONDS = 90
+SECOND_FACTOR_PAGE = "/accounts/second-factor/verify/"
+# (key, time step) pairs already used in this process: a code is accepted once.
+USED_TOTP_CODES: set[tuple[str, int]] = set()
 
 
 def free_port() -> int:
@@ -70,6 +74,8 @@ class Stack:
         self.sandbox = f"http://127.0.0.1:{self.sandbox_port}"
         self.parent_sid, self.parent_token = "AC" + secrets.token_hex(16), secrets.token_hex(16)
         self.pg_admin_url, self.pg_name, self.redis_url = None, None, None
+        # username -> the base32 key of the authenticator app enrolled for them (`stack_enrol`).
+        self.totp_secrets: dict[str, str] = {}
         try:
             self.env = self._environment()
         except BaseException:
@@ -220,11 +226,25 @@ class Stack:
             self._flush_redis()
 
 
+def stack_enrol(stack: Stack, username: str) -> str:
+    """Enrol an authenticator app for `username` in the stack's database, as the demo does for its
+    staff (`totp_device_provision`); its key is kept in `stack.totp_secrets` and returned."""
+    code = (
+        "import sys, django; django.setup(); from django.contrib.auth import get_user_model; "
+        "from tenants.audit import SYSTEM; from verify.second_factor.services import totp_device_provision; "
+        "user = get_user_model().objects.get(username=sys.argv[1]); "
+        "print(totp_device_provision(user=user, audit=SYSTEM)[0])"
+    )
+    stack.totp_secrets[username] = stack.python("-c", code, username).strip()
+    return stack.totp_secrets[username]
+
+
 def stack_start(stack: Stack) -> None:
-    """Migrate, create the platform operator (`operator`), start the three processes and wait
-    until each answers."""
+    """Migrate, create the platform operator (`operator`, with an authenticator app: see
+    `stack_enrol`), start the three processes and wait until each answers."""
     stack.manage("migrate", "--noinput")
     stack.manage("create_portal_user", "operator", "--superuser", "--password", "env:PORTAL_PASSWORD")
+    stack_enrol(stack, "operator")
     stack.start(
         "sandbox",
         [sys.executable, "manage.py", "twilio_sandbox", "--port", str(stack.sandbox_port),
@@ -270,11 +290,16 @@ class Browser:
     Redirects are followed here, not by requests: between two hops the Secure cookies are let
     through over plain http, which is the TLS-terminating proxy's part, done by hand."""
 
-    def __init__(self, base_url: str, username: str, password: str = PASSWORD) -> None:
+    def __init__(self, base_url: str, username: str, password: str = PASSWORD, *, totp_secret: str = "") -> None:
         self.base_url, self.session = base_url, requests.Session()
         page = self.get("/accounts/login/")
         response = self.post_form(page, "/accounts/login/", {"username": username, "password": password})
         assert "/accounts/login/" not in response.url, f"{username} could not log in"
+        if urlsplit(response.url).path == SECOND_FACTOR_PAGE:
+            assert totp_secret, f"{username} has a second factor: pass totp_secret"
+            action = SECOND_FACTOR_PAGE + "?" + urlsplit(response.url).query
+            response = self.post_form(response, action, {"code": fresh_totp_code(totp_secret, USED_TOTP_CODES)})
+            assert urlsplit(response.url).path != SECOND_FACTOR_PAGE, f"{username}: the code was refused"
 
     def _request(self, method: str, url: str, data: dict | None = None) -> requests.Response:
         for _ in range(5):

@@ -86,7 +86,7 @@ def sandbox_figures(stack: Stack, account_sid: str) -> dict:
 
 
 def test_operator_and_admin_run_a_tenant_end_to_end(stack):
-    operator = Browser(stack.web, "operator")
+    operator = Browser(stack.web, "operator", totp_secret=stack.totp_secrets["operator"])
 
     # 1. The operator creates the tenant; the portal creates its subaccount at "Twilio".
     page = operator.get("/operator/tenants/new/")

@@ -17,7 +17,10 @@ from ..models import Message
 
 logger = logging.getLogger("commsportal.messaging")
 
-__all__ = ["message_segments_fetch", "segments_fetch_needed", "segments_from_twilio"]
+__all__ = ["SEGMENTS_SETTLED_STATUSES", "message_segments_fetch", "segments_fetch_needed", "segments_from_twilio"]
+
+#: Statuses after which Twilio's count is final, so the status path may ask for it.
+SEGMENTS_SETTLED_STATUSES: frozenset[str] = statuses.TWILIO_FINAL_STATUSES | {statuses.READ}
 
 
 def segments_from_twilio(value) -> int | None:
@@ -36,7 +39,7 @@ def segments_fetch_needed(message: Message) -> bool:
         message.direction == Message.Direction.OUTBOUND
         and bool(message.sid)
         and message.num_segments is None
-        and message.status in statuses.TWILIO_FINAL_STATUSES | {statuses.READ}
+        and message.status in SEGMENTS_SETTLED_STATUSES
     )
 
 

@@ -19,13 +19,14 @@ distinct answer would tell the caller that the SID exists elsewhere.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from twilio.twiml.messaging_response import MessagingResponse
 
@@ -89,7 +90,7 @@ def marketing_offer_line(disclosure: str) -> str:
 # --- Inbound messages ---------------------------------------------------------------------------
 
 
-def inbound_message_receive(*, tenant: Tenant, params: Mapping) -> InboundResult:
+def inbound_message_receive(*, tenant: Tenant, params: Mapping, held: dict | None = None) -> InboundResult:
     """Store an inbound SMS/MMS once per MessageSid, then act on its keyword or revocation.
 
     A retried or duplicated delivery finds the stored row and does nothing (empty reply), so a
@@ -102,10 +103,30 @@ def inbound_message_receive(*, tenant: Tenant, params: Mapping) -> InboundResult
     Keywords follow the tenant's `keyword_replies`: the ledger is written the same way in
     both modes, but only in `portal` mode does the answer carry the HELP/STOP/START text
     (in `twilio` mode Twilio answers keywords itself).
+
+    A plain message (no keyword, no revocation wording: most of them) on PostgreSQL is stored
+    with its event in one statement (`_inbound_store_plain`). `held` is the gateway's
+    per-tenant memo (`WebhookRequest.held`): the tenant's keywords are read once per hold.
     """
     params, flags = params_storable(params)
     sid = param_text(params, "MessageSid")
     fields = _inbound_fields(tenant=tenant, params=params)
+    event_payload = {
+        **{k: v for k, v in params_dict(params).items() if not _INBOUND_PAYLOAD_EXCLUDED.match(k)},
+        **flags,
+    }
+    extras = held.get(_HELD_KEYWORDS) if held is not None else None
+    if extras is None:
+        extras = _tenant_keywords(tenant)
+        if held is not None:
+            held[_HELD_KEYWORDS] = extras
+    plain = _inbound_kind(fields["body"], params=params, extras=extras) is None and not (
+        keywords.looks_like_revocation(fields["body"])
+    )
+    if plain and connection.vendor == "postgresql":
+        message = _inbound_store_plain(sid=sid, fields=fields, payload=event_payload)
+        if message is not None:
+            return InboundResult(message=message, created=True)
     try:
         with transaction.atomic():
             message, created = Message.objects.for_tenant(tenant).get_or_create(sid=sid, defaults=fields)
@@ -117,18 +138,52 @@ def inbound_message_receive(*, tenant: Tenant, params: Mapping) -> InboundResult
                 message=message,
                 status=statuses.RECEIVED,
                 occurred_at=message.created_at,
-                payload={
-                    **{k: v for k, v in params_dict(params).items() if not _INBOUND_PAYLOAD_EXCLUDED.match(k)},
-                    **flags,
-                },
+                payload=event_payload,
             )
-            return _inbound_process(tenant=tenant, message=message, params=params)
+            return _inbound_process(tenant=tenant, message=message, params=params, extras=extras)
     except IntegrityError:
         # get_or_create re-reads after a failed insert; still nothing under this tenant means
         # the SID is held by another tenant (see the module docstring).
         if not sid_held_elsewhere(tenant=tenant, sid=sid):
             raise
         return InboundResult(message=None, created=False)
+
+
+_HELD_KEYWORDS = "messaging.tenant_keywords"
+
+#: A plain inbound message and its timeline event in one statement: nothing is stored when
+#: the SID exists (a duplicate, or another tenant's), and the caller takes the general path.
+_PLAIN_SQL = """
+WITH stored AS (
+    INSERT INTO {message} ({columns}) VALUES ({values}) ON CONFLICT (sid) DO NOTHING RETURNING id
+)
+INSERT INTO {event} (tenant_id, message_id, status, error_code, occurred_at, payload)
+SELECT %s, stored.id, %s, NULL, %s, %s::jsonb FROM stored
+RETURNING message_id
+"""
+
+
+def _inbound_store_plain(*, sid: str, fields: dict, payload: dict) -> Message | None:
+    """Insert the message and its `received` event in one autocommitted statement; the stored
+    message, or None when the SID was already there."""
+    message = Message(sid=sid, **fields)
+    columns = [f for f in Message._meta.concrete_fields if not f.primary_key]
+    values = [f.get_db_prep_save(f.pre_save(message, add=True), connection) for f in columns]
+    quote = connection.ops.quote_name
+    sql = _PLAIN_SQL.format(
+        message=quote(Message._meta.db_table),
+        event=quote(MessageEvent._meta.db_table),
+        columns=", ".join(quote(f.column) for f in columns),
+        values=", ".join(["%s"] * len(columns)),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*values, message.tenant_id, statuses.RECEIVED, message.created_at, json.dumps(payload)])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    message.pk = row[0]
+    message._state.adding = False
+    return message
 
 
 def _inbound_fields(*, tenant: Tenant, params: Mapping) -> dict:
@@ -158,17 +213,24 @@ def _media(params: Mapping) -> list[dict]:
     ]
 
 
-def _inbound_process(*, tenant: Tenant, message: Message, params: Mapping) -> InboundResult:
-    """Keyword, marketing-offer answer or revocation review for a newly stored message."""
-    extras = _tenant_keywords(tenant)
+def _inbound_kind(body: str, *, params: Mapping, extras: dict[str, list[str]]) -> str | None:
+    """The keyword an inbound body is (opt_out, opt_in, help), or None."""
     opt_out_type = param_text(params, "OptOutType").upper()
-    kind = keywords.classify_keyword(
-        message.body,
+    return keywords.classify_keyword(
+        body,
         opt_out_type=opt_out_type or None,
         extra_opt_out=extras[keywords.OPT_OUT],
         extra_opt_in=extras[keywords.OPT_IN],
         extra_help=extras[keywords.HELP],
     )
+
+
+def _inbound_process(
+    *, tenant: Tenant, message: Message, params: Mapping, extras: dict[str, list[str]]
+) -> InboundResult:
+    """Keyword, marketing-offer answer or revocation review for a newly stored message."""
+    opt_out_type = param_text(params, "OptOutType").upper()
+    kind = _inbound_kind(message.body, params=params, extras=extras)
     portal_answers = tenant.keyword_replies == Tenant.KeywordReplies.PORTAL
     phone = message.from_number
     if kind is None:

@@ -4,10 +4,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from tenants import twilio_codes
@@ -16,7 +17,7 @@ from tenants.phones import phone_mask
 
 from .. import statuses
 from ..delivery.enqueue import segments_fetch_enqueue_on_commit
-from ..delivery.segment_counts import segments_fetch_needed
+from ..delivery.segment_counts import SEGMENTS_SETTLED_STATUSES, segments_fetch_needed
 from ..ledgers.reachability import number_is_opted_out
 from ..ledgers.services import opt_out_record
 from ..models import Message, MessageEvent, OptOutEvent
@@ -44,26 +45,115 @@ CALLBACK_STATUSES: frozenset[str] = (statuses.OUTBOUND_STATUSES | statuses.INBOU
 # --- Status callbacks ---------------------------------------------------------------------------
 
 
-def status_callback_apply(*, tenant: Tenant, params: Mapping, message_id: str | int | None = None) -> Message | None:
+def status_callback_apply(*, tenant: Tenant, params: Mapping, message_id: str | int | None = None) -> int | None:
     """Apply one status callback: a timeline event per distinct status, a status that only
-    moves forward, the error code, and an opt-out when Twilio says 21610.
+    moves forward, the error code, and an opt-out when Twilio says 21610. Returns the
+    message's id, or None, changing nothing, when the SID belongs to another tenant (module
+    docstring).
 
-    Idempotent per (MessageSid, MessageStatus): a repeat changes nothing. The message row is
-    locked (`select_for_update`) so concurrent callbacks for one message apply one at a time;
-    `status_should_advance` makes their order irrelevant. `message_id` is the portal's own id
-    from the StatusCallback URL (`?m=`): an outbound message of this tenant still waiting for
-    its SID gets it here, even if the callback beats the send's own bookkeeping. A callback
-    for a message the portal never sent creates its log row.
+    Idempotent per (MessageSid, MessageStatus): a repeat changes nothing, and
+    `status_should_advance` makes the order of callbacks irrelevant. The common case (a
+    message this tenant already holds by its SID, no 21610) is one statement on PostgreSQL
+    (`_status_apply_fast`); everything else takes `_status_apply_locked`.
 
-    Returns None, changing nothing, when the SID belongs to another tenant (module docstring).
     Raises ValueError for a status Twilio does not send (the view answers 400 before that).
     """
     params, flags = params_storable(params)
-    sid = param_text(params, "MessageSid")
     new_status = param_text(params, "MessageStatus").lower()
     if new_status not in CALLBACK_STATUSES:
         raise ValueError(f"Unknown MessageStatus {new_status!r}")
     error_code = param_int(params.get("ErrorCode"))
+    if error_code != twilio_codes.OPTED_OUT and connection.vendor == "postgresql":
+        applied = _status_apply_fast(
+            tenant=tenant, params=params, flags=flags, status=new_status, error_code=error_code
+        )
+        if applied is not None:
+            return applied
+    message = _status_apply_locked(
+        tenant=tenant, params=params, flags=flags, status=new_status, error_code=error_code, message_id=message_id
+    )
+    return message.pk if message is not None else None
+
+
+#: The one statement of the common case. The UPDATE runs first (the INSERT reads its count), so
+#: it takes the row lock before the event's unique slot, in the same order as the locked path
+#: (row, then event): the two paths never deadlock. Under READ COMMITTED a concurrent callback's
+#: UPDATE waits for this one and re-checks its WHERE on the committed row, so the forward-only
+#: rule holds across concurrent callbacks without SELECT FOR UPDATE.
+_FAST_SQL = """
+WITH target AS (
+    SELECT id FROM {message} WHERE sid = %(sid)s AND tenant_id = %(tenant)s
+), advanced AS (
+    UPDATE {message} AS m
+    SET status = %(status)s, status_updated_at = %(now)s, error_code = COALESCE(%(error_code)s, m.error_code)
+    FROM target
+    WHERE m.id = target.id AND NOT (m.status = ANY(%(refused)s))
+    RETURNING m.direction = 'outbound' AND m.num_segments IS NULL AS wants_segments
+), moved AS (
+    SELECT count(*) AS n, coalesce(bool_or(wants_segments), false) AS wants_segments FROM advanced
+), event AS (
+    INSERT INTO {event} (tenant_id, message_id, status, error_code, occurred_at, payload)
+    SELECT %(tenant)s, target.id, %(status)s, %(error_code)s, %(now)s, %(payload)s::jsonb FROM target, moved
+    ON CONFLICT (message_id, status) DO NOTHING
+    RETURNING id
+)
+SELECT target.id, moved.n, moved.wants_segments, (SELECT count(*) FROM event) FROM target, moved
+"""
+
+
+def _refused_from(new: str) -> list[str]:
+    """Every stored status `new` may NOT replace: the WHERE clause's exact copy of
+    `status_should_advance` (an empty or unknown stored value is not listed: it yields)."""
+    known = [value for value, _ in statuses.STATUS_CHOICES]
+    return [current for current in known if not statuses.status_should_advance(current, new)]
+
+
+#: new status -> stored statuses it may not replace, for every status a callback may carry.
+REFUSED_FROM: dict[str, list[str]] = {new: _refused_from(new) for new in sorted(CALLBACK_STATUSES)}
+
+
+def _status_apply_fast(
+    *, tenant: Tenant, params: Mapping, flags: dict, status: str, error_code: int | None
+) -> int | None:
+    """The common case in one round trip, in autocommit (one statement is its own transaction,
+    committed before the view answers): None when this tenant holds no message with the SID
+    (the caller takes the locked path, which creates or re-attaches it)."""
+    sql = _FAST_SQL.format(
+        message=connection.ops.quote_name(Message._meta.db_table),
+        event=connection.ops.quote_name(MessageEvent._meta.db_table),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            {
+                "sid": param_text(params, "MessageSid"),
+                "tenant": tenant.pk,
+                "status": status,
+                "now": timezone.now(),
+                "error_code": error_code,
+                "refused": REFUSED_FROM[status],
+                "payload": json.dumps({**params_dict(params), **flags}),
+            },
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    message_id, _moved, wants_segments, _recorded = row
+    if wants_segments and status in SEGMENTS_SETTLED_STATUSES:
+        segments_fetch_enqueue_on_commit(message_id)
+    return message_id
+
+
+def _status_apply_locked(
+    *, tenant: Tenant, params: Mapping, flags: dict, status: str, error_code: int | None, message_id
+) -> Message | None:
+    """The general path: the message row locked (`select_for_update`) so concurrent callbacks
+    apply one at a time. `message_id` is the portal's own id from the StatusCallback URL
+    (`?m=`): an outbound message of this tenant still waiting for its SID gets it here, even if
+    the callback beats the send's own bookkeeping. A callback for a message the portal never
+    sent creates its log row."""
+    sid = param_text(params, "MessageSid")
+    new_status = status
     now = timezone.now()
     with transaction.atomic():
         found = _callback_message(

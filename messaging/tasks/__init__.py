@@ -2,6 +2,6 @@
 here registers its tasks. Task names are explicit and never change (beat rows and queued
 messages refer to them), whatever module a task lives in."""
 
-from . import bulk, delivery
+from . import bulk, delivery, rollups
 
-__all__ = ["bulk", "delivery"]
+__all__ = ["bulk", "delivery", "rollups"]

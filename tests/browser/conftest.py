@@ -35,7 +35,8 @@ except ImportError:  # pragma: no cover
 
 from tests.browser.portal import INBOUND, OUR_NUMBERS, OUTBOUND, TENANT_A, USERS
 from tests.conftest import services_required
-from tests.stack import PASSWORD, Stack, sandbox_get, stack_start
+from tests.stack import PASSWORD, SECOND_FACTOR_PAGE, USED_TOTP_CODES, Stack, sandbox_get, stack_start
+from tests.verify.second_factor_helpers import fresh_totp_code
 
 DESKTOP = {"width": 1280, "height": 900}
 SETTLE_SECONDS = 90
@@ -78,6 +79,7 @@ def stack(chromium_path, tmp_path_factory):
         stack.manage("collectstatic", "--noinput", "-v", "0")
         seeded = json.loads(stack.python("-m", "tests.browser.seed"))
         stack.accounts, stack.messages = seeded["accounts"], seeded["messages"]
+        stack.totp_secrets.update(seeded["totp_secrets"])
         for sender, body in INBOUND:
             inbound = requests.post(
                 f"{stack.sandbox}/sandbox/inbound", data={"From": sender, "To": OUR_NUMBERS[TENANT_A], "Body": body}
@@ -118,7 +120,9 @@ class Portal:
         return context
 
     def sign_in(self, context, username: str):
-        """Sign in through the login form, as a person would; the page lands where Django sends it."""
+        """Sign in through the login form, as a person would, and through the second factor when
+        the user has one (staff: the code from their authenticator app's key); the page lands
+        where Django sends it."""
         page = context.new_page()
         page.goto("/accounts/login/")
         page.get_by_label("Username").fill(username)
@@ -126,6 +130,11 @@ class Portal:
         with page.expect_navigation():
             page.get_by_role("button", name="Sign in").click()
         assert "/accounts/login/" not in page.url, f"{username} could not sign in:\n{page.content()[:2000]}"
+        if urlsplit(page.url).path == SECOND_FACTOR_PAGE:
+            page.get_by_label("Code").fill(fresh_totp_code(self.stack.totp_secrets[username], USED_TOTP_CODES))
+            with page.expect_navigation():
+                page.get_by_role("button", name="Verify").click()
+            assert urlsplit(page.url).path != SECOND_FACTOR_PAGE, f"{username}: code refused:\n{page.content()[:2000]}"
         return page
 
     def context(self, role: str, *, width: int = DESKTOP["width"]):

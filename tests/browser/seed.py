@@ -1,6 +1,8 @@
 """Seeds the browser suite's stack: run as `python -m tests.browser.seed` in the stack's
 environment (tests/stack.py), before the tests start. Prints JSON: the tenants' account SIDs and
-the ids of the messages it sent. Also one staff-recorded consent.
+the ids of the messages it sent, and the authenticator-app keys enrolled for the staff logins
+(support staff must pass a second factor; the operator's is enrolled by tests/stack.py). Also one
+staff-recorded consent.
 
 The tenants get their subaccounts at the sandbox (`create_tenant --create-subaccount`), as an
 operator would; their numbers exist at the sandbox with the portal's webhooks and reach the
@@ -24,9 +26,11 @@ from django.core.management import call_command  # noqa: E402
 
 from messaging.delivery.queueing import message_send  # noqa: E402
 from messaging.ledgers.services import consent_record  # noqa: E402
+from tenants.audit import SYSTEM  # noqa: E402
 from tenants.models import Tenant  # noqa: E402
 from tenants.numbers import numbers_sync_all, webhook_urls  # noqa: E402
 from tests.browser.portal import CONSENTED, OUR_NUMBERS, OUTBOUND, TENANT_A, TENANT_NAMES, USERS  # noqa: E402
+from verify.second_factor.services import totp_device_provision  # noqa: E402
 
 
 def main() -> None:
@@ -38,6 +42,8 @@ def main() -> None:
     for username, options in USERS.values():
         if options is not None:
             call_command("create_portal_user", username, "--password", "env:PORTAL_PASSWORD", *options, stdout=quiet)
+    support = get_user_model().objects.get(username=USERS["support"][0])
+    totp_secrets = {support.username: totp_device_provision(user=support, audit=SYSTEM)[0]}
     accounts = {t.slug: t.account_sid for t in Tenant.objects.all()}
     hooks = webhook_urls()
     for slug, number in OUR_NUMBERS.items():
@@ -74,7 +80,7 @@ def main() -> None:
         source="Clinic A intake form",
         captured_by=admin,
     )
-    print(json.dumps({"accounts": accounts, "messages": sent}))
+    print(json.dumps({"accounts": accounts, "messages": sent, "totp_secrets": totp_secrets}))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 from datetime import timedelta
 
 import pytest
-from django.db import connection, connections
+from django.db import connections
 from django.utils import timezone
 
 from messaging.intake import inbound as inbound_module
@@ -30,7 +30,7 @@ from messaging.models import (
     RevocationReview,
     disclosure_hash,
 )
-from tests.conftest import random_sid, services_required
+from tests.conftest import random_sid
 from tests.messaging.factories import TenantKeywordFactory
 from tests.tenants.factories import TenantFactory
 
@@ -508,14 +508,6 @@ def test_stop_after_the_offer_cancels_it(twilio_webhook, tenant):
 
 
 # --- concurrency (PostgreSQL) ------------------------------------------------------------------------
-
-
-@pytest.fixture
-def postgresql():
-    if connection.vendor != "postgresql":
-        if services_required():
-            pytest.fail("REQUIRE_SERVICES=1 but the database is not PostgreSQL")
-        pytest.skip("needs PostgreSQL: SQLite serialises writers, so there is no race to test")
 
 
 @pytest.mark.services

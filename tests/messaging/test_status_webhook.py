@@ -6,14 +6,14 @@ from __future__ import annotations
 import threading
 
 import pytest
-from django.db import connection, connections
+from django.db import connections
 
 from messaging.intake.status import ERROR_21610_REASON, status_callback_apply
 from messaging.ledgers.reachability import number_is_opted_out
 from messaging.ledgers.services import opt_in_record, opt_out_record
 from messaging.models import Message, MessageEvent, OptOutEvent
 from tenants.twilio_errors import explain
-from tests.conftest import random_sid, services_required
+from tests.conftest import random_sid
 from tests.tenants.factories import TenantFactory
 
 STATUS = "/webhooks/twilio/messaging/status/"
@@ -304,14 +304,6 @@ def test_callback_signed_with_another_tenants_token_is_rejected(twilio_webhook, 
 
 
 # --- concurrency (PostgreSQL) --------------------------------------------------------------------------
-
-
-@pytest.fixture
-def postgresql():
-    if connection.vendor != "postgresql":
-        if services_required():
-            pytest.fail("REQUIRE_SERVICES=1 but the database is not PostgreSQL")
-        pytest.skip("needs PostgreSQL: SQLite serialises writers, so there is no race to test")
 
 
 def run_concurrently(tenant, params_list):

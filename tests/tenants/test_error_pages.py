@@ -48,13 +48,3 @@ def test_500_renders_without_request_context():
 
     response = server_error(RequestFactory().get("/t/acme/"))
     assert response.status_code == 500 and b"Back to the portal" in response.content
-
-
-def test_calls_and_verifications_say_they_are_not_built_yet(client, tenant, tenant_admin):
-    client.login(username=tenant_admin.username, password=PASSWORD)
-
-    calls = client.get(f"/t/{tenant.slug}/calls/").content.decode()
-    verifications = client.get(f"/t/{tenant.slug}/verifications/").content.decode()
-
-    assert "not built yet" in calls and "webhooks are configured" not in calls
-    assert "not built yet" in verifications

@@ -16,6 +16,7 @@ from tenants.invitations import invitation_create
 from tests.messaging.factories import BulkSendFactory, MessageTemplateFactory, TenantKeywordFactory
 from tests.tenants.factories import PASSWORD, MembershipFactory, PhoneNumberFactory
 from tests.voice.flow_form_data import flow_form_post
+from verify.consent.admin import consent_form_create
 from verify.email.suppressions import suppression_add
 from verify.models import EmailMessage
 
@@ -201,8 +202,58 @@ PAGES.update(
         "consent_export": ({}, READ_OK),
         "bulk_recipients_export": (lambda ctx: {"bulk_id": _bulk(ctx, "running").id}, READ_OK),
         "tenant_audit_export": ({}, ADMIN_ONLY_READ),
+        "verification_export": ({}, READ_OK),
         "email_export": ({}, READ_OK),
         "email_suppression_export": ({}, READ_OK),
+    }
+)
+
+
+# --- Consent forms (verify/urls.py) ---------------------------------------------------------
+
+
+def _consent_form(ctx):
+    if "consent_form" not in ctx:
+        ctx["consent_form"] = consent_form_create(
+            tenant=ctx["tenant"],
+            data={
+                "slug": "offers",
+                "title": "Offers",
+                "purpose": "marketing",
+                "brand": "Acme",
+                "frequency": "Up to 4 msgs/month",
+                "disclosure_text": "Acme offers. Msg & data rates may apply. Reply STOP to cancel.",
+                "collect_email": False,
+                "is_published": True,
+            },
+            audit=SYSTEM,
+        )
+    return ctx["consent_form"]
+
+
+def _consent_form_post(ctx, slug="spring"):
+    return {
+        "title": "Spring offers",
+        "slug": slug,
+        "purpose": "marketing",
+        "brand": "Acme",
+        "frequency": "Up to 2 msgs/month",
+        "disclosure_text": "Acme spring offers. Msg & data rates may apply. Reply STOP to cancel.",
+        "is_published": "on",
+    }
+
+
+PAGES.update(
+    {
+        "consent_form_list": ({}, READ_OK),
+        "consent_form_create": ({}, ADMIN_ONLY_READ),
+        "consent_form_edit": (lambda ctx: {"form_id": _consent_form(ctx).id}, READ_OK),
+    }
+)
+WRITES.update(
+    {
+        "consent_form_create": (lambda ctx: {}, _consent_form_post),
+        "consent_form_edit": (lambda ctx: {"form_id": _consent_form(ctx).id}, _consent_form_post),
     }
 )
 

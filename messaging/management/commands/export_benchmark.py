@@ -47,18 +47,19 @@ VARYING_SQL = {
 CONSTANTS = {"direction": "outbound", "from_number": SENDER, "body": "Your order shipped.", "num_segments": 1}
 
 
-def _seed_postgresql(tenant: Tenant, count: int, now) -> None:
-    """One INSERT … SELECT: every column the model has, constants as parameters."""
+def seed_postgresql(tenant: Tenant, count: int, now, *, varying=VARYING_SQL, constants=CONSTANTS) -> None:
+    """One INSERT … SELECT: every column the model has, `varying` as SQL over the series value
+    `g` (`%s` there is `now`), the rest constants as parameters."""
     columns, expressions, params = [], [], []
     for field in Message._meta.concrete_fields:
         if field.primary_key:
             continue
         columns.append(connection.ops.quote_name(field.column))
-        if field.name in VARYING_SQL:
-            expressions.append(VARYING_SQL[field.name])
-            params += [now] * VARYING_SQL[field.name].count("%s")
+        if field.name in varying:
+            expressions.append(varying[field.name])
+            params += [now] * varying[field.name].count("%s")
             continue
-        value = tenant.pk if field.name == "tenant" else CONSTANTS.get(field.name, field.get_default())
+        value = tenant.pk if field.name == "tenant" else constants.get(field.name, field.get_default())
         expressions.append("%s")
         params.append(field.get_db_prep_save(value, connection))
     sql = (
@@ -151,7 +152,7 @@ def run_benchmark(*, messages: int, trace: bool = True, keep: bool = False, log=
     try:
         log(f"seeding {messages:,} messages ({connection.vendor})…")
         started = time.perf_counter()
-        seed = _seed_postgresql if connection.vendor == "postgresql" else _seed_batched
+        seed = seed_postgresql if connection.vendor == "postgresql" else _seed_batched
         seed(tenant, messages, timezone.now())
         log(f"seeded in {time.perf_counter() - started:.1f} s; streaming the export…")
         figures = {"vendor": connection.vendor, **_stream(tenant, trace=False)}

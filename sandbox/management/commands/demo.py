@@ -31,6 +31,7 @@ from tenants.models import PhoneNumber, Tenant
 from tenants.services import membership_set, portal_user_upsert, superuser_grant, support_grant, tenant_upsert
 from verify.email.sending import email_send
 from verify.models import EmailMessage
+from verify.second_factor.services import totp_device_provision
 from voice.flows.schema import ACTIONS
 from voice.flows.services import call_flow_save, flow_for_number
 
@@ -171,6 +172,7 @@ class Command(BaseCommand):
         self._supervise(children, sandbox)
 
     def _load_demo_data(self) -> None:
+        self.second_factors: dict[str, tuple[str, list[str]]] = {}
         for spec in DEMO_TENANTS:
             existing = Tenant.objects.filter(slug=spec["slug"]).first()
             fields = {"name": spec["name"], "timezone": spec["timezone"], "account_sid": demo_account_sid(spec["slug"])}
@@ -185,6 +187,10 @@ class Command(BaseCommand):
                 support_grant(user=user, audit=SYSTEM)
             if superuser:
                 superuser_grant(user=user, audit=SYSTEM)
+            if support or superuser:
+                # Staff must pass a second factor: the demo enrols an authenticator app for them
+                # and prints its key and two fresh recovery codes.
+                self.second_factors[username] = totp_device_provision(user=user, audit=SYSTEM)
 
     def _start_sandbox(self, port: int, public: str) -> TwilioSandbox:
         sandbox = TwilioSandbox(
@@ -287,6 +293,13 @@ class Command(BaseCommand):
                 "support staff, all tenants read-only" if support else "platform operator (Django admin)"
             )
             self.stdout.write(f"  {username:<14} {role}")
+        if self.second_factors:
+            self.stdout.write(
+                "Second factor for the staff logins: add the key to an authenticator app (time-based, 6 digits),"
+                " or sign in once with a recovery code:"
+            )
+        for username, (secret, codes) in self.second_factors.items():
+            self.stdout.write(f"  {username:<14} key {secret}   recovery codes {codes[0]}, {codes[1]}")
         self.stdout.write("")
 
     def _supervise(self, children: list[subprocess.Popen], sandbox: TwilioSandbox | None) -> None:
