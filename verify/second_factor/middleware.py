@@ -16,7 +16,7 @@ from django.conf import settings
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 
-from .services import second_factor_devices, second_factor_required
+from .services import second_factor_has_device, second_factor_required
 
 ALWAYS_OPEN = ("/webhooks/", "/c/", "/healthz", "/accounts/login/", "/accounts/logout/")
 
@@ -26,7 +26,7 @@ def second_factor_pending(user) -> str | None:
     (staff without a device), or None."""
     if not user.is_authenticated or user.is_verified():
         return None
-    if second_factor_devices(user=user):
+    if second_factor_has_device(user=user):
         return "verify"
     return "enrol" if second_factor_required(user) else None
 
