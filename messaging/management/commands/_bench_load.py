@@ -87,6 +87,7 @@ class Server:
             FIELD_ENCRYPTION_KEY=",".join(settings.FIELD_ENCRYPTION_KEYS),
             PUBLIC_BASE_URL=self.base_url,
             ALLOWED_HOSTS="127.0.0.1",
+            PYTHONPATH=str(settings.BASE_DIR),  # this checkout first, whatever the venv points at
         )
         env.update(extra_env or {})
         self.env = env  # the same environment for any other process of the run (a Celery worker)
