@@ -279,6 +279,14 @@ MESSAGING_SEND_LEASE_SECONDS = env.int("MESSAGING_SEND_LEASE_SECONDS", default=1
 # A one-time passcode not sent within this many seconds expires unsent (Twilio down too long).
 MESSAGING_OTP_VALIDITY_SECONDS = env.int("MESSAGING_OTP_VALIDITY_SECONDS", default=600)
 
+# Verify: the platform's own Verify service (staff second factor; created through the API and
+# remembered when empty), the platform's SMS sender for fallback codes while Verify is down
+# (an E.164 number or a Messaging Service SID of the parent account), and how long a tripped
+# breaker sends fallback codes before probing Verify again.
+VERIFY_PLATFORM_SERVICE_SID = env.str("VERIFY_PLATFORM_SERVICE_SID", default="")
+VERIFY_PLATFORM_SMS_SENDER = env.str("VERIFY_PLATFORM_SMS_SENDER", default="")
+VERIFY_BREAKER_COOLDOWN_SECONDS = env.int("VERIFY_BREAKER_COOLDOWN_SECONDS", default=60)
+
 # SendGrid: one platform account sends every tenant's email (verify/email/). The host is
 # overridable like TWILIO_API_BASE_URL (the local sandbox answers v3 mail send).
 SENDGRID_API_KEY = env.str("SENDGRID_API_KEY", default="")

@@ -5,6 +5,7 @@ from messaging.intake import webhooks as messaging_webhooks
 from tenants import views as tenant_views
 from tenants.urls import invitation_urlpatterns, tenant_urlpatterns
 from verify import webhooks as verify_webhooks
+from verify.consent import views as consent_views
 from voice import webhooks as voice_webhooks
 
 webhook_urlpatterns = [
@@ -26,6 +27,8 @@ urlpatterns = [
     path("operator/", include("tenants.operator_urls")),
     path("webhooks/", include(webhook_urlpatterns)),
     path("", include(invitation_urlpatterns)),
+    # Public consent forms (no login; CSRF on): verify/consent/views.py.
+    path("c/<slug:org_slug>/<slug:form_slug>/", consent_views.consent_page, name="consent_public"),
     path(
         "t/<slug:tenant_slug>/",
         include(

@@ -34,7 +34,8 @@ ERASER_KEY = "messaging"
 _GEO_FIELD = re.compile(r"^(From|To)(City|State|Zip|Country)$")
 
 
-def _geo_strip(payload):
+def payload_geo_strip(payload):
+    """A webhook payload without Twilio's geographic lookup of From/To (voice's eraser too)."""
     if not isinstance(payload, dict):
         return payload
     return {k: v for k, v in payload.items() if not _GEO_FIELD.match(k)}
@@ -77,7 +78,7 @@ def _messages_erase(erasure: NumberErasure) -> None:
     changed = 0
     events = MessageEvent.objects.for_tenant(tenant).filter(message_id__in=message_ids)
     for row in events.values("pk", "payload"):
-        new = text_scrub(_geo_strip(row["payload"]), pattern, marker)
+        new = text_scrub(payload_geo_strip(row["payload"]), pattern, marker)
         if new != row["payload"]:
             events.filter(pk=row["pk"]).update(payload=new)
             changed += 1

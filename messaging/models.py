@@ -53,14 +53,16 @@ class Message(TenantOwned):
     direction = models.CharField(max_length=8, choices=Direction.choices)
     sid = models.CharField("Message SID", max_length=34, null=True, blank=True, unique=True)
     messaging_service_sid = models.CharField(max_length=34, blank=True, default="")
-    from_number = models.CharField(max_length=32, db_index=True)
-    to_number = models.CharField(max_length=32, db_index=True)
+    # Numbers and error codes are only ever looked up within a tenant: the (tenant, …) indexes
+    # in Meta serve them. Every index is written by every insert and status update.
+    from_number = models.CharField(max_length=32)
+    to_number = models.CharField(max_length=32)
     body = models.TextField(blank=True, default="")
     media = models.JSONField(default=list, blank=True, help_text="[{url, content_type}] for MMS")
     num_segments = models.PositiveSmallIntegerField(null=True, blank=True)
     num_media = models.PositiveSmallIntegerField(default=0)
     status = models.CharField(max_length=24, choices=statuses.STATUS_CHOICES)
-    error_code = models.PositiveIntegerField(null=True, blank=True, db_index=True)
+    error_code = models.PositiveIntegerField(null=True, blank=True)
     purpose = models.CharField(max_length=16, choices=Purpose.choices, blank=True, default="")
     keyword = models.CharField(
         max_length=8, blank=True, default="", help_text="opt_out, opt_in or help when an inbound body was a keyword"
@@ -193,6 +195,7 @@ class OptOutEvent(AppendOnlyModel, TenantOwned):
         IMPORT = "import", "Import"
         VOICE_KEYPRESS = "voice_keypress", "Voice key press"
         REVOCATION_REVIEW = "revocation_review", "Revocation review"
+        DOUBLE_OPT_IN = "double_opt_in", "Double opt-in (consent form)"
 
     phone = models.CharField(max_length=32)
     action = models.CharField(max_length=8, choices=Action.choices)

@@ -5,6 +5,8 @@ Called once from `MessagingConfig.ready()`, after every model is loaded.
 
 from __future__ import annotations
 
+from django.db.models.signals import post_delete, post_save
+
 from tenants.registry import (
     PeriodicTasks,
     alert_checks,
@@ -15,9 +17,11 @@ from tenants.registry import (
     retention_purgers,
     support_columns,
 )
+from tenants.webhooks import webhook_credentials_changed
 
 from .alerts import FAILURE_RATE_CHECK
 from .erasure import MESSAGING_ERASER
+from .models import TenantKeyword
 from .overview import DELIVERY_PANEL, NUMBER_HISTORY_LOOKUP, OUTCOMES_COLUMN
 from .retention import MESSAGE_BODIES_PURGER
 from .schedules import PERIODIC_TASKS
@@ -31,3 +35,6 @@ def registrations_install() -> None:
     retention_purgers.register(MESSAGE_BODIES_PURGER)
     alert_checks.register(FAILURE_RATE_CHECK)
     periodic_tasks.register(PeriodicTasks(key="messaging", tasks=tuple(PERIODIC_TASKS)))
+    # Inbound webhooks hold each tenant's keywords with its credentials: a change drops them.
+    post_save.connect(webhook_credentials_changed, sender=TenantKeyword, dispatch_uid="messaging.keyword_saved")
+    post_delete.connect(webhook_credentials_changed, sender=TenantKeyword, dispatch_uid="messaging.keyword_deleted")

@@ -22,7 +22,7 @@ from django.db.models import Q, QuerySet
 
 from tenants.models import Tenant
 from tenants.registry import RetentionPurger
-from tenants.twilio import TwilioError, tenant_client, twilio_errors
+from tenants.twilio import tenant_client, twilio_each
 
 from . import statuses
 from .models import Message, RevocationReview
@@ -64,21 +64,14 @@ def message_bodies_twilio_redact(*, tenant: Tenant, ids: list[str]) -> tuple[int
     404 counts as done: Twilio already deleted the message (its own 400-day retention).
     """
     client = tenant_client(tenant)
-    done = failed = 0
-    for sid in ids:
-        try:
-            with twilio_errors():
-                client.api.v2010.accounts(tenant.account_sid).messages(sid).update(body="")
-            done += 1
-        except TwilioError as exc:
-            if exc.status == 404:
-                done += 1
-                continue
-            failed += 1
-            logger.warning(
-                "retention.twilio_redact_failed tenant=%s sid=%s code=%s", tenant.slug, sid, exc.code or exc.status
-            )
-    return done, failed
+    done, failures = twilio_each(
+        ids, lambda sid: client.api.v2010.accounts(tenant.account_sid).messages(sid).update(body="")
+    )
+    for sid, exc in failures:
+        logger.warning(
+            "retention.twilio_redact_failed tenant=%s sid=%s code=%s", tenant.slug, sid, exc.code or exc.status
+        )
+    return done, len(failures)
 
 
 MESSAGE_BODIES_PURGER = RetentionPurger(

@@ -87,6 +87,10 @@ Sandbox control endpoints (not Twilio; no authentication; form or JSON bodies):
                                               `outage_begin()`/`outage_end()` from Python
     GET    /sandbox/messages[?to=&account_sid=]   every stored message (JSON list)
     GET    /sandbox/calls                     every stored call
+    POST   /sandbox/recordings                AccountSid, CallSid[, Duration]: a completed
+                                              recording of that call (`recording_create()`
+                                              from Python); its audio is silence, served at
+                                              Recordings/{RE}.mp3|.wav with Range (206/416)
     GET    /sandbox/webhooks                  the last webhooks the sandbox sent, with outcomes
     GET    /sandbox/verify-codes?to=+1...     issued Verify codes, newest first
     POST   /sandbox/inbound                   AccountSid, From, To, Body[, Url]: POST a signed
@@ -100,7 +104,8 @@ Sandbox control endpoints (not Twilio; no authentication; form or JSON bodies):
 
 Layout, one module per Twilio product it stands in for: `accounts` (authentication,
 subaccounts, API keys, auth-token rotation), `numbers`, `messaging` (Messages, Messaging
-Services), `voice` (Calls), `verify`, `sendgrid` (mail send and its signed events), `callbacks`
+Services), `voice` (Calls), `recordings` (recording metadata and audio), `verify`, `sendgrid`
+(mail send and its signed events), `callbacks`
 (signed webhooks out), `control` (the endpoints above); `http` (server, routes, dispatch),
 `paging`, `errors` and `state` are shared; `server.TwilioSandbox` puts them together.
 """

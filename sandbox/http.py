@@ -100,6 +100,12 @@ ROUTES = [
     route("POST", _A + "/Calls.json", "create_call"),
     route("GET", _A + "/Calls/{Sid}.json", "fetch_call"),
     route("POST", _A + "/Calls/{Sid}.json", "update_call"),
+    # Recordings (sandbox/recordings.py): metadata, and the audio with Range support
+    route("GET", _A + "/Recordings/{Sid}.json", "fetch_recording"),
+    route("DELETE", _A + "/Recordings/{Sid}.json", "delete_recording"),
+    route("GET", _A + "/Recordings/{Sid}.mp3", "recording_mp3"),
+    route("GET", _A + "/Recordings/{Sid}.wav", "recording_wav"),
+    route("GET", _A + "/Recordings/{Sid}", "recording_wav"),
     # Verify v2
     route("GET", "/v2/Services", "list_verify_services"),
     route("POST", "/v2/Services", "create_verify_service"),
@@ -138,6 +144,7 @@ ROUTES = [
     route("GET", "/sandbox/faults/injected", "ctl_faults_injected"),
     route("GET", "/sandbox/messages", "ctl_messages"),
     route("GET", "/sandbox/calls", "ctl_calls"),
+    route("POST", "/sandbox/recordings", "ctl_recordings"),
     route("GET", "/sandbox/webhooks", "ctl_webhooks"),
     route("GET", "/sandbox/verify-codes", "ctl_verify_codes"),
     route("POST", "/sandbox/inbound", "ctl_inbound", locked=False),
@@ -433,9 +440,10 @@ class HttpHandler(BaseHTTPRequestHandler):
             except OSError:
                 pass
             return
-        data = b"" if reply.payload is None else json.dumps(reply.payload).encode()
+        media = isinstance(reply.payload, bytes)  # a recording's audio: its headers come with it
+        data = reply.payload if media else b"" if reply.payload is None else json.dumps(reply.payload).encode()
         self.send_response(reply.status)
-        if data:
+        if data and not media:
             self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
         for name, value in reply.headers.items():

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from .control import ControlApi
 from .http import HttpDispatch
+from .recordings import RecordingsApi
 
 
-class TwilioSandbox(ControlApi, HttpDispatch):
+class TwilioSandbox(ControlApi, RecordingsApi, HttpDispatch):
     """Each product module adds its handlers (`_h_<route handler>`) and lookups to one state;
     `HttpDispatch` serves HTTP and routes requests to them."""
 

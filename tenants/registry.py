@@ -28,6 +28,7 @@ __all__ = [
     "AlertReading",
     "NumberEraser",
     "NumberErasure",
+    "NumberHistorySection",
     "NumberLookup",
     "OverviewPanel",
     "PeriodicTasks",
@@ -37,6 +38,7 @@ __all__ = [
     "alert_checks",
     "alert_notifiers",
     "number_erasers",
+    "number_history_sections",
     "number_lookups",
     "overview_panels",
     "periodic_tasks",
@@ -152,6 +154,25 @@ class NumberLookup:
     target: Callable[..., str]
     button: str
     help_text: str = ""
+    order: int = 100
+
+
+# --- One number's history page -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NumberHistorySection:
+    """A section of one customer number's history page (messaging's consent proof), from an app
+    that keeps more about the number (voice: its calls).
+
+    `context(tenant=, phone=)` returns the template variables of `template_name`, which the
+    page includes after its own timeline; numbers in it go through the `phone` tag (masked
+    for support staff) like the rest of the page.
+    """
+
+    key: str
+    template_name: str
+    context: Callable[..., Mapping[str, Any]]
     order: int = 100
 
 
@@ -273,6 +294,7 @@ class PeriodicTasks:
 overview_panels: Registry[OverviewPanel] = Registry("overview panels")
 support_columns: Registry[SupportColumn] = Registry("support overview columns")
 number_lookups: Registry[NumberLookup] = Registry("number lookups")
+number_history_sections: Registry[NumberHistorySection] = Registry("number history sections")
 number_erasers: Registry[NumberEraser] = Registry("number erasers")
 retention_purgers: Registry[RetentionPurger] = Registry("retention purgers")
 alert_checks: Registry[AlertCheck] = Registry("alert checks")

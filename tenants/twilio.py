@@ -151,3 +151,40 @@ def tenant_auth_token_client(tenant) -> Client:
     return credentials_client(
         account_sid=tenant.account_sid, username=tenant.account_sid, password=tenant.auth_token.reveal()
     )
+
+
+def tenant_media_get(tenant, path: str, *, headers: dict[str, str] | None = None) -> requests.Response:
+    """GET a media resource of the tenant's account (a recording's audio), streamed, with the
+    same credentials as `tenant_client` and to the same base URL. `path` starts at the API
+    version (`/2010-04-01/Accounts/AC…/Recordings/RE….mp3`). The caller closes the response.
+
+    Twilio's media URLs need the account's credentials, so a browser never gets them: the
+    portal fetches and streams (forwarding `Range`, so a player can seek)."""
+    if tenant.api_key_sid and tenant.api_key_secret:
+        auth = (tenant.api_key_sid, tenant.api_key_secret.reveal())
+    else:
+        auth = (tenant.account_sid, tenant.auth_token.reveal())
+    base = (settings.TWILIO_API_BASE_URL or "https://api.twilio.com").rstrip("/")
+    with twilio_errors():
+        return requests.get(
+            base + path, auth=auth, headers=headers or {}, stream=True, timeout=settings.TWILIO_HTTP_TIMEOUT
+        )
+
+
+def twilio_each(ids, action) -> tuple[int, list[tuple[str, TwilioError]]]:
+    """Run `action(id)` (one Twilio request) for each id: (done, failures as (id, error)).
+
+    A 404 counts as done: what the action removes or redacts is already gone at Twilio. Used
+    by retention and erasure, which act on many resources and must not stop at one failure."""
+    done, failures = 0, []
+    for item in ids:
+        try:
+            with twilio_errors():
+                action(item)
+            done += 1
+        except TwilioError as exc:
+            if exc.status == 404:
+                done += 1
+            else:
+                failures.append((item, exc))
+    return done, failures

@@ -15,7 +15,9 @@ query and no decryption. Every save or delete of any tenant (a token rotation, a
 new signing key, a settings edit) replaces one version token in the shared cache
 (`webhook_credentials_changed`, connected in `TenantsConfig.ready`), and every request compares
 it: all processes drop what they hold at their next request. Without a reachable cache nothing
-is held.
+is held. Apps keep what they derive from a tenant for their webhooks (messaging: its keywords)
+in `WebhookRequest.held`, dropped with the credentials; a model whose change must reach them
+connects `webhook_credentials_changed` to its signals.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import logging
 import re
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import wraps
 
 from django.conf import settings
@@ -65,6 +67,8 @@ class WebhookCredentials:
     signing_key: str
     version: str | None
     held_until: float
+    #: What apps derive from the tenant for their webhooks, held and dropped with the rest.
+    memo: dict = field(default_factory=dict)
 
 
 _held: dict[str, WebhookCredentials] = {}
@@ -117,14 +121,16 @@ def webhook_credentials(account_sid: str) -> WebhookCredentials | None:
 
 
 class WebhookRequest:
-    """What a gateway-approved view receives: the tenant and the signed parameters."""
+    """What a gateway-approved view receives: the tenant, the signed parameters, and `held`:
+    per-tenant data the app may keep until the tenant's credentials are dropped."""
 
-    __slots__ = ("tenant", "params", "raw_body")
+    __slots__ = ("tenant", "params", "raw_body", "held")
 
-    def __init__(self, tenant: Tenant, params: QueryDict | dict, raw_body: bytes) -> None:
+    def __init__(self, tenant: Tenant, params: QueryDict | dict, raw_body: bytes, held: dict | None = None) -> None:
         self.tenant = tenant
         self.params = params
         self.raw_body = raw_body
+        self.held = {} if held is None else held
 
 
 def public_url(request: HttpRequest) -> str:
@@ -250,7 +256,7 @@ def _gateway_checked(view, request: HttpRequest, *args, **kwargs) -> HttpRespons
         )
     # Suspended and closed tenants' signed callbacks are still recorded: late status
     # callbacks matter. Only sending stops.
-    return view(request, WebhookRequest(tenant, params, raw_body), *args, **kwargs)
+    return view(request, WebhookRequest(tenant, params, raw_body, credentials.memo), *args, **kwargs)
 
 
 def require_fields(hook: WebhookRequest, *names: str) -> HttpResponse | None:

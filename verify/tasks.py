@@ -6,10 +6,15 @@ Retries and their backoff live here; what is retryable lives in `verify.email.se
 from __future__ import annotations
 
 from celery import shared_task
+from django.utils import timezone
 
 from messaging.delivery.retries import MAX_RETRIES, backoff_countdown
 
+from .codes.expiry import verifications_expire
 from .email.sending import EMAIL_DELIVER_TASK, EmailRetry, email_deliver, email_delivery_abandon, emails_release
+
+#: The expiry job's name, as the beat schedule knows it: never rename.
+VERIFICATIONS_EXPIRE_TASK = "verify.tasks.verifications_expire_task"
 
 
 @shared_task(bind=True, name=EMAIL_DELIVER_TASK, acks_late=True, max_retries=MAX_RETRIES)
@@ -28,3 +33,9 @@ def email_deliver_task(self, email_id: int) -> str:
 def emails_release_task() -> int:
     """Periodic (every minute): re-enqueue queued emails whose task was lost (`emails_release`)."""
     return emails_release()
+
+
+@shared_task(name=VERIFICATIONS_EXPIRE_TASK)
+def verifications_expire_task() -> int:
+    """Periodic: pending verifications past their code's expiry become expired."""
+    return verifications_expire(now=timezone.now())

@@ -90,7 +90,7 @@ def marketing_offer_line(disclosure: str) -> str:
 # --- Inbound messages ---------------------------------------------------------------------------
 
 
-def inbound_message_receive(*, tenant: Tenant, params: Mapping) -> InboundResult:
+def inbound_message_receive(*, tenant: Tenant, params: Mapping, held: dict | None = None) -> InboundResult:
     """Store an inbound SMS/MMS once per MessageSid, then act on its keyword or revocation.
 
     A retried or duplicated delivery finds the stored row and does nothing (empty reply), so a
@@ -105,7 +105,8 @@ def inbound_message_receive(*, tenant: Tenant, params: Mapping) -> InboundResult
     (in `twilio` mode Twilio answers keywords itself).
 
     A plain message (no keyword, no revocation wording: most of them) on PostgreSQL is stored
-    with its event in one statement (`_inbound_store_plain`).
+    with its event in one statement (`_inbound_store_plain`). `held` is the gateway's
+    per-tenant memo (`WebhookRequest.held`): the tenant's keywords are read once per hold.
     """
     params, flags = params_storable(params)
     sid = param_text(params, "MessageSid")
@@ -114,7 +115,11 @@ def inbound_message_receive(*, tenant: Tenant, params: Mapping) -> InboundResult
         **{k: v for k, v in params_dict(params).items() if not _INBOUND_PAYLOAD_EXCLUDED.match(k)},
         **flags,
     }
-    extras = _tenant_keywords(tenant)
+    extras = held.get(_HELD_KEYWORDS) if held is not None else None
+    if extras is None:
+        extras = _tenant_keywords(tenant)
+        if held is not None:
+            held[_HELD_KEYWORDS] = extras
     plain = _inbound_kind(fields["body"], params=params, extras=extras) is None and not (
         keywords.looks_like_revocation(fields["body"])
     )
@@ -143,6 +148,8 @@ def inbound_message_receive(*, tenant: Tenant, params: Mapping) -> InboundResult
             raise
         return InboundResult(message=None, created=False)
 
+
+_HELD_KEYWORDS = "messaging.tenant_keywords"
 
 #: A plain inbound message and its timeline event in one statement: nothing is stored when
 #: the SID exists (a duplicate, or another tenant's), and the caller takes the general path.

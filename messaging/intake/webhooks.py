@@ -22,7 +22,7 @@ def inbound(request, hook):
     """Store the message, act on keywords, answer TwiML (a reply only in `portal` mode)."""
     if bad := require_fields(hook, "MessageSid", "From", "To"):
         return bad
-    result = inbound_message_receive(tenant=hook.tenant, params=hook.params)
+    result = inbound_message_receive(tenant=hook.tenant, params=hook.params, held=hook.held)
     return HttpResponse(result.twiml(), content_type="text/xml")
 
 

@@ -16,6 +16,7 @@ from tenants.http import audit_context
 from tenants.middleware import support_action
 from tenants.numbers import tenant_own_numbers
 from tenants.phones import phone_for_viewer, phone_mask, phone_text_for_viewer, tenant_phone_region
+from tenants.registry import number_history_sections
 from tenants.services import audit_record
 
 from ..forms.ledgers import UnmaskForm
@@ -47,6 +48,11 @@ def number_history(request, number: str):
             "consent_by_purpose": sorted(history.consent_by_purpose.values(), key=lambda e: e.purpose),
             "unmask_form": UnmaskForm() if masked else None,
             "generated_at": timezone.now(),
+            # Other apps' parts of the number's history (voice: its calls), `tenants.registry`.
+            "history_sections": [
+                (section.template_name, section.context(tenant=tenant, phone=phone))
+                for section in number_history_sections
+            ],
         },
     )
 

@@ -1,8 +1,9 @@
-/* A message that is not final yet: watch its status while callbacks arrive and reload the page
- * (timeline included) when it changes. The page names the status endpoint in data-status-url. */
+/* A message (or call) that is not final yet: watch its status while callbacks arrive and reload
+ * the page (timeline included) when it changes. The page names the status endpoint in the
+ * data-status-url of its status badge, and the status shown in data-status. */
 (function () {
   "use strict";
-  var badge = document.getElementById("message-status");
+  var badge = document.querySelector("[data-status-url]");
   var url = badge && badge.getAttribute("data-status-url");
   if (!url || !window.fetch) { return; }
   var polls = 0;

@@ -39,6 +39,8 @@ MAIN_PAGES = {
     "settings": "/t/{slug}/settings/",
     "members": "/t/{slug}/members/",
     "audit": "/t/{slug}/audit/",
+    "verifications": "/t/{slug}/verifications/",
+    "consent-forms": "/t/{slug}/consent-forms/",
 }
 # The pages that only write or only admins see: support staff and viewers get 403 there.
 ADMIN_ONLY_PAGES = {"send", "audit"}
@@ -56,4 +58,9 @@ EXPORTS = {
         "phone,purpose,state,method,source,captured_at,revoked_at",
     ),
     "audit": ("/t/{slug}/audit/", "/t/{slug}/audit/export.csv", "at,actor,action,target,reason,ip"),
+    "verifications": (
+        "/t/{slug}/verifications/",
+        "/t/{slug}/verifications/export.csv",
+        "sid,to,channel,status,created_at,updated_at",
+    ),
 }

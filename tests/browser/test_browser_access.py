@@ -27,7 +27,15 @@ E164 = re.compile(r"(?:\+|%2B)([1-9]\d{7,14})")
 # Example numbers in search boxes' placeholders are not anyone's.
 PLACEHOLDER = re.compile(r'placeholder="[^"]*"')
 # Links to pages that only write (support staff and viewers must not be offered them).
-WRITE_LINKS = ("/messages/send/", "/opt-outs/change/", "/import/", "/consent/new/", "/templates/new/", "/bulk/new/")
+WRITE_LINKS = (
+    "/messages/send/",
+    "/opt-outs/change/",
+    "/import/",
+    "/consent/new/",
+    "/templates/new/",
+    "/bulk/new/",
+    "/consent-forms/new/",
+)
 
 
 def _numbers_in_clear(html: str) -> set[str]:

@@ -98,9 +98,9 @@ def test_menu_and_sign_out_are_reachable_at_360(browser, portal):
     page = logged_in_page(browser, base, admin, 360)
     page.goto(f"{base}/t/{tenant.slug}/")
 
-    assert not page.get_by_role("link", name="Consent").is_visible()
+    assert not page.get_by_role("link", name="Consent", exact=True).is_visible()
     page.get_by_label(f"Open the {tenant.name} menu").click()
-    page.get_by_role("link", name="Consent").click()
+    page.get_by_role("link", name="Consent", exact=True).click()
     page.wait_for_url(f"**/t/{tenant.slug}/consent/")
 
     page.get_by_label("Account and tenants").click()

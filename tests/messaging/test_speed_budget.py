@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from commsportal.wsgi import application
 from messaging.filters import message_filtered
-from messaging.models import Message
+from messaging.models import Message, TenantKeyword
 from tenants.pagination import keyset_page
 from tests.conftest import random_sid
 from tests.messaging.test_status_webhook import CUSTOMER, OUR_NUMBER, outbound, post_status
@@ -78,14 +78,21 @@ def test_status_callback_statement_budget(twilio_webhook, tenant, django_assert_
         assert post_status(twilio_webhook, tenant, message.sid, "delivered").status_code == 204
 
 
-def test_plain_inbound_is_one_statement_after_the_keywords_on_postgresql(postgresql, twilio_webhook, tenant):
-    post_inbound(twilio_webhook, tenant, "warm up")
+def test_plain_inbound_is_one_statement_on_postgresql(postgresql, twilio_webhook, tenant):
+    post_inbound(twilio_webhook, tenant, "warm up")  # the gateway now holds the tenant and its keywords
     with CaptureQueriesContext(connection) as queries:
         response = post_inbound(twilio_webhook, tenant, "Is my order ready for pickup?")
     assert response.status_code == 200
     sql = statements(queries)
-    assert len(sql) == 2, sql  # the tenant's keywords, then message + event in one INSERT
-    assert "ON CONFLICT" in sql[1]
+    assert len(sql) == 1, sql  # message + event in one INSERT
+    assert "ON CONFLICT" in sql[0]
+
+
+def test_a_new_keyword_reaches_the_held_keywords_at_once(twilio_webhook, tenant):
+    post_inbound(twilio_webhook, tenant, "warm up")
+    TenantKeyword.objects.create(tenant=tenant, kind="opt_out", word="BASTA")
+    post_inbound(twilio_webhook, tenant, "basta")
+    assert Message.objects.for_tenant(tenant).get(body="basta").keyword == "opt_out"
 
 
 def test_inbound_statement_budget(twilio_webhook, tenant, django_assert_max_num_queries):

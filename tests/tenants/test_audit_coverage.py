@@ -49,7 +49,9 @@ from tests.messaging.factories import (
     TenantKeywordFactory,
 )
 from tests.tenants.factories import AuditEventFactory, MembershipFactory, PhoneNumberFactory, UserFactory
+from tests.voice.factories import CallFactory, RecordingFactory, flow_version_create
 from tests.voice.flow_form_data import flow_form_post
+from verify.consent.admin import consent_form_create
 from verify.email.suppressions import suppression_add
 
 pytestmark = pytest.mark.django_db
@@ -144,6 +146,15 @@ def _voice_number(ctx):
     ctx["voice_number"] = PhoneNumberFactory(tenant=ctx["tenant"], phone_number=OUR_NUMBER, voice=True)
 
 
+def _flow_version(ctx):
+    _history(ctx)  # the callee consented: a prerecorded call to a mobile needs it
+    ctx["flow_version"] = flow_version_create(ctx["tenant"], phone_number=OUR_NUMBER)
+
+
+def _recording(ctx):
+    ctx["recording"] = RecordingFactory(call=CallFactory(tenant=ctx["tenant"], from_number=CUSTOMER))
+
+
 def _member(ctx):
     ctx["member"] = MembershipFactory(user=ctx["newcomer"], tenant=ctx["tenant"], role="viewer")
 
@@ -173,6 +184,24 @@ def _erased_marker(ctx) -> str:
 
 def _review_target(ctx) -> str:
     return f"revocation review #{ctx['review'].pk} ({MASKED})"
+
+
+def _consent_form_data(**changes) -> dict:
+    data = {
+        "title": "Spring offers",
+        "slug": "spring",
+        "purpose": "marketing",
+        "brand": "Acme",
+        "frequency": "Up to 2 msgs/month",
+        "disclosure_text": "Acme spring offers. Msg & data rates may apply. Reply STOP to cancel.",
+        "is_published": "on",
+    }
+    return {**data, **changes}
+
+
+def _consent_form(ctx):
+    data = {**_consent_form_data(), "collect_email": False, "is_published": True}
+    ctx["consent_form"] = consent_form_create(tenant=ctx["tenant"], data=data, audit=SYSTEM)
 
 
 BULK_BODY = "Hi {{first_name}}, see you soon."
@@ -317,6 +346,20 @@ CASES = {
         (Row("call_flow.save", OUR_NUMBER, details={"version": 1, "created": True, "name": "Main line"}),),
         data=lambda ctx: flow_form_post(),
         setup=_voice_number,
+    ),
+    "call place": Case(
+        "admin",
+        t("call_place"),
+        (Row("call.place", MASKED),),
+        data=lambda ctx: {"to": CUSTOMER, "from_number": SENDER, "purpose": "transactional", "message": "Hello"},
+        setup=lambda ctx: (_history(ctx), PhoneNumberFactory(tenant=ctx["tenant"], phone_number=SENDER, voice=True)),
+    ),
+    "call test": Case(
+        "admin",
+        t("call_test"),
+        (Row("call.test", MASKED),),
+        data=lambda ctx: {"to": CUSTOMER, "flow_version": ctx["flow_version"].pk},
+        setup=_flow_version,
     ),
     "template create": Case(
         "admin",
@@ -475,6 +518,19 @@ CASES = {
         (Row("support.unmask", MASKED, reason="Ticket 4411: caller verification"),),
         data=lambda ctx: {"reason": "Ticket 4411: caller verification"},
     ),
+    "support unmask recording": Case(
+        "support",
+        t("recording_unmask", recording_id=lambda ctx: ctx["recording"].pk),
+        (
+            Row(
+                "support.unmask_recording",
+                lambda ctx: f"recording {ctx['recording'].sid} (call with {MASKED})",
+                reason="Ticket 812: customer disputes the voicemail",
+            ),
+        ),
+        data=lambda ctx: {"reason": "Ticket 812: customer disputes the voicemail"},
+        setup=_recording,
+    ),
     # Numbers (Twilio sandbox)
     "number sync": Case(
         "admin",
@@ -622,11 +678,7 @@ CASES = {
     "email suppression lifted (admin)": Case(
         "admin",
         t("email_suppression_remove", entry_id=lambda ctx: ctx["suppression"].pk),
-        (
-            Row(
-                "email.suppression_remove", "b***@e***.com", reason="Wrong address fixed", details={"reason": "bounce"}
-            ),
-        ),
+        (Row("email.suppression_remove", "b***@e***.com", reason="Wrong address fixed", details={"reason": "bounce"}),),
         data=lambda ctx: {"reason": "Wrong address fixed"},
         setup=_email_suppression,
     ),
@@ -647,6 +699,39 @@ CASES = {
         (Row("export.email_suppressions", "email-suppressions", details={"format": "csv", "masked": False}),),
         method="get",
         setup=_email_suppression,
+    ),
+    # Verify (verify/): consent forms (a changed disclosure is a new version) and the log's CSV
+    "consent form published (admin)": Case(
+        "admin",
+        t("consent_form_create"),
+        (Row("consent_form.create", "spring", details={"version": 1}),),
+        data=lambda ctx: _consent_form_data(),
+    ),
+    "consent form edited into a new version (admin)": Case(
+        "admin",
+        t("consent_form_edit", form_id=lambda ctx: ctx["consent_form"].pk),
+        (
+            Row(
+                "consent_form.update",
+                "spring",
+                details={"version": 2, "new_version": True, "changed": ["disclosure_text"]},
+            ),
+        ),
+        data=lambda ctx: _consent_form_data(disclosure_text="Acme spring offers, weekly. Reply STOP to cancel."),
+        setup=_consent_form,
+    ),
+    "verifications CSV (support)": Case(
+        "support",
+        t("verification_export"),
+        (
+            Row(
+                "export.verifications",
+                "verifications",
+                details={"format": "csv", "masked": True, "filters": {"phone": MASKED}},
+            ),
+        ),
+        data=lambda ctx: {"phone": CUSTOMER},
+        method="get",
     ),
     "retention update": Case(
         "operator",

@@ -16,6 +16,7 @@ from tenants.invitations import invitation_create
 from tests.messaging.factories import BulkSendFactory, MessageTemplateFactory, TenantKeywordFactory
 from tests.tenants.factories import PASSWORD, MembershipFactory, PhoneNumberFactory
 from tests.voice.flow_form_data import flow_form_post
+from verify.consent.admin import consent_form_create
 from verify.email.suppressions import suppression_add
 from verify.models import EmailMessage
 
@@ -201,8 +202,58 @@ PAGES.update(
         "consent_export": ({}, READ_OK),
         "bulk_recipients_export": (lambda ctx: {"bulk_id": _bulk(ctx, "running").id}, READ_OK),
         "tenant_audit_export": ({}, ADMIN_ONLY_READ),
+        "verification_export": ({}, READ_OK),
         "email_export": ({}, READ_OK),
         "email_suppression_export": ({}, READ_OK),
+    }
+)
+
+
+# --- Consent forms (verify/urls.py) ---------------------------------------------------------
+
+
+def _consent_form(ctx):
+    if "consent_form" not in ctx:
+        ctx["consent_form"] = consent_form_create(
+            tenant=ctx["tenant"],
+            data={
+                "slug": "offers",
+                "title": "Offers",
+                "purpose": "marketing",
+                "brand": "Acme",
+                "frequency": "Up to 4 msgs/month",
+                "disclosure_text": "Acme offers. Msg & data rates may apply. Reply STOP to cancel.",
+                "collect_email": False,
+                "is_published": True,
+            },
+            audit=SYSTEM,
+        )
+    return ctx["consent_form"]
+
+
+def _consent_form_post(ctx, slug="spring"):
+    return {
+        "title": "Spring offers",
+        "slug": slug,
+        "purpose": "marketing",
+        "brand": "Acme",
+        "frequency": "Up to 2 msgs/month",
+        "disclosure_text": "Acme spring offers. Msg & data rates may apply. Reply STOP to cancel.",
+        "is_published": "on",
+    }
+
+
+PAGES.update(
+    {
+        "consent_form_list": ({}, READ_OK),
+        "consent_form_create": ({}, ADMIN_ONLY_READ),
+        "consent_form_edit": (lambda ctx: {"form_id": _consent_form(ctx).id}, READ_OK),
+    }
+)
+WRITES.update(
+    {
+        "consent_form_create": (lambda ctx: {}, _consent_form_post),
+        "consent_form_edit": (lambda ctx: {"form_id": _consent_form(ctx).id}, _consent_form_post),
     }
 )
 
@@ -279,17 +330,78 @@ def _flow_number(ctx):
     return ctx["flow_number"]
 
 
+# --- Voice (voice/urls.py): the call log, recordings (streamed from a sandbox), placing calls --------
+
+VOICE_SANDBOX_URLS = {"recording_audio"}
+# A recording plays for members; support staff must unmask it first (their own audited action).
+RECORDING_PLAY = {"admin_a": 200, "viewer_a": 200, "admin_b": 404, "support": 403}
+SUPPORT_ONLY_READ = {"admin_a": 403, "viewer_a": 403, "admin_b": 404, "support": 200}
+
+
+def _call(ctx):
+    from tests.voice.factories import CallFactory
+
+    if "call" not in ctx:
+        ctx["call"] = CallFactory(tenant=ctx["tenant"], from_number=CUSTOMER)
+    return ctx["call"]
+
+
+def _recording(ctx):
+    """A recording of tenant A's call, held at the sandbox when the test has one."""
+    from tests.voice.factories import RecordingFactory
+
+    if "recording" not in ctx:
+        call = _call(ctx)
+        sandbox = ctx.get("sandbox")
+        sid = sandbox.recording_create(ctx["tenant"].account_sid, call.sid)["sid"] if sandbox else None
+        ctx["recording"] = RecordingFactory(call=call, **({"sid": sid} if sid else {}))
+    return ctx["recording"]
+
+
+def _flow_version(ctx):
+    from tests.voice.factories import flow_version_create
+
+    if "flow_version" not in ctx:
+        ctx["flow_version"] = flow_version_create(ctx["tenant"], phone_number="+14155550102")
+    return ctx["flow_version"]
+
+
 PAGES.update(
     {
         "call_flow_list": ({}, READ_OK),
         "call_flow_edit": (lambda ctx: {"number_id": _flow_number(ctx).id}, READ_OK),
         "call_flow_versions": (lambda ctx: {"number_id": _flow_number(ctx).id}, READ_OK),
         "call_flow_version": (lambda ctx: {"number_id": _flow_number(ctx).id, "version": 1}, READ_OK),
+        "call_detail": (lambda ctx: {"call_id": _call(ctx).id}, READ_OK),
+        "call_status": (lambda ctx: {"call_id": _call(ctx).id}, READ_OK),
+        "call_export": ({}, READ_OK),
+        "call_place": ({}, ADMIN_ONLY_READ),
+        "recording_audio": (lambda ctx: {"recording_id": _recording(ctx).id}, RECORDING_PLAY),
+        "recording_unmask": (lambda ctx: {"recording_id": _recording(ctx).id}, SUPPORT_ONLY_READ),
     }
 )
 WRITES.update(
     {
         "call_flow_edit": (lambda ctx: {"number_id": _flow_number(ctx).id}, lambda ctx: flow_form_post()),
+        # The flow (saved and audited) exists before the request: only the request's audit counts.
+        "call_place": (
+            lambda ctx: _flow_version(ctx) and {},
+            lambda ctx: {
+                "to": "+442079460000",
+                "from_number": _flow_version(ctx).flow.phone_number.phone_number,
+                "purpose": "transactional",
+                "message": "Your order is ready.",
+            },
+        ),
+        "call_test": (
+            lambda ctx: _flow_version(ctx) and {},
+            lambda ctx: {"to": "+14155550188", "flow_version": _flow_version(ctx).id},
+        ),
+        "recording_unmask": (
+            lambda ctx: {"recording_id": _recording(ctx).id},
+            lambda ctx: {"reason": "Ticket 4412: customer disputes the voicemail"},
+            SUPPORT_ONLY_WRITE,
+        ),
     }
 )
 
@@ -503,3 +615,15 @@ def test_another_tenants_members_and_invitations_are_404_through_ones_own_tenant
 def test_every_tenant_url_is_covered():
     uncovered = _tenant_url_names() - set(PAGES) - set(WRITES)
     assert not uncovered, f"add these portal URLs to the isolation matrix: {sorted(uncovered)}"
+
+
+@pytest.fixture(autouse=True)
+def _voice_sandbox(request):
+    """The recording's audio comes from Twilio: give those URLs a sandbox holding tenant A."""
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is None or callspec.params.get("name") not in VOICE_SANDBOX_URLS:
+        return
+    request.getfixturevalue("sandbox_settings")
+    ctx = request.getfixturevalue("ctx")
+    ctx["sandbox"] = request.getfixturevalue("sandbox")
+    ctx["sandbox"].register_account(ctx["tenant"].account_sid, ctx["tenant"].auth_token.reveal())

@@ -50,6 +50,13 @@ class Call(TenantOwned):
     gate_decision = models.CharField(max_length=8, blank=True, default="")
     gate_reason = models.CharField(max_length=24, blank=True, default="")
     failure_reason = models.TextField(blank=True, default="")
+    spoken_message = models.TextField(blank=True, default="", help_text="What an outbound call without a flow says.")
+    callee_requested = models.BooleanField(
+        default=False, help_text="A test call the called admin asked for: opt-outs apply, consent is not looked up."
+    )
+    dial_started_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a worker claimed the dial: a call is never placed twice."
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -97,9 +104,13 @@ class Recording(TenantOwned):
     duration = models.PositiveIntegerField(null=True, blank=True)
     channels = models.PositiveSmallIntegerField(null=True, blank=True)
     source = models.CharField(max_length=32, blank=True, default="")
-    media_url = models.URLField(max_length=300, blank=True, default="", help_text="Twilio's URL; never sent to browsers.")
+    media_url = models.URLField(
+        max_length=300, blank=True, default="", help_text="Twilio's URL; never sent to browsers."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
-    deleted_at = models.DateTimeField(null=True, blank=True, help_text="Deleted at Twilio and here (retention/erasure).")
+    deleted_at = models.DateTimeField(
+        null=True, blank=True, help_text="Deleted at Twilio and here (retention/erasure)."
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import http.client
 import os
 import re
-import secrets
 import shutil
 import signal
 import socket
@@ -81,7 +80,7 @@ class Server:
             DJANGO_SETTINGS_MODULE="commsportal.settings",
             DEBUG="False",
             SECURE_SSL_REDIRECT="False",  # plain http on 127.0.0.1: no TLS proxy in front
-            SECRET_KEY=os.environ.get("SECRET_KEY") or secrets.token_urlsafe(50),
+            SECRET_KEY=settings.SECRET_KEY,  # this process signs the session the page timings use
             DATABASE_URL=_database_url(),
             CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
             FIELD_ENCRYPTION_KEY=",".join(settings.FIELD_ENCRYPTION_KEYS),
@@ -159,11 +158,11 @@ def _wrk(server: Server, batch, scratch: Path, *, seconds: float, connections: i
     if out.returncode:
         raise CommandError(f"wrk failed: {out.stdout}{out.stderr}")
     out = out.stdout
-    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, flags=re.M))
+    latency = dict(re.findall(r"^\s*(50|99)(?:\.0+)?%\s+(\S+)\s*$", out, flags=re.M))
     done = re.search(r"^\s+(\d+) requests in ([\d.]+)(m?s)", out, flags=re.M)
     refused = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)$", out, flags=re.M)
-    if errors or not (done and latency):
+    if errors or not done or set(latency) != {"50", "99"}:
         raise CommandError(f"wrk: {out}")
     return {
         "client": f"wrk {WRK_THREADS} threads",
@@ -214,3 +213,38 @@ def _python(server: Server, batch, *, seconds: float, connections: int) -> dict:
         "p99_ms": round(cuts[98] * 1000, 2),
         "refused": sum(1 for status, _ in flat if status >= 400),
     }
+
+
+def page_get(server: Server, url: str, *, cookie: str) -> str:
+    """One signed-in GET; the page's HTML."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
+    try:
+        conn.request("GET", url, headers={"Cookie": cookie})
+        response = conn.getresponse()
+        if response.status != 200:
+            raise CommandError(f"{url}: HTTP {response.status}")
+        return response.read().decode()
+    finally:
+        conn.close()
+
+
+def time_pages(server: Server, urls: dict[str, str], *, cookie: str, samples: int) -> dict[str, dict]:
+    """Median and p99 in ms of `samples` GETs of each url (after one warm-up), one keep-alive
+    connection, signed in through `cookie`: the server's own time plus a local round trip."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
+    figures = {}
+    for name, url in urls.items():
+        times = []
+        for _ in range(samples + 1):
+            started = time.perf_counter()
+            conn.request("GET", url, headers={"Cookie": cookie})
+            response = conn.getresponse()
+            response.read()
+            times.append((time.perf_counter() - started) * 1000)
+            if response.status != 200:
+                raise CommandError(f"{url}: HTTP {response.status}")
+        times = times[1:]
+        cuts = statistics.quantiles(times, n=100)
+        figures[name] = {"p50_ms": round(statistics.median(times), 1), "p99_ms": round(cuts[98], 1)}
+    conn.close()
+    return figures

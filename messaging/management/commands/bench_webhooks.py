@@ -22,7 +22,7 @@ sent, 10% inbound), then:
    still `sent` (never reached), the count matches what was answered, and nothing else moved;
 4. recounts the dashboard's hourly rollups (`messaging.rollups`, as the periodic task does),
    then times the message log (first page, filtered by status, next page) and the dashboard
-   in process with Django's test client (middleware, view, template), signed in as an admin.
+   through the same server (DEBUG off), signed in as an admin, one keep-alive connection.
 
 Prints one row per figure: requests/s and the ratio to `bare`, or milliseconds, with p99.
 Run it on a scratch PostgreSQL database (its name must say "bench" unless
@@ -35,7 +35,6 @@ import html
 import re
 import secrets
 import shutil
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -56,7 +55,7 @@ from messaging.models import Message, MessageEvent, MessageHourly
 from messaging.rollups import message_hourly_recount
 from tenants.models import AuditEvent, Membership, Tenant, WebhookRejection
 
-from ._bench_load import Server, drive
+from ._bench_load import Server, drive, page_get, time_pages
 
 SENDER = "+15005550006"
 STATUS_PATH = "/webhooks/twilio/messaging/status/"
@@ -185,38 +184,32 @@ def _check_effects(
         raise CommandError("messages appeared or vanished")
 
 
-def _timed(client: Client, url: str, samples: int) -> dict:
-    """Median and p99 of `samples` GETs of `url` (after one warm-up), in milliseconds."""
-    assert client.get(url, secure=True).status_code == 200, url
-    times = []
-    for _ in range(samples):
-        started = time.perf_counter()
-        response = client.get(url, secure=True)
-        times.append((time.perf_counter() - started) * 1000)
-        assert response.status_code == 200, url
-    cuts = statistics.quantiles(times, n=100)
-    return {"p50_ms": round(statistics.median(times), 1), "p99_ms": round(cuts[98], 1)}
-
-
-def _pages(tenant: Tenant, samples: int) -> dict[str, dict]:
-    """The message log and the dashboard, in process, signed in as the tenant's admin."""
+def _pages(server: Server, tenant: Tenant, samples: int) -> dict[str, dict]:
+    """The message log and the dashboard through the server (DEBUG off, as deployed), signed
+    in as the tenant's admin with a session made here."""
     user = get_user_model().objects.create_user(username=f"bench-{secrets.token_hex(4)}", password=None)
     Membership.objects.create(user=user, tenant=tenant, role=Membership.Role.ADMIN)
-    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
     client = Client()
     client.force_login(user)
+    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
     log_url = reverse("message_list", kwargs={"tenant_slug": tenant.slug})
-    first = client.get(log_url, secure=True).content.decode()
-    older = html.unescape(re.search(r'href="\?cursor=([^"]+)" rel="next"', first).group(1))
     dashboard = reverse("tenant_dashboard", kwargs={"tenant_slug": tenant.slug})
     try:
-        return {
-            "log first page": _timed(client, log_url, samples),
-            "log filtered": _timed(client, f"{log_url}?status=undelivered", samples),
-            "log next page": _timed(client, f"{log_url}?cursor={older}", samples),
-            "dashboard 24h": _timed(client, f"{dashboard}?range=24h", max(samples // 4, 5)),
-            "dashboard 30d": _timed(client, f"{dashboard}?range=30d", max(samples // 4, 5)),
-        }
+        body = page_get(server, log_url, cookie=cookie)
+        older = html.unescape(re.search(r'href="\?cursor=([^"]+)" rel="next"', body).group(1))
+        figures = time_pages(
+            server,
+            {
+                "log first page": log_url,
+                "log filtered": f"{log_url}?status=undelivered",
+                "log next page": f"{log_url}?cursor={older}",
+                "dashboard 24h": f"{dashboard}?range=24h",
+                "dashboard 30d": f"{dashboard}?range=30d",
+            },
+            cookie=cookie,
+            samples=samples,
+        )
+        return figures
     finally:
         user.delete()
 
@@ -275,6 +268,15 @@ def run_benchmark(
             want_refused = name == "rejected"
             if figures[name]["refused"] != (figures[name]["requests"] if want_refused else 0):
                 raise CommandError(f"{name}: unexpected answers {figures[name]}")
+        log("recounting the hourly rollups (the periodic task's first run: every hour)…")
+        started = time.perf_counter()
+        message_hourly_recount()
+        recount_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        message_hourly_recount()  # as every 5 minutes: the last 72 hours
+        log(f"first recount {recount_seconds:.1f} s, periodic recount {time.perf_counter() - started:.1f} s")
+        log("timing pages…")
+        pages = _pages(server, tenant, PAGE_SAMPLES)
         server.stop()
         server = None
         _check_effects(
@@ -288,15 +290,7 @@ def run_benchmark(
         )
         for phase in figures.values():
             phase["vs_bare"] = round(phase["per_second"] / figures["bare"]["per_second"], 2)
-        log("recounting the hourly rollups (the periodic task's first run: every hour)…")
-        started = time.perf_counter()
-        message_hourly_recount()
-        recount_seconds = time.perf_counter() - started
-        started = time.perf_counter()
-        message_hourly_recount()  # as every 5 minutes: the last 72 hours
-        log(f"first recount {recount_seconds:.1f} s, periodic recount {time.perf_counter() - started:.1f} s")
-        log("timing pages…")
-        return {"phases": figures, "pages": _pages(tenant, PAGE_SAMPLES), "client": figures["bare"]["client"]}
+        return {"phases": figures, "pages": pages, "client": figures["bare"]["client"]}
     finally:
         if server is not None:
             server.stop()
