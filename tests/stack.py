@@ -239,18 +239,25 @@ def stack_enrol(stack: Stack, username: str) -> str:
     return stack.totp_secrets[username]
 
 
-def stack_start(stack: Stack) -> None:
-    """Migrate, create the platform operator (`operator`, with an authenticator app: see
-    `stack_enrol`), start the three processes and wait until each answers."""
-    stack.manage("migrate", "--noinput")
-    stack.manage("create_portal_user", "operator", "--superuser", "--password", "env:PORTAL_PASSWORD")
-    stack_enrol(stack, "operator")
+def sandbox_start(stack: Stack, *, wait: bool = True) -> None:
+    """The local Twilio sandbox, strict (unknown accounts refused), on the stack's sandbox port."""
     stack.start(
         "sandbox",
         [sys.executable, "manage.py", "twilio_sandbox", "--port", str(stack.sandbox_port),
          "--callback-delay", "0.05", "--no-auto-register"],
         SANDBOX_ENABLED="True",  # production settings leave the sandbox app out
     )  # fmt: skip
+    if wait:
+        stack.wait_until("the sandbox", lambda: requests.get(f"{stack.sandbox}/sandbox/", timeout=2).ok)
+
+
+def stack_start(stack: Stack) -> None:
+    """Migrate, create the platform operator (`operator`, with an authenticator app: see
+    `stack_enrol`), start the three processes and wait until each answers."""
+    stack.manage("migrate", "--noinput")
+    stack.manage("create_portal_user", "operator", "--superuser", "--password", "env:PORTAL_PASSWORD")
+    stack_enrol(stack, "operator")
+    sandbox_start(stack, wait=False)
     stack.start(
         "web",
         [str(BIN / "gunicorn"), "commsportal.wsgi:application", "--bind", f"127.0.0.1:{stack.web_port}",

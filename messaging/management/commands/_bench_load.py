@@ -69,7 +69,7 @@ class Server:
     """gunicorn (gthread: each worker a thread pool that keeps connections open) serving
     `commsportal.bench` with this process's database and encryption keys, DEBUG off."""
 
-    def __init__(self, scratch: Path, *, workers: int, threads: int) -> None:
+    def __init__(self, scratch: Path, *, workers: int, threads: int, extra_env: dict | None = None) -> None:
         self.port = _free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log = scratch / "gunicorn.log"
@@ -86,7 +86,10 @@ class Server:
             FIELD_ENCRYPTION_KEY=",".join(settings.FIELD_ENCRYPTION_KEYS),
             PUBLIC_BASE_URL=self.base_url,
             ALLOWED_HOSTS="127.0.0.1",
+            PYTHONPATH=str(settings.BASE_DIR),  # this checkout first, whatever the venv points at
         )
+        env.update(extra_env or {})
+        self.env = env  # the same environment for any other process of the run (a Celery worker)
         gunicorn = Path(sys.executable).with_name("gunicorn")
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
@@ -111,13 +114,18 @@ class Server:
             return False
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=5)
+        process_stop(self.process)
+
+
+def process_stop(process: subprocess.Popen) -> None:
+    """SIGTERM to the process's group (started with start_new_session), SIGKILL after 20 s."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
 
 
 def drive(
