@@ -154,6 +154,10 @@ class PhoneCalls(RecordingsApi, CallbacksApi):
 
     def _call_json(self, call: dict[str, Any]) -> dict[str, Any]:
         data = public(call)
+        # `initiated` is a status callback's CallStatus only: the Call resource's status enum has
+        # no such value, and a call being set up reads as `queued` there.
+        if data.get("status") == "initiated":
+            data["status"] = "queued"
         for key in ("date_created", "date_updated", "start_time", "end_time"):
             data[key] = rfc2822(call[key])
         return data
