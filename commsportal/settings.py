@@ -169,13 +169,15 @@ REDIS_URL = env.str("REDIS_URL", default="")
 # separate processes). CACHE_URL (django-environ syntax) overrides both.
 if env.str("CACHE_URL", default=""):
     CACHES = {"default": env.cache_url("CACHE_URL")}
+    if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+        CACHES["default"]["BACKEND"] = "commsportal.cache.RedisCache"  # same backend, client held
     if not DEBUG and CACHES["default"]["BACKEND"].rsplit(".", 1)[-1] in ("LocMemCache", "DummyCache"):
         raise ImproperlyConfigured(
             "CACHE_URL: a per-process or dummy cache can't carry the worker's checks to the web "
             "processes nor keep an import preview between requests; use Redis (or a shared folder)."
         )
 elif REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {"default": {"BACKEND": "commsportal.cache.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {
         "default": {

@@ -50,11 +50,17 @@ class Message(TenantOwned):
         INBOUND = "inbound", "Inbound"
         OUTBOUND = "outbound", "Outbound"
 
+    # Every index below is written by every insert and by every status update (a status change
+    # is never a HOT update, since status is indexed), so each one costs every webhook: indexes
+    # a wider one already serves are left out (the tenant, the bulk send), foreign keys that are
+    # mostly empty get partial ones, and the SID's uniqueness is a constraint (a `unique=True`
+    # CharField adds a second, LIKE-only index on PostgreSQL).
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="+", db_index=False)
     direction = models.CharField(max_length=8, choices=Direction.choices)
-    sid = models.CharField("Message SID", max_length=34, null=True, blank=True, unique=True)
+    sid = models.CharField("Message SID", max_length=34, null=True, blank=True)  # noqa: DJ001 - NULL until Twilio assigns one; unique (Meta) among the rest
     messaging_service_sid = models.CharField(max_length=34, blank=True, default="")
     # Numbers and error codes are only ever looked up within a tenant: the (tenant, …) indexes
-    # in Meta serve them. Every index is written by every insert and status update.
+    # in Meta serve them.
     from_number = models.CharField(max_length=32)
     to_number = models.CharField(max_length=32)
     body = models.TextField(blank=True, default="")
@@ -76,6 +82,7 @@ class Message(TenantOwned):
         blank=True,
         on_delete=models.PROTECT,
         related_name="+",
+        db_index=False,
         help_text="Marketing disclosure the portal's reply to this inbound START offered (a YES next records consent).",
     )
     body_purged_at = models.DateTimeField(null=True, blank=True)
@@ -97,9 +104,11 @@ class Message(TenantOwned):
     last_attempt_at = models.DateTimeField(null=True, blank=True)
     failure_reason = models.TextField(blank=True, default="")
     accepted_at = models.DateTimeField(null=True, blank=True, help_text="When Twilio accepted it (SID saved).")
-    bulk_send = models.ForeignKey("BulkSend", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    bulk_send = models.ForeignKey(
+        "BulkSend", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
 
     class Meta:
@@ -119,10 +128,19 @@ class Message(TenantOwned):
             models.Index(
                 fields=["send_after"], name="message_deferred_due", condition=Q(status="pending", gate_decision="defer")
             ),
-            models.Index(fields=["bulk_send", "status"], name="message_bulk_status"),
+            models.Index(
+                fields=["bulk_send", "status"], name="message_bulk_status", condition=Q(bulk_send__isnull=False)
+            ),
+            models.Index(
+                fields=["offered_disclosure"],
+                name="message_offered_disclosure",
+                condition=Q(offered_disclosure__isnull=False),
+            ),
+            models.Index(fields=["created_by"], name="message_created_by", condition=Q(created_by__isnull=False)),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(direction__in=["inbound", "outbound"]), name="message_direction_valid"),
+            models.UniqueConstraint(fields=["sid"], name="message_sid_unique"),
         ]
 
     def __str__(self) -> str:
@@ -144,7 +162,9 @@ class Message(TenantOwned):
 class MessageEvent(TenantOwned):
     """One distinct status of a message, with when it happened: the status timeline."""
 
-    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="events")
+    # Its index is the unique (message, status) below: a second one on message alone would only
+    # cost every callback a write.
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="events", db_index=False)
     status = models.CharField(max_length=24, choices=statuses.STATUS_CHOICES)
     error_code = models.PositiveIntegerField(null=True, blank=True)
     occurred_at = models.DateTimeField(help_text="When the callback arrived (or the carrier's done date).")

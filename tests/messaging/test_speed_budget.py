@@ -15,6 +15,8 @@ from django.urls import reverse
 from commsportal.wsgi import application
 from messaging.filters import message_filtered
 from messaging.models import Message, TenantKeyword
+from tenants import webhooks
+from tenants.models import Tenant
 from tenants.pagination import keyset_page
 from tests.conftest import random_sid
 from tests.messaging.test_status_webhook import CUSTOMER, OUR_NUMBER, outbound, post_status
@@ -110,6 +112,27 @@ def test_held_credentials_cost_no_query_and_a_rotation_drops_them(twilio_webhook
     old = tenant.auth_token.reveal()
     tenant.auth_token = "e" * 32
     tenant.save()  # as every service that changes a tenant does
+    assert post_status(twilio_webhook, tenant, message.sid, "sent", token=old).status_code == 403
+    assert post_status(twilio_webhook, tenant, message.sid, "sent", token="e" * 32).status_code == 204
+
+
+def test_a_change_made_by_another_process_reaches_held_credentials_within_the_check_window(
+    twilio_webhook, tenant, monkeypatch
+):
+    """Another process's save bumps only the shared version token (this process holds the old
+    row): a burst reads that token once per window, and the next window drops the old token."""
+    message = outbound(tenant, sid=random_sid("SM"), status="sent", num_segments=1)
+    old = tenant.auth_token.reveal()
+    assert post_status(twilio_webhook, tenant, message.sid, "queued", token=old).status_code == 204
+    reads = []
+    real_get = webhooks.cache.get
+    monkeypatch.setattr(webhooks.cache, "get", lambda key, *a, **k: reads.append(key) or real_get(key, *a, **k))
+    for _ in range(10):
+        assert post_status(twilio_webhook, tenant, message.sid, "queued", token=old).status_code == 204
+    assert len(reads) <= 1  # at most one read if the window ran out during the burst
+    Tenant.objects.filter(pk=tenant.pk).update(auth_token="e" * 32)  # the other process's write
+    webhooks.cache.set(webhooks._CREDENTIALS_VERSION_KEY, "changed elsewhere", timeout=None)
+    monkeypatch.setattr(webhooks, "CREDENTIALS_VERSION_CHECK_SECONDS", 0)  # the window has passed
     assert post_status(twilio_webhook, tenant, message.sid, "sent", token=old).status_code == 403
     assert post_status(twilio_webhook, tenant, message.sid, "sent", token="e" * 32).status_code == 204
 

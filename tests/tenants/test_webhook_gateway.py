@@ -10,6 +10,7 @@ from django.core.cache import cache
 from django.test import override_settings
 from twilio.request_validator import HMAC_SHA256, RequestValidator
 
+from messaging.models import Message
 from tenants import webhooks
 from tenants.models import WebhookRejection
 from tenants.rejections import webhook_rejections_flush
@@ -266,3 +267,45 @@ def test_an_unreachable_database_answers_503_not_500(twilio_webhook, tenant, pat
     monkeypatch.setattr(webhooks.Tenant.objects, "filter", unreachable)
     response = twilio_webhook.post(path, params_for(tenant, base), token=tenant.auth_token.reveal())
     assert response.status_code == 503, response.content
+
+
+def _request_starts():
+    """What Django's request_started does to a held connection (the test client skips it):
+    the next query is to be preceded by the CONN_HEALTH_CHECKS `SELECT 1`."""
+    db.connection.close_if_unusable_or_obsolete()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_webhooks_skip_the_per_request_health_check_query(postgresql, twilio_webhook, tenant, monkeypatch):
+    """The health check is half a status callback's round trips; webhooks defer it to a failure."""
+    path, base = ALL_TWILIO_ENDPOINTS[1]
+    assert twilio_webhook.post(path, params_for(tenant, base), token=tenant.auth_token.reveal()).status_code == 204
+    checks = []
+    real_is_usable = db.connection.is_usable
+    monkeypatch.setattr(db.connection, "is_usable", lambda: checks.append(1) or real_is_usable())
+    _request_starts()
+    assert db.connection.health_check_enabled and not db.connection.health_check_done
+    assert twilio_webhook.post(path, params_for(tenant, base), token=tenant.auth_token.reveal()).status_code == 204
+    assert checks == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_broken_between_webhooks_is_replaced_and_the_webhook_stored(postgresql, twilio_webhook, tenant):
+    """A database restart between two requests ends the held connection: without the health
+    check the webhook's first statement finds it broken, and the gateway runs it again on a new
+    connection instead of answering 503 (Twilio does not retry a 5xx)."""
+    path, base = ALL_TWILIO_ENDPOINTS[0]
+    first = {**base, "MessageSid": "SM" + "a" * 32}
+    assert twilio_webhook.post(path, params_for(tenant, first), token=tenant.auth_token.reveal()).status_code == 200
+    held_pid = db.connection.connection.info.backend_pid
+    killer = db.connection.get_new_connection(db.connection.get_connection_params())
+    try:
+        killer.execute("SELECT pg_terminate_backend(%s)", [held_pid])
+    finally:
+        killer.close()
+    _request_starts()
+    second = {**base, "MessageSid": "SM" + "b" * 32}
+    response = twilio_webhook.post(path, params_for(tenant, second), token=tenant.auth_token.reveal())
+    assert response.status_code == 200, response.content
+    assert db.connection.connection.info.backend_pid != held_pid
+    assert Message.all_tenants.filter(tenant=tenant, sid__in=[first["MessageSid"], second["MessageSid"]]).count() == 2
