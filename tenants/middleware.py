@@ -12,6 +12,7 @@ from __future__ import annotations
 import zoneinfo
 
 from django.core.exceptions import PermissionDenied
+from django.db.models import OuterRef, Subquery
 from django.http import Http404
 from django.utils import timezone
 
@@ -21,13 +22,24 @@ from .scoping import TenantAccess
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+def tenant_with_role(*, slug: str, user) -> Tenant | None:
+    """The tenant at `slug` with `member_role`, `user`'s membership role there (None if not a
+    member), in one query: every tenant page asks both."""
+    role = Membership.objects.filter(tenant=OuterRef("pk"), user=user).values("role")[:1]
+    return Tenant.objects.filter(slug=slug).annotate(member_role=Subquery(role)).first()
+
+
 def tenant_access_for(user, tenant: Tenant) -> TenantAccess | None:
-    """The role `user` holds in `tenant`, or None when they may not see it at all."""
+    """The role `user` holds in `tenant`, or None when they may not see it at all (the
+    membership read from `tenant.member_role` when `tenant_with_role` loaded it)."""
     if not user.is_authenticated:
         return None
     if user.is_superuser:
         return TenantAccess("superuser")
-    role = Membership.objects.filter(user=user, tenant=tenant).values_list("role", flat=True).first()
+    if hasattr(tenant, "member_role"):
+        role = tenant.member_role
+    else:
+        role = Membership.objects.filter(user=user, tenant=tenant).values_list("role", flat=True).first()
     if role:
         return TenantAccess(role)
     if is_support(user):
@@ -63,7 +75,7 @@ class TenantMiddleware:
             return None
         if not request.user.is_authenticated:
             return None  # LoginRequiredMiddleware has already redirected; defensive only
-        tenant = Tenant.objects.filter(slug=slug).first()
+        tenant = tenant_with_role(slug=slug, user=request.user)
         access = tenant_access_for(request.user, tenant) if tenant else None
         if access is None:
             raise Http404("No such tenant")

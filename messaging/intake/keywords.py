@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable
+from functools import lru_cache
 
 __all__ = [
     "DEFAULT_HELP_KEYWORDS",
@@ -113,8 +114,15 @@ def _fold(keyword: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
-def _keys(defaults: Iterable[str], extras: Iterable[str]) -> set[str]:
-    return {_fold(word) for word in (*defaults, *extras) if normalize_keyword(word)}
+def _keys(defaults: Iterable[str], extras: Iterable[str]) -> frozenset[str]:
+    return _folded_keys((*defaults, *extras))
+
+
+@lru_cache(maxsize=256)
+def _folded_keys(words: tuple[str, ...]) -> frozenset[str]:
+    """Folded once per distinct keyword list (Twilio's defaults plus a tenant's own), not on
+    every inbound message: it was 60 normalisations per text."""
+    return frozenset(_fold(word) for word in words if normalize_keyword(word))
 
 
 def classify_keyword(
