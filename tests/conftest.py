@@ -37,6 +37,16 @@ def redis_reachable(url: str | None = None) -> bool:
         return False
 
 
+def redis_required(url: str) -> str:
+    """`url` when Redis answers there; else the test fails in CI (REQUIRE_SERVICES=1) and is
+    skipped locally."""
+    if not redis_reachable(url):
+        if services_required():
+            pytest.fail(f"REQUIRE_SERVICES=1 but Redis at {url} is unreachable")
+        pytest.skip(f"Redis at {url} is unreachable")
+    return url
+
+
 @pytest.fixture
 def tenant(db):
     return TenantFactory(slug="acme")

@@ -8,17 +8,14 @@ import redis
 from django.conf import settings
 
 from commsportal.cache import RedisCache
-from tests.conftest import redis_reachable, services_required
+from tests.conftest import redis_required
 
 URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/13"
 
 
 @pytest.fixture
 def redis_cache():
-    if not redis_reachable(URL):
-        if services_required():
-            pytest.fail(f"REQUIRE_SERVICES=1 but Redis at {URL} is unreachable")
-        pytest.skip("needs Redis")
+    redis_required(URL)
     cache = RedisCache(URL, {"KEY_PREFIX": "test-held-client"})
     yield cache
     cache.delete_many(["a", "n"])

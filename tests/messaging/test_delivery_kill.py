@@ -33,7 +33,7 @@ from django.db import connection
 from django.utils import timezone
 
 from messaging.models import Message
-from tests.conftest import redis_reachable, services_required
+from tests.conftest import redis_required
 from tests.messaging.sending_support import NY, SENDER, reload, sandbox_messages
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -212,11 +212,7 @@ def redis_broker_url() -> str:
 @pytest.fixture
 def redis_url() -> str:
     url = redis_broker_url()
-    if not redis_reachable(url):
-        if services_required():
-            pytest.fail(f"REQUIRE_SERVICES=1 but Redis at {url} is unreachable")
-        pytest.skip(f"Redis at {url} is unreachable")
-    return url
+    return redis_required(url)
 
 
 @pytest.fixture

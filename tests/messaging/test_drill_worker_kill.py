@@ -27,7 +27,7 @@ import pytest
 import requests
 from celery import Celery
 
-from tests.conftest import redis_reachable, services_required
+from tests.conftest import redis_required
 from tests.stack import BIN, Stack, sandbox_get, stack_start
 
 pytestmark = pytest.mark.slow
@@ -83,10 +83,7 @@ print(BulkSend.all_tenants.get(pk=int(sys.argv[1])).status)
 @pytest.fixture
 def redis_stack(tmp_path, monkeypatch):
     broker = "redis://127.0.0.1:6379/1"
-    if not redis_reachable(broker):
-        if services_required():
-            pytest.fail(f"Redis at {broker} is unreachable")
-        pytest.skip(f"Redis at {broker} is unreachable")
+    redis_required(broker)
     monkeypatch.setenv("CELERY_BROKER_URL", broker)
     monkeypatch.delenv("DATABASE_URL", raising=False)  # a file SQLite database of its own
     stack = Stack(tmp_path, name="drillkill", redis_dbs=(1, 0))

@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from messaging.delivery.pacing import pacing_acquire, pacing_key, pacing_reserve
-from tests.conftest import redis_reachable, services_required
+from tests.conftest import redis_required
 from tests.messaging.pacing_worker import hammer
 
 REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/15"
@@ -19,11 +19,7 @@ REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/15"
 
 @pytest.fixture
 def redis_url():
-    if not redis_reachable(REDIS_URL):
-        if services_required():
-            pytest.fail(f"Redis unreachable at {REDIS_URL} (REQUIRE_SERVICES=1)")
-        pytest.skip("Redis not reachable")
-    return REDIS_URL
+    return redis_required(REDIS_URL)
 
 
 def _rate(times: list[float]) -> float:

@@ -15,7 +15,7 @@ import pytest
 from celery import Celery
 from django.conf import settings
 
-from tests.conftest import redis_reachable, services_required
+from tests.conftest import redis_required
 
 pytestmark = pytest.mark.slow
 
@@ -94,10 +94,7 @@ def redis_broker_url() -> str:
 
 def test_worker_round_trips_ping_over_redis(start_worker):
     url = redis_broker_url()
-    if not redis_reachable(url):
-        if services_required():
-            pytest.fail(f"REQUIRE_SERVICES=1 but Redis at {url} is unreachable")
-        pytest.skip(f"Redis at {url} is unreachable")
+    redis_required(url)
     queue = f"test-ping-{uuid.uuid4().hex[:12]}"
     worker = start_worker(queue, clean_env(CELERY_BROKER_URL=url, CELERY_RESULT_BACKEND=url))
 

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from commsportal.celery import app as celery_app
-from tests.conftest import redis_reachable, services_required
+from tests.conftest import redis_required
 
 UNREACHABLE_BROKER = "redis://127.0.0.1:1/0"
 
@@ -26,10 +26,7 @@ def broker_url(monkeypatch):
 
 
 def require_redis(url: str) -> None:
-    if not redis_reachable(url):
-        if services_required():
-            pytest.fail(f"REQUIRE_SERVICES=1 but Redis at {url} is unreachable")
-        pytest.skip(f"Redis at {url} is unreachable")
+    redis_required(url)
 
 
 @pytest.mark.django_db
