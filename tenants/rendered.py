@@ -1,15 +1,16 @@
 """Rendered HTML fragments held per process, keyed on everything they are rendered from.
 
-A log page's filter form (crispy forms over django-filter) renders the same HTML for the same
-form, and rendering it is a fifth of the page: every widget and every `<option>` goes through a
-template. `{% memo_form form vary… %}…{% endmemo_form %}` (tenants/templatetags/portal.py)
-renders its body once per distinct key and serves the held HTML afterwards. The key is
-`form_fingerprint(form)`: the form's class, its bound data (without the keyset `cursor`, which
-only pages), its errors and the choices of every field (a tenant's bulk sends, read per
-request as before), plus the extra `vary` values the body also uses (the tenant's slug for
-its links). Whatever else the body shows must be one of those: the tag is for fragments whose
-every input is in the key, nothing else. A bounded LRU, so memory stays flat (at most
-`MAX_FRAGMENTS` fragments of a few KB each per process).
+Some fragments render the same HTML for the same few inputs on every page, and rendering them
+is a large part of the page: a log page's filter form (crispy forms over django-filter: every
+widget and every `<option>` through a template, a fifth of the message log) and the tenant
+sidebar (twenty links, a tenth). `{% memo value… %}…{% endmemo %}`
+(tenants/templatetags/fragments.py) renders its body once per distinct key and serves the held
+HTML afterwards. A form is keyed by `form_fingerprint`: its class, its bound data (without the
+keyset `cursor`, which only pages), its errors and the choices of every field (a tenant's bulk
+sends, read per request as before); any other value by its text (the tenant's slug for its
+links, the current page's name, the overdue count). Whatever else the body shows must be one
+of those: the tag is for fragments whose every input is in the key, nothing else. A bounded
+LRU, so memory stays flat (at most `MAX_FRAGMENTS` fragments of a few KB each per process).
 """
 
 from __future__ import annotations

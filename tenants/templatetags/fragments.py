@@ -1,28 +1,29 @@
-"""`{% memo_form form vary… %}…{% endmemo_form %}`: render a form's fragment once per process
-and key (`tenants.rendered`). Off with DEBUG, where templates change under a running server."""
+"""`{% memo value… %}…{% endmemo %}`: render a fragment once per process and key
+(`tenants.rendered`), the key being every value the fragment is rendered from: a form by its
+fingerprint (`form_fingerprint`), anything else by its text. Off with DEBUG, where templates
+change under a running server."""
 
 from django import template
 from django.conf import settings
+from django.forms import BaseForm
 
 from tenants.rendered import form_fingerprint, fragment_get, fragment_put
 
 register = template.Library()
 
 
-class MemoFormNode(template.Node):
-    def __init__(self, nodelist, form, vary):
-        self.nodelist, self.form, self.vary = nodelist, form, vary
+def _key_part(value):
+    return form_fingerprint(value) if isinstance(value, BaseForm) else str(value)
+
+
+class MemoNode(template.Node):
+    def __init__(self, nodelist, vary):
+        self.nodelist, self.vary = nodelist, vary
 
     def render(self, context):
         if settings.DEBUG:
             return self.nodelist.render(context)
-        form = self.form.resolve(context)
-        key = (
-            self.origin.name,
-            self.token.position,
-            form_fingerprint(form),
-            tuple(str(value.resolve(context)) for value in self.vary),
-        )
+        key = (self.origin.name, self.token.position, *(_key_part(value.resolve(context)) for value in self.vary))
         html = fragment_get(key)
         if html is None:
             html = self.nodelist.render(context)
@@ -31,11 +32,11 @@ class MemoFormNode(template.Node):
 
 
 @register.tag
-def memo_form(parser, token):
-    """`{% memo_form filter_form tenant.slug %}`: the form, then every other value the body uses."""
+def memo(parser, token):
+    """`{% memo filter_form tenant.slug %}`: every value the body is rendered from, nothing less."""
     bits = token.split_contents()
     if len(bits) < 2:
-        raise template.TemplateSyntaxError("memo_form needs the form, then what else the body uses")
-    nodelist = parser.parse(("endmemo_form",))
+        raise template.TemplateSyntaxError("memo needs every value its body is rendered from")
+    nodelist = parser.parse(("endmemo",))
     parser.delete_first_token()
-    return MemoFormNode(nodelist, parser.compile_filter(bits[1]), [parser.compile_filter(b) for b in bits[2:]])
+    return MemoNode(nodelist, [parser.compile_filter(bit) for bit in bits[1:]])

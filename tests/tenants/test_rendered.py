@@ -1,4 +1,4 @@
-"""tenants.rendered and `{% memo_form %}`: a form's fragment rendered once per key, never stale."""
+"""tenants.rendered and `{% memo %}`: a form's fragment rendered once per key, never stale."""
 
 import pytest
 from django import forms
@@ -15,8 +15,8 @@ class ColourForm(forms.Form):
 
 
 TEMPLATE = Template(
-    "{% load fragments %}{% memo_form form slug %}<form>{{ form.as_p }}<a href='/t/{{ slug }}/'>x</a>"
-    "{{ renders.tick }}</form>{% endmemo_form %}"
+    "{% load fragments %}{% memo form slug %}<form>{{ form.as_p }}<a href='/t/{{ slug }}/'>x</a>"
+    "{{ renders.tick }}</form>{% endmemo %}"
 )
 
 
