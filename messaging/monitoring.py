@@ -34,8 +34,9 @@ import statistics
 import zoneinfo
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
+from typing import NamedTuple
 
-from django.db.models import Count, Q
+from django.db.models import Count, Q, Sum
 from django.db.models.functions import Coalesce, Trunc
 from django.utils import timezone
 
@@ -46,8 +47,8 @@ from . import statuses
 from .delivery_times import (
     DELIVERED_STATUSES,
     RESOLUTION,
-    histogram_add,
     histogram_median,
+    histogram_total,
     seconds_to_delivered,
     with_delivery_times,
 )
@@ -269,9 +270,8 @@ def _delivery_durations(*, tenant: Tenant, since: datetime, now: datetime) -> li
     return [s for s in (seconds_to_delivered(*row) for row in timings) if s is not None]
 
 
-@dataclass(frozen=True)
-class _Count:
-    """Messages of one bucket, direction, status and error code."""
+class _Count(NamedTuple):
+    """Messages of one bucket, direction, status and error code (a tuple: thousands per page)."""
 
     bucket: datetime  # UTC
     direction: str
@@ -303,24 +303,21 @@ def _counts(*, tenant: Tenant, since: datetime, now: datetime, stats_range: Stat
     tally = _Tally(counts=[], recipients=0, histogram={}, split=split)
     counts = tally.counts
     if split > since:
-        rolled = (
-            MessageHourly.objects.for_tenant(tenant)
-            .filter(hour__gte=since.astimezone(UTC).replace(minute=0, second=0, microsecond=0), hour__lt=split)
-            .values_list("hour", "direction", "status", "error_code", "messages", "recipients", "delivery_histogram")
+        hours = MessageHourly.objects.for_tenant(tenant).filter(
+            hour__gte=since.astimezone(UTC).replace(minute=0, second=0, microsecond=0), hour__lt=split
         )
-        day = stats_range.unit == "day"
-        local_bucket: dict[datetime, datetime] = {}  # an hour's rows (one per status) share one conversion
-        for hour, direction, status, error_code, n, people, histogram in rolled:
-            bucket = local_bucket.get(hour)
-            if bucket is None:
-                local = hour.astimezone(tz).replace(minute=0, second=0, microsecond=0)
-                if day:
-                    local = datetime.combine(local.date(), time.min, tzinfo=tz)
-                bucket = local_bucket[hour] = local.astimezone(UTC)
-            counts.append(_Count(bucket, direction, status, error_code, n))
+        # Summed per bucket by the database: a 30-day range is ~30 rows per status, not 720.
+        rolled = (
+            hours.annotate(bucket=Trunc("hour", stats_range.unit, tzinfo=tz))
+            .values_list("bucket", "direction", "status", "error_code")
+            .annotate(n=Sum("messages"), people=Sum("recipients"))
+            .order_by()
+        )
+        for bucket, direction, status, error_code, n, people in rolled:
+            counts.append(_Count(bucket.astimezone(UTC), direction, status, error_code, n))
             if direction == Message.Direction.OUTBOUND and status not in NOT_SENT_STATUSES:
                 tally.recipients += people
-            histogram_add(tally.histogram, histogram)
+        tally.histogram = histogram_total(hours)
     live = Message.objects.for_tenant(tenant).filter(created_at__gte=split, created_at__lte=now)
     rows = (
         live.annotate(bucket=Trunc("created_at", stats_range.unit, tzinfo=tz))

@@ -102,7 +102,7 @@ def test_dashboard_queries_do_not_grow_with_the_range(tenant):
         sizes.add(len(queries))
         # The median comes from the hourly histograms: no event is read, whatever the range.
         assert not [q["sql"] for q in queries if "messageevent" in q["sql"].lower()]
-    assert sizes == {5}, sizes  # mark, hourly counts, live counts, live recipients, opt-outs
+    assert sizes == {6}, sizes  # mark, hourly counts, hourly histograms, live counts, live recipients, opt-outs
 
 
 # --------------------------------------------------------------------------- time to delivered
@@ -202,3 +202,19 @@ def test_every_time_falls_in_its_bucket(seconds):
     assert low <= seconds < high
     assert high - low <= max(1, low * RESOLUTION) + 1e-9
     assert histogram_median({str(bucket_of(seconds)): 1})[0] == pytest.approx((low + high) / 2)
+
+
+def test_dashboard_page_query_budget_with_rollups(client, tenant, viewer):
+    """The whole page once the hours are rolled up: as many queries as counting the messages
+    (tests/tenants/test_monitoring.py), and none of them reads an event."""
+    traffic(tenant, hours=60)
+    timed_deliveries(tenant, [10, 20, 30], start=timezone.now() - timedelta(hours=3))
+    message_hourly_recount()
+    client.force_login(viewer)
+    client.get(f"/t/{tenant.slug}/")  # warm the session and content types
+    for range_key in ("24h", "30d"):
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(f"/t/{tenant.slug}/?range={range_key}")
+        assert response.context["stats"].median_sample == 3
+        assert len(queries) <= 16, [q["sql"][:80] for q in queries]
+        assert not [q["sql"] for q in queries if "messageevent" in q["sql"].lower()]
