@@ -418,8 +418,9 @@ class BulkSend(TenantOwned):
 
 class MessageHourly(TenantOwned):
     """How many of a tenant's messages created in one UTC hour have a direction, status and
-    error code: the dashboard reads these instead of scanning millions of messages
-    (`messaging.rollups`). Recounted from the messages, never incremented: always derivable."""
+    error code, and for delivered ones how long they took: the dashboard reads these instead of
+    scanning millions of messages and their events (`messaging.rollups`). Recounted from the
+    messages, never incremented: always derivable."""
 
     hour = models.DateTimeField(help_text="Start of the UTC hour the messages were created in.")
     direction = models.CharField(max_length=8, choices=Message.Direction.choices)
@@ -427,6 +428,14 @@ class MessageHourly(TenantOwned):
     error_code = models.PositiveIntegerField(null=True, blank=True)
     messages = models.PositiveIntegerField()
     recipients = models.PositiveIntegerField(help_text="Distinct to-numbers among them.")
+    delivery_histogram = models.JSONField(
+        null=True,
+        blank=True,
+        help_text=(
+            "Delivered messages only: how many took how long to deliver, as {bucket: count} in "
+            "log-spaced buckets of seconds (messaging.delivery_times)."
+        ),
+    )
 
     class Meta:
         verbose_name = "hourly message count"

@@ -4,6 +4,9 @@ tenant from the messages themselves (statuses still move for a while after a mes
 created) and moves the mark; the dashboard reads the counts for the hours before the mark and
 only the messages created since then.
 
+Each delivered row also keeps a histogram of its messages' times to delivered
+(`messaging.delivery_times`), so the dashboard's median needs no event either.
+
 Recounting rather than incrementing on every status callback keeps the callback one
 statement (no hot counter row every concurrent callback would wait on), and a count can never
 drift: it is rebuilt from the rows. A status that changes after its hour left the recount
@@ -20,6 +23,7 @@ from django.db.models import Count, Min
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
+from .delivery_times import DELIVERED_STATUSES, bucket_of, seconds_to_delivered, with_delivery_times
 from .models import Message, MessageHourly, MessageHourlyMark
 
 __all__ = ["RECOUNT_HOURS", "message_hourly_mark", "message_hourly_recount"]
@@ -35,6 +39,42 @@ def _hour_floor(moment: datetime) -> datetime:
 def message_hourly_mark() -> datetime | None:
     """Hours before this are in `MessageHourly`; None before the first recount."""
     return MessageHourlyMark.objects.values_list("through", flat=True).first()
+
+
+def _key(row: dict) -> tuple:
+    return (row["tenant_id"], row["hour"], row["direction"], row["status"], row["error_code"])
+
+
+def _delivery_histograms(*, since: datetime, until: datetime) -> dict[tuple, dict[str, int]]:
+    """Per rollup row (tenant, hour, direction, status, error code) of delivered messages
+    created in [since, until): their times to delivered, bucketed (`messaging.delivery_times`).
+
+    Read row by row (the time needs each message's events), in chunks: a few hours' deliveries
+    every run, all of them only the first time."""
+    timings = (
+        with_delivery_times(
+            Message.all_tenants.filter(
+                created_at__gte=since,
+                created_at__lt=until,
+                direction=Message.Direction.OUTBOUND,
+                status__in=DELIVERED_STATUSES,
+            )
+        )
+        .filter(delivered_at__isnull=False)
+        .annotate(hour=TruncHour("created_at", tzinfo=UTC))
+        .values_list(
+            "tenant_id", "hour", "direction", "status", "error_code", "accepted_at", "first_sent_at", "delivered_at"
+        )
+        .order_by()
+    )
+    histograms: dict[tuple, dict[str, int]] = {}
+    for *key, accepted_at, first_sent_at, delivered_at in timings.iterator(chunk_size=5000):
+        seconds = seconds_to_delivered(accepted_at, first_sent_at, delivered_at)
+        if seconds is not None:
+            histogram = histograms.setdefault(tuple(key), {})
+            bucket = str(bucket_of(seconds))
+            histogram[bucket] = histogram.get(bucket, 0) + 1
+    return histograms
 
 
 def message_hourly_recount(*, now: datetime | None = None) -> int:
@@ -60,7 +100,11 @@ def message_hourly_recount(*, now: datetime | None = None) -> int:
             .annotate(messages=Count("id"), recipients=Count("to_number", distinct=True))
             .order_by()
         )
-        written = MessageHourly.all_tenants.bulk_create((MessageHourly(**row) for row in rows), batch_size=2000)
+        histograms = _delivery_histograms(since=since, until=until)
+        written = MessageHourly.all_tenants.bulk_create(
+            (MessageHourly(**row, delivery_histogram=histograms.get(_key(row)) or None) for row in rows),
+            batch_size=2000,
+        )
         mark.through = until
         mark.save(update_fields=["through"])
     return len(written)
