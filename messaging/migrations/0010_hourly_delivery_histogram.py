@@ -12,7 +12,7 @@ def recount_everything(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('messaging', '0008_log_indexes_and_hourly_counts'),
+        ('messaging', '0009_message_indexes_every_write_pays'),
     ]
 
     operations = [
