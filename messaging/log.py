@@ -16,6 +16,19 @@ def message_list(*, tenant: Tenant) -> QuerySet[Message]:
     return Message.objects.for_tenant(tenant).order_by("-created_at", "-id")
 
 
+#: The columns a log page row shows (`{% message_rows %}`): loading the other twenty-odd
+#: (timestamps parsed, the media JSON decoded) for 50 rows was a tenth of the page.
+LOG_ROW_FIELDS = (
+    "id", "direction", "keyword", "from_number", "to_number", "body", "body_purged_at", "num_media",
+    "status", "error_code", "created_at", "accepted_at",
+)  # fmt: skip
+
+
+def message_log_rows(messages: QuerySet[Message]) -> QuerySet[Message]:
+    """`messages` loading only what the log's rows show."""
+    return messages.only(*LOG_ROW_FIELDS)
+
+
 def bulk_send_choices(*, tenant: Tenant) -> QuerySet[BulkSend]:
     """The tenant's bulk sends, newest first: the log's "Bulk send" filter choices."""
     return BulkSend.objects.for_tenant(tenant).order_by("-created_at", "-id")

@@ -162,8 +162,10 @@ class Message(TenantOwned):
 class MessageEvent(TenantOwned):
     """One distinct status of a message, with when it happened: the status timeline."""
 
-    # Its index is the unique (message, status) below: a second one on message alone would only
-    # cost every callback a write.
+    # Its index is the unique (message, status) below: a second one on message alone, or one on
+    # the tenant (events are only ever read through their message), would only cost every
+    # callback and every inbound text a write.
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="+", db_index=False)
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="events", db_index=False)
     status = models.CharField(max_length=24, choices=statuses.STATUS_CHOICES)
     error_code = models.PositiveIntegerField(null=True, blank=True)

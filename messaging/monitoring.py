@@ -24,8 +24,8 @@ Definitions (the templates and the alert emails use the same words):
 Every figure comes from a handful of grouped queries (TruncHour/TruncDay in the tenant's
 timezone), never one query per bucket or per message; hours before the rollup mark come from
 the hourly counts (`messaging.rollups`), summed per bucket by the database, so a 30-day range
-reads at most 720 hourly rows per status and a few dozen come back, not millions. (Zones whose offset is not whole hours see rolled-up hours in the bucket their UTC
-hour starts in.)
+reads at most 720 hourly rows per status and a few dozen come back, not millions. (Zones
+whose offset is not whole hours see rolled-up hours in the bucket their UTC hour starts in.)
 """
 
 from __future__ import annotations

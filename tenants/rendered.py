@@ -34,13 +34,18 @@ def form_fingerprint(form) -> tuple:
     data = ()
     if form.is_bound:
         data = tuple(sorted((key, tuple(form.data.getlist(key))) for key in form.data if key not in PAGING_PARAMS))
-    choices = tuple(
-        (name, tuple((str(value), str(label)) for value, label in field.choices))
-        for name, field in form.fields.items()
-        if hasattr(field, "choices")
-    )
+    choices = tuple((name, _field_choices(field)) for name, field in form.fields.items() if hasattr(field, "choices"))
     errors = tuple(sorted((name, tuple(messages)) for name, messages in form.errors.items())) if form.is_bound else ()
     return (type(form).__module__, type(form).__qualname__, form.prefix, form.is_bound, data, choices, errors)
+
+
+def _field_choices(field) -> tuple:
+    """A field's choices as text. A model choice field's are read with a plain query: its own
+    iterator streams through a server-side cursor (DECLARE, FETCH, CLOSE: three round trips)."""
+    queryset = getattr(field, "queryset", None)
+    if queryset is not None:
+        return tuple((str(obj.pk), str(field.label_from_instance(obj))) for obj in list(queryset))
+    return tuple((str(value), str(label)) for value, label in field.choices)
 
 
 def fragment_get(key: Hashable) -> str | None:

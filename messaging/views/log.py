@@ -18,7 +18,7 @@ from ..filters import message_filtered
 def message_list(request):
     tenant = request.tenant
     filters, qs = message_filtered(tenant=tenant, params=request.GET)
-    page = keyset_page(qs, cursor=request.GET.get("cursor"))
+    page = keyset_page(log.message_log_rows(qs), cursor=request.GET.get("cursor"))
     return render(
         request,
         "messaging/message_list.html",
