@@ -33,6 +33,8 @@ def test_bench_webhooks_reports_each_row_against_the_bare_view(tmp_path):
             r"^(log first page|log filtered|log next page|dashboard 24h|dashboard 30d)\s+[\d.]+", out, re.M
         )
         assert len(pages) == 5, out
+        export = re.search(r"^export\s+([\d,]+)\s+rows/s: ([\d,]+) rows", out, re.M)
+        assert export and int(export.group(2).replace(",", "")) > 0, out
         # Nothing of the benchmark is left behind.
         left = stack.manage(
             "shell",

@@ -92,9 +92,10 @@ def _rss_kib() -> int:
         return int(statm.read().split()[1]) * resource.getpagesize() // 1024
 
 
-def _stream(tenant: Tenant, *, trace: bool) -> dict:
-    """Consume the real view's response chunk by chunk, as the server would."""
-    request = RequestFactory().get(f"/t/{tenant.slug}/messages/export.csv")
+def export_stream(tenant: Tenant, *, trace: bool, params: dict | None = None) -> dict:
+    """Consume the real view's response chunk by chunk, as the server would (`params`: the
+    export's filters, as the log page passes them)."""
+    request = RequestFactory().get(f"/t/{tenant.slug}/messages/export.csv", params or {})
     request.tenant, request.tenant_access, request.user = tenant, TenantAccess("admin"), AnonymousUser()
     if trace:
         tracemalloc.start()
@@ -155,11 +156,11 @@ def run_benchmark(*, messages: int, trace: bool = True, keep: bool = False, log=
         seed = seed_postgresql if connection.vendor == "postgresql" else _seed_batched
         seed(tenant, messages, timezone.now())
         log(f"seeded in {time.perf_counter() - started:.1f} s; streaming the export…")
-        figures = {"vendor": connection.vendor, **_stream(tenant, trace=False)}
+        figures = {"vendor": connection.vendor, **export_stream(tenant, trace=False)}
         assert figures["rows"] == messages, figures
         if trace:
             log("streaming again under tracemalloc (slower; memory only)…")
-            figures["tracemalloc_peak_mib"] = _stream(tenant, trace=True)["tracemalloc_peak_mib"]
+            figures["tracemalloc_peak_mib"] = export_stream(tenant, trace=True)["tracemalloc_peak_mib"]
         return figures
     finally:
         if not keep:
