@@ -195,8 +195,14 @@ def _status_apply_locked(
 def _callback_message(
     *, tenant: Tenant, sid: str, status: str, error_code: int | None, params: Mapping, message_id
 ) -> tuple[Message, bool] | None:
-    """The locked message a callback is about, as (message, created), or None if foreign."""
-    locked = Message.objects.for_tenant(tenant).select_for_update()
+    """The locked message a callback is about, as (message, created), or None if foreign.
+
+    FOR NO KEY UPDATE, the lock an UPDATE of the row takes: it serialises this path with the
+    fast path's UPDATE, but not with the foreign-key check of an event being inserted for the
+    message. With FOR UPDATE, a fast-path callback whose status does not advance (its UPDATE
+    matches nothing, so it holds no row lock) could claim the event's unique slot, then wait
+    here on its FK check while this path waited on that slot: a deadlock CI caught."""
+    locked = Message.objects.for_tenant(tenant).select_for_update(no_key=True)
     message = locked.filter(sid=sid).first()
     if message is not None:
         return message, False

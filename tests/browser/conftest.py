@@ -116,6 +116,9 @@ class Portal:
             base_url=self.stack.web, viewport=viewport or DESKTOP, storage_state=storage_state, accept_downloads=True
         )
         context.set_default_timeout(20_000)
+        # A whole page load (its CSS and JS included) on a CI machine whose two cores also run the
+        # stack's gunicorn, worker and database: twice (once per run) a load took over 20 s.
+        context.set_default_navigation_timeout(60_000)
         context.route(f"{self.stack.web}/static/**", self._serve_static)
         return context
 

@@ -65,10 +65,10 @@ def test_status_callback_21610_and_unknown_sid_take_the_locked_path(postgresql, 
     message = outbound(tenant, sid=random_sid("SM"), status="sent", num_segments=1)
     with CaptureQueriesContext(connection) as queries:
         post_status(twilio_webhook, tenant, message.sid, "undelivered", ErrorCode="21610")
-    assert any("FOR UPDATE" in sql for sql in statements(queries))
+    assert any("FOR NO KEY UPDATE" in sql for sql in statements(queries))
     with CaptureQueriesContext(connection) as queries:
         post_status(twilio_webhook, tenant, random_sid("SM"), "sent")
-    assert any("FOR UPDATE" in sql for sql in statements(queries))
+    assert any("FOR NO KEY UPDATE" in sql for sql in statements(queries))
 
 
 def test_status_callback_statement_budget(twilio_webhook, tenant, django_assert_max_num_queries):
