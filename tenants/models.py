@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import zoneinfo
 from typing import ClassVar
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -293,6 +296,23 @@ def is_support(user) -> bool:
         cached = user.groups.filter(name=SUPPORT_GROUP).exists()
         user._is_support = cached
     return cached
+
+
+@functools.cache
+def is_support_sql() -> str:
+    """`is_support` as an SQL condition with two placeholders (the user's id, then
+    `SUPPORT_GROUP`), for a query that asks it along with other things (the second factor's
+    check on every page); `is_support_known` then records the answer as `is_support` would."""
+    links = get_user_model().groups.through._meta.db_table
+    groups = Group._meta.db_table
+    return (
+        f"EXISTS (SELECT 1 FROM {links} INNER JOIN {groups} ON {groups}.id = {links}.group_id "
+        f"WHERE {links}.user_id = %s AND {groups}.name = %s)"
+    )
+
+
+def is_support_known(user, value: bool) -> None:
+    user._is_support = bool(value)
 
 
 class AuditEvent(AppendOnlyModel, models.Model):

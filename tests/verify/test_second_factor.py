@@ -258,3 +258,33 @@ def test_seeds_provision_an_app_that_signs_in(client, operator, used_codes):
     assert path_of(sign_in(client, operator, next_url="/operator/")) == VERIFY
     assert client.post(VERIFY, {"code": fresh_totp_code(secret, used_codes), "next": "/operator/"}).status_code == 302
     assert client.get("/operator/").status_code == 200
+
+
+@pytest.mark.parametrize("kind", ["app", "text", "recovery"])
+def test_has_device_is_one_query_over_each_kind_of_confirmed_device_of_this_user_only(
+    kind, support_user, django_assert_num_queries
+):
+    from tenants.models import is_support
+    from verify.models import RecoveryCodeDevice, SmsDevice
+    from verify.second_factor.services import second_factor_has_device
+
+    def device(user, *, confirmed):
+        fields = {"user": user, "name": kind, "confirmed": confirmed}
+        if kind == "app":
+            return TotpDevice.objects.create(**fields, key="ab" * 20)
+        if kind == "text":
+            return SmsDevice.objects.create(**fields, number="+14155550100")
+        return RecoveryCodeDevice.objects.create(**fields)
+
+    admin, other = UserFactory(username="ana-admin"), UserFactory(username="otto-other")
+    device(admin, confirmed=False)  # an enrolment in progress is not a second factor
+    device(other, confirmed=True)
+    for user, support in ((admin, False), (support_user, True)):
+        user = type(user).objects.get(pk=user.pk)  # nothing remembered on the instance
+        with django_assert_num_queries(1):
+            assert second_factor_has_device(user=user) is False
+        with django_assert_num_queries(0):  # answered by the same query
+            assert is_support(user) is support
+
+    device(admin, confirmed=True)
+    assert second_factor_has_device(user=admin) is True
