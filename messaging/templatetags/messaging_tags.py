@@ -1,5 +1,7 @@
 """Template helpers of the messaging pages: links to a number's history, status badges."""
 
+import unicodedata
+
 from django import template
 from django.urls import reverse
 from django.utils import timezone
@@ -12,6 +14,9 @@ from tenants.phones import DEFAULT_REGION, phone_for_viewer, phone_text_for_view
 from tenants.twilio_errors import explain
 
 register = template.Library()
+
+#: The log's body column: longer bodies are cut there with an ellipsis (`truncatechars`).
+BODY_CHARS = 80
 
 _STATUS_BADGES = {
     "delivered": "success",
@@ -75,7 +80,8 @@ def message_rows(context, messages) -> list[dict]:
         body = ""
         if not m.body_purged_at:
             shown = phone_text_for_viewer(m.body, access=access, own_numbers=own_numbers, region=region)
-            body = Truncator(shown).chars(80)
+            shown = unicodedata.normalize("NFC", shown)  # as Truncator does first
+            body = shown if len(shown) <= BODY_CHARS else Truncator(shown).chars(BODY_CHARS)
         rows.append(
             {
                 "url": f"{detail}{m.id}/",
