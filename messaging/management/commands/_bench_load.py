@@ -69,10 +69,12 @@ class Server:
     """gunicorn (gthread: each worker a thread pool that keeps connections open) serving
     `commsportal.bench` with this process's database and encryption keys, DEBUG off."""
 
-    def __init__(self, scratch: Path, *, workers: int, threads: int, extra_env: dict | None = None) -> None:
+    def __init__(
+        self, scratch: Path, *, workers: int, threads: int, extra_env: dict | None = None, name: str = "gunicorn"
+    ) -> None:
         self.port = _free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log = scratch / "gunicorn.log"
+        self.log = scratch / f"{name}.log"
         env = {**os.environ, "ENV_FILE": ""}
         if not (env.get("REDIS_URL") or env.get("CACHE_URL")):
             env["CACHE_URL"] = f"filecache://{scratch / 'cache'}"  # DEBUG off wants a named cache
@@ -115,6 +117,27 @@ class Server:
 
     def stop(self) -> None:
         process_stop(self.process)
+
+
+def browse(cookies: dict[str, str], urls: dict[str, str], *, seconds: float, pause: float) -> list:
+    """A signed-in user reading pages: each of `urls` in turn, `pause` seconds apart, for
+    `seconds`; (page, status, ms) for each request. Run in a process of its own (see
+    `drill_soak`): a timer sharing a GIL with the load generator's threads measures them too."""
+    import requests  # only the drills' browsing process needs it
+
+    session = requests.Session()
+    session.cookies.update(cookies)
+    seen, stop_at = [], time.perf_counter() + seconds
+    while time.perf_counter() < stop_at:
+        for page, url in urls.items():
+            started = time.perf_counter()
+            try:
+                status = session.get(url, timeout=30, allow_redirects=False).status_code
+            except requests.RequestException:
+                status = 0
+            seen.append((page, status, (time.perf_counter() - started) * 1000))
+            time.sleep(pause)
+    return seen
 
 
 def process_stop(process: subprocess.Popen) -> None:

@@ -5,8 +5,12 @@ unless --allow-any-database).
 1. A tenant of its own, its subaccount created at the local Twilio sandbox (`--sandbox-url`,
    loopback only: the process's TWILIO_API_BASE_URL), seeded set-based with `--messages`
    messages like `bench_webhooks` (`--targets` of them `sent`: the callbacks' targets).
-2. gunicorn (gthread, DEBUG off, `commsportal.bench`) and a prefork Celery worker in the same
-   environment (TWILIO_API_BASE_URL = the sandbox, PUBLIC_BASE_URL = this gunicorn).
+2. gunicorn as deployed (gthread, DEBUG off, `commsportal.bench`, the repository's
+   gunicorn.conf.py): the webhook pool (`--workers` x `--threads`), and the portal's own pool
+   for pages (`--page-workers` x `--page-threads`; 0 workers: pages share the webhook pool), as
+   the README's deployment routes `/webhooks/` and everything else at the proxy. One public
+   origin (PUBLIC_BASE_URL = the webhook pool, where the signatures point), and a prefork
+   Celery worker in the same environment (TWILIO_API_BASE_URL = the sandbox).
 3. Calibration: `--calibration-seconds` of signed `delivered` callbacks as fast as the load
    generator goes (`drive`, as the speed benchmark); the soak's rate is half of it (or `--rate`).
 4. For `--seconds`, at once:
@@ -15,7 +19,7 @@ unless --allow-any-database).
      SMS; every answer's code recorded;
    - a worker consuming: one outbound message a second queued through the portal's own send
      service (`message_send`), sent by the worker to the sandbox;
-   - a user browsing the message log through gunicorn, signed in through /accounts/login/
+   - a user browsing the message log through the pages' pool, signed in through /accounts/login/
      (CSRF, a real session cookie): first page, a status filter, the next page, in turn.
 5. Then waits until every queued message is at the sandbox and checks nothing was lost: each
    2xx-answered callback applied (the message `delivered`, one event), each 2xx-answered inbound
@@ -31,6 +35,7 @@ from __future__ import annotations
 import http.client
 import json
 import math
+import multiprocessing
 import re
 import secrets
 import shutil
@@ -61,7 +66,7 @@ from tenants.lifecycle import subaccount_find_or_create
 from tenants.models import Membership, Tenant
 from tenants.services import tenant_upsert
 
-from ._bench_load import Server, drive, process_stop
+from ._bench_load import Server, browse, drive, process_stop
 from .bench_webhooks import (
     INBOUND_PATH,
     SENDER,
@@ -80,6 +85,7 @@ INBOUND_EVERY = 4
 SETTLE_SECONDS = 180.0
 WORKER_STARTUP_SECONDS = 90.0
 PAGE_PAUSE_SECONDS = 0.2
+WARM_PAGES_SECONDS = 3.0
 CHUNK = 5000
 
 
@@ -105,7 +111,8 @@ class Soak:
         self.scratch = Path(tempfile.mkdtemp(prefix="drill-soak-"))
         self.tenant: Tenant | None = None
         self.token = ""
-        self.server: Server | None = None
+        self.server: Server | None = None  # the webhook pool (`/webhooks/` at the proxy)
+        self.pages_server: Server | None = None  # the portal's pool, or None: pages on the webhook pool
         self.worker: subprocess.Popen | None = None
         self.stop_at = 0.0
         self.answers: list[tuple[str, str, int]] = []  # (kind, sid, status) per webhook sent
@@ -132,6 +139,14 @@ class Soak:
             "TWILIO_AUTH_TOKEN": settings.TWILIO_AUTH_TOKEN,
         }
         self.server = Server(self.scratch, workers=self.opts["workers"], threads=self.opts["threads"], extra_env=twilio)
+        if self.opts["page_workers"]:
+            self.pages_server = Server(
+                self.scratch,
+                workers=self.opts["page_workers"],
+                threads=self.opts["page_threads"],
+                extra_env={**twilio, "PUBLIC_BASE_URL": self.server.base_url},  # one public origin, as behind the proxy
+                name="gunicorn-pages",
+            )
         log = self.scratch / "worker.log"
         with log.open("wb") as out:
             self.worker = subprocess.Popen(
@@ -147,7 +162,8 @@ class Soak:
             time.sleep(0.3)
 
     def stop(self) -> None:
-        for process in (self.worker, self.server.process if self.server else None):
+        servers = (self.server, self.pages_server)
+        for process in (self.worker, *(server.process for server in servers if server)):
             if process is not None:
                 process_stop(process)
         shutil.rmtree(self.scratch, ignore_errors=True)
@@ -233,25 +249,13 @@ class Soak:
         finally:
             connection.close()
 
-    def browse(self, session: requests.Session, urls: dict[str, str]) -> None:
-        """The signed-in user: first page, a filter, the next page, in turn, until the end."""
-        while time.perf_counter() < self.stop_at:
-            for page, url in urls.items():
-                started = time.perf_counter()
-                try:
-                    status = session.get(url, timeout=30, allow_redirects=False).status_code
-                except requests.RequestException:
-                    status = 0
-                self.pages.append((page, status, (time.perf_counter() - started) * 1000))
-                time.sleep(PAGE_PAUSE_SECONDS)
-
     def sign_in(self) -> tuple[requests.Session, dict[str, str]]:
         """A portal user of the tenant, logged in through the login form; the log's three URLs."""
         password = secrets.token_urlsafe(16)
         username = f"soak-{self.prefix}"
         user = get_user_model().objects.create_user(username=username, password=password)
         Membership.objects.create(user=user, tenant=self.tenant, role=Membership.Role.ADMIN)
-        session, base = requests.Session(), self.server.base_url
+        session, base = requests.Session(), (self.pages_server or self.server).base_url
         login = session.get(f"{base}/accounts/login/", timeout=30)
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login.text).group(1)
         _plain_cookies(session)  # the TLS proxy's part: Secure cookies over plain http on loopback
@@ -280,23 +284,30 @@ class Soak:
         """The three loads at once for `--seconds`; returns the seconds the webhooks took."""
         batch = self.webhooks(rate)
         session, urls = self.sign_in()
-        started = time.perf_counter()
-        self.stop_at = started + self.opts["seconds"]
-        lanes = [
-            threading.Thread(target=self.send_paced, args=(batch, rate, started, n))
-            for n in range(self.opts["connections"])
-        ]
-        others = [
-            threading.Thread(target=self.queue_outbound),
-            threading.Thread(target=self.browse, args=(session, urls)),
-        ]
-        for thread in (*lanes, *others):
-            thread.start()
-        for thread in lanes:
-            thread.join()
-        took = time.perf_counter() - started
-        for thread in others:
-            thread.join()
+        cookies = {cookie.name: cookie.value for cookie in session.cookies}
+        # The user browses from a process of their own, as a browser would: in this one the page
+        # timer would share the GIL with the webhook lanes' threads and time their turns too.
+        with multiprocessing.get_context("spawn").Pool(1) as user:
+            # Started, imported, and the pages' pool warmed as a running portal's is (templates
+            # compiled, past gunicorn.conf.py's GC freeze), as the calibration warms the webhooks'.
+            user.apply(browse, (cookies, urls), {"seconds": WARM_PAGES_SECONDS, "pause": 0})
+            started = time.perf_counter()
+            self.stop_at = started + self.opts["seconds"]
+            browsing = user.apply_async(
+                browse, (cookies, urls), {"seconds": self.opts["seconds"], "pause": PAGE_PAUSE_SECONDS}
+            )
+            lanes = [
+                threading.Thread(target=self.send_paced, args=(batch, rate, started, n))
+                for n in range(self.opts["connections"])
+            ]
+            outbound = threading.Thread(target=self.queue_outbound)
+            for thread in (*lanes, outbound):
+                thread.start()
+            for thread in lanes:
+                thread.join()
+            took = time.perf_counter() - started
+            outbound.join()
+            self.pages = browsing.get(timeout=self.opts["seconds"] + 120)
         return took
 
     # --- the verdict ----------------------------------------------------------------------------
@@ -367,6 +378,7 @@ class Soak:
             "p50_ms": round(statistics.median(times), 1) if times else None,
             "p99_ms": round(cuts[98], 1) if times else None,
             "median_ms_by_page": by_page,
+            "slowest_ms": [round(ms, 1) for ms in times[-3:][::-1]],
         }
 
 
@@ -398,6 +410,10 @@ def run_soak(*, opts: dict, log=print) -> dict:
             "date": timezone.now().isoformat(timespec="seconds"),
             "messages_in_tenant": Message.all_tenants.filter(tenant=soak.tenant).count(),
             "seconds": opts["seconds"],
+            "pools": {
+                "webhooks": f"{opts['workers']} x {opts['threads']}",
+                "pages": f"{opts['page_workers']} x {opts['page_threads']}" if opts["page_workers"] else "webhooks'",
+            },
             "calibration_per_second": calibration["per_second"],
             "calibration": calibration,
             "target_per_second": round(rate, 1),
@@ -437,6 +453,11 @@ class Command(BaseCommand):
         parser.add_argument("--connections", type=int, default=16, help="Keep-alive webhook connections.")
         parser.add_argument("--workers", type=int, default=2, help="gunicorn gthread worker processes.")
         parser.add_argument("--threads", type=int, default=8, help="Threads per gunicorn worker.")
+        parser.add_argument(
+            "--page-workers", type=int, default=1,
+            help="gunicorn worker processes of the portal's own pool (0: pages share the webhook pool).",
+        )  # fmt: skip
+        parser.add_argument("--page-threads", type=int, default=4, help="Threads per worker of the portal's pool.")
         parser.add_argument("--page-p99-ms", type=float, default=150.0, help="The log page's p99 must stay under.")
         parser.add_argument("--allow-any-database", action="store_true", help="Run on a database of any name.")
 
