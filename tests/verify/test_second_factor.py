@@ -13,11 +13,11 @@ from django.core.management import call_command
 from django.db import connection
 
 from tenants.audit import SYSTEM
-from tenants.models import AuditEvent
+from tenants.models import AuditEvent, is_support
 from tests.tenants.factories import PASSWORD, UserFactory
 from tests.verify.second_factor_helpers import fresh_totp_code
-from verify.models import RecoveryCode, TotpDevice
-from verify.second_factor.services import totp_device_provision
+from verify.models import RecoveryCode, RecoveryCodeDevice, SmsDevice, TotpDevice
+from verify.second_factor.services import second_factor_has_device, totp_device_provision
 
 pytestmark = pytest.mark.real_second_factor
 
@@ -264,10 +264,6 @@ def test_seeds_provision_an_app_that_signs_in(client, operator, used_codes):
 def test_has_device_is_one_query_over_each_kind_of_confirmed_device_of_this_user_only(
     kind, support_user, django_assert_num_queries
 ):
-    from tenants.models import is_support
-    from verify.models import RecoveryCodeDevice, SmsDevice
-    from verify.second_factor.services import second_factor_has_device
-
     def device(user, *, confirmed):
         fields = {"user": user, "name": kind, "confirmed": confirmed}
         if kind == "app":

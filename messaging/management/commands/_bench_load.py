@@ -17,6 +17,7 @@ import threading
 import time
 from pathlib import Path
 
+import requests
 from django.conf import settings
 from django.core.management.base import CommandError
 
@@ -123,8 +124,6 @@ def browse(cookies: dict[str, str], urls: dict[str, str], *, seconds: float, pau
     """A signed-in user reading pages: each of `urls` in turn, `pause` seconds apart, for
     `seconds`; (page, status, ms) for each request. Run in a process of its own (see
     `drill_soak`): a timer sharing a GIL with the load generator's threads measures them too."""
-    import requests  # only the drills' browsing process needs it
-
     session = requests.Session()
     session.cookies.update(cookies)
     seen, stop_at = [], time.perf_counter() + seconds
