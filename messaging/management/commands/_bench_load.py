@@ -150,6 +150,31 @@ def process_stop(process: subprocess.Popen) -> None:
             process.wait(timeout=5)
 
 
+AUTOGROUP_SWITCH = Path("/proc/sys/kernel/sched_autogroup_enabled")
+
+
+def cpu_weight_lower(pid: int, nice: int) -> str:
+    """Give the session `pid` leads (`Server` and the drills' workers start each in a session
+    of its own) a lower CPU weight, `nice` steps down, as a deployment gives a background
+    service a lower systemd `CPUWeight`; what was applied, for the report.
+
+    Where the kernel groups sessions (autogroup, on by default), a nice value only orders the
+    processes inside their own group: the group's weight is set through /proc/<pid>/autogroup.
+    Elsewhere each process of the group gets the nice value (gunicorn's later workers inherit
+    the master's). Lowering a weight needs no privilege."""
+    if nice <= 0:
+        return "default"
+    try:
+        autogroups = AUTOGROUP_SWITCH.read_text().strip() == "1"
+    except OSError:
+        autogroups = False
+    if autogroups:
+        Path(f"/proc/{pid}/autogroup").write_text(str(nice))
+        return f"autogroup nice {nice}"
+    os.setpriority(os.PRIO_PGRP, os.getpgid(pid), nice)
+    return f"nice {nice}"
+
+
 def drive(
     server: Server, batch: list[tuple[str, str, str]], scratch: Path, *, seconds: float, connections: int
 ) -> dict:

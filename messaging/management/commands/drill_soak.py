@@ -8,9 +8,11 @@ unless --allow-any-database).
 2. gunicorn as deployed (gthread, DEBUG off, `commsportal.bench`, the repository's
    gunicorn.conf.py): the webhook pool (`--workers` x `--threads`), and the portal's own pool
    for pages (`--page-workers` x `--page-threads`; 0 workers: pages share the webhook pool), as
-   the README's deployment routes `/webhooks/` and everything else at the proxy. One public
-   origin (PUBLIC_BASE_URL = the webhook pool, where the signatures point), and a prefork
-   Celery worker in the same environment (TWILIO_API_BASE_URL = the sandbox).
+   the README's deployment routes `/webhooks/` and everything else at the proxy, and with its
+   CPU weights: the webhook pool `--webhook-nice` steps below the pages' (`cpu_weight_lower`;
+   0: the same weight). One public origin (PUBLIC_BASE_URL = the webhook pool, where the
+   signatures point), and a prefork Celery worker in the same environment
+   (TWILIO_API_BASE_URL = the sandbox).
 3. Calibration: `--calibration-seconds` of signed `delivered` callbacks as fast as the load
    generator goes (`drive`, as the speed benchmark); the soak's rate is half of it (or `--rate`).
 4. For `--seconds`, at once:
@@ -25,7 +27,8 @@ unless --allow-any-database).
    2xx-answered callback applied (the message `delivered`, one event), each 2xx-answered inbound
    stored once, each outbound held by the sandbox exactly once.
 
-Prints a JSON report; exits non-zero when anything was lost or duplicated, any answer was 5xx
+Prints a JSON report (with the webhooks' answer times too: they yield the CPU to pages, not
+their answers); exits non-zero when anything was lost or duplicated, any answer was 5xx
 (or 4xx, or none), or the log page's p99 reached `--page-p99-ms` (the issue's 150 ms).
 Everything it created in the database is deleted afterwards.
 """
@@ -66,7 +69,7 @@ from tenants.lifecycle import subaccount_find_or_create
 from tenants.models import Membership, Tenant
 from tenants.services import tenant_upsert
 
-from ._bench_load import Server, browse, drive, process_stop
+from ._bench_load import Server, browse, cpu_weight_lower, drive, process_stop
 from .bench_webhooks import (
     INBOUND_PATH,
     SENDER,
@@ -112,10 +115,11 @@ class Soak:
         self.tenant: Tenant | None = None
         self.token = ""
         self.server: Server | None = None  # the webhook pool (`/webhooks/` at the proxy)
+        self.webhook_weight = "default"  # what `--webhook-nice` applied to it
         self.pages_server: Server | None = None  # the portal's pool, or None: pages on the webhook pool
         self.worker: subprocess.Popen | None = None
         self.stop_at = 0.0
-        self.answers: list[tuple[str, str, int]] = []  # (kind, sid, status) per webhook sent
+        self.answers: list[tuple[str, str, int, float]] = []  # (kind, sid, status, ms) per webhook sent
         self.pages: list[tuple[str, int, float]] = []  # (page, status, ms)
         self.outbound_ids: list[int] = []
         self.lock = threading.Lock()
@@ -139,6 +143,8 @@ class Soak:
             "TWILIO_AUTH_TOKEN": settings.TWILIO_AUTH_TOKEN,
         }
         self.server = Server(self.scratch, workers=self.opts["workers"], threads=self.opts["threads"], extra_env=twilio)
+        # The deployment's CPU weights (README › Deployment): callbacks yield to a person's page.
+        self.webhook_weight = cpu_weight_lower(self.server.process.pid, self.opts["webhook_nice"])
         if self.opts["page_workers"]:
             self.pages_server = Server(
                 self.scratch,
@@ -218,6 +224,7 @@ class Soak:
             time.sleep(max(0.0, due - time.perf_counter()))
             kind, sid, (path, signature, body) = batch[i]
             headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature}
+            sent = time.perf_counter()
             try:
                 conn.request("POST", path, body.encode(), headers)
                 response = conn.getresponse()
@@ -226,7 +233,7 @@ class Soak:
             except (OSError, http.client.HTTPException):
                 conn.close()  # reconnects on the next request
                 status = 0  # unanswered
-            seen.append((kind, sid, status))
+            seen.append((kind, sid, status, (time.perf_counter() - sent) * 1000))
         conn.close()
         with self.lock:
             self.answers.extend(seen)
@@ -336,7 +343,7 @@ class Soak:
     def verdict(self) -> dict:
         """Lost and duplicated among the webhooks answered 2xx."""
         ok = {"status": [], "inbound": []}
-        for kind, sid, status in self.answers:
+        for kind, sid, status, _ in self.answers:
             if 200 <= status < 300:
                 ok[kind].append(sid)
         mine = Message.all_tenants.filter(tenant=self.tenant)
@@ -371,15 +378,21 @@ class Soak:
             page: round(statistics.median([ms for p, s, ms in self.pages if p == page and s == 200] or [0]), 1)
             for page in ("first page", "filtered", "next page")
         }
-        cuts = statistics.quantiles(times, n=100) if len(times) > 1 else [0.0] * 99
         return {
             "requests": len(self.pages),
             "not_200": sum(1 for _, status, _ in self.pages if status != 200),
-            "p50_ms": round(statistics.median(times), 1) if times else None,
-            "p99_ms": round(cuts[98], 1) if times else None,
+            **{f"{cut}_ms": ms for cut, ms in _percentiles(times).items()},
             "median_ms_by_page": by_page,
             "slowest_ms": [round(ms, 1) for ms in times[-3:][::-1]],
         }
+
+
+def _percentiles(times: list[float]) -> dict[str, float | None]:
+    """p50 and p99 of `times` (ms), to 0.1 ms; None without any."""
+    if not times:
+        return {"p50": None, "p99": None}
+    cuts = statistics.quantiles(times, n=100) if len(times) > 1 else [times[0]] * 99
+    return {"p50": round(statistics.median(times), 1), "p99": round(cuts[98], 1)}
 
 
 def _plain_cookies(session: requests.Session) -> None:
@@ -405,7 +418,7 @@ def run_soak(*, opts: dict, log=print) -> dict:
         took = soak.soak(rate)
         log("waiting for the queued messages to reach the sandbox…")
         outbound = soak.settle()
-        answers = Counter(status for _, _, status in soak.answers)
+        answers = Counter(status for _, _, status, _ in soak.answers)
         report = {
             "date": timezone.now().isoformat(timespec="seconds"),
             "messages_in_tenant": Message.all_tenants.filter(tenant=soak.tenant).count(),
@@ -413,6 +426,7 @@ def run_soak(*, opts: dict, log=print) -> dict:
             "pools": {
                 "webhooks": f"{opts['workers']} x {opts['threads']}",
                 "pages": f"{opts['page_workers']} x {opts['page_threads']}" if opts["page_workers"] else "webhooks'",
+                "webhooks_cpu_weight": soak.webhook_weight,
             },
             "calibration_per_second": calibration["per_second"],
             "calibration": calibration,
@@ -424,6 +438,7 @@ def run_soak(*, opts: dict, log=print) -> dict:
             "5xx": sum(n for code, n in answers.items() if code >= 500),
             "unanswered": answers[0],
             "refused_4xx": sum(n for code, n in answers.items() if 400 <= code < 500),
+            "webhook_ms": _percentiles([ms for _, _, status, ms in soak.answers if status]),
             **soak.verdict(),
             "outbound": outbound,
             "log_page": soak.page_figures(),
@@ -458,6 +473,10 @@ class Command(BaseCommand):
             help="gunicorn worker processes of the portal's own pool (0: pages share the webhook pool).",
         )  # fmt: skip
         parser.add_argument("--page-threads", type=int, default=4, help="Threads per worker of the portal's pool.")
+        parser.add_argument(
+            "--webhook-nice", type=int, default=10, choices=range(20),
+            help="CPU weight of the webhook pool, in nice steps below the pages' (README › Deployment; 0: the same).",
+        )  # fmt: skip
         parser.add_argument("--page-p99-ms", type=float, default=150.0, help="The log page's p99 must stay under.")
         parser.add_argument("--allow-any-database", action="store_true", help="Run on a database of any name.")
 
