@@ -53,6 +53,7 @@ def gather(request, hook):
             digits=params.get("Digits", ""),
             dial_status=params.get("DialCallStatus", ""),
             attempt=request.GET.get("attempt", "1"),
+            request_token=request.headers.get("I-Twilio-Idempotency-Token", ""),
         )
     )
 

@@ -296,3 +296,29 @@ def test_the_sync_task_skips_inactive_tenants_and_survives_twilio_failures(tenan
     tenant.status = "suspended"
     tenant.save()
     assert numbers_sync_tenant(tenant.pk) == "skipped: no such active tenant"
+
+
+def test_a_retried_key_press_joins_the_menu_path_once_a_new_press_again(twilio_webhook, tenant, flow_v1):
+    """Twilio retries a request with its `I-Twilio-Idempotency-Token`; a new request has a new one."""
+    sid = random_sid("CA")
+    menu = gather_path(post(twilio_webhook, tenant, INBOUND, call_params(tenant, sid)))
+    params = {**call_params(tenant, sid), "Digits": "7", "CallStatus": "in-progress"}  # no such option
+
+    def press_with(token: str):
+        return twilio_webhook.post(
+            menu, params, token=tenant.auth_token.reveal(), headers={"I-Twilio-Idempotency-Token": token}
+        )
+
+    first = press_with("b0b2f0a4-1d5e-4c4f-9d6a-6f1e0c2b7a11")
+    retry = press_with("b0b2f0a4-1d5e-4c4f-9d6a-6f1e0c2b7a11")
+    assert first.status_code == retry.status_code == 200
+    assert retry.content == first.content  # the same answer to the retry
+    call = Call.objects.for_tenant(tenant).get(sid=sid)
+    assert [(p["step"], p["digits"], p["action"]) for p in call.menu_path] == [
+        ("answer", "", "menu"),
+        ("menu", "7", "wrong_key"),
+    ]
+    # The caller presses the same wrong key again at the same prompt: a new request, recorded.
+    assert press_with("5d8c3e2a-77b1-4a0e-8f3c-2e9b6a4d1c22").status_code == 200
+    call.refresh_from_db()
+    assert [(p["step"], p["action"]) for p in call.menu_path][1:] == [("menu", "wrong_key"), ("menu", "wrong_key")]

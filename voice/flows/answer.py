@@ -194,9 +194,27 @@ def _carry_out(*, tenant: Tenant, call: Call, outcome: Outcome, caller: str, our
     return outcome.response
 
 
-def gather_answer(*, tenant: Tenant, call_sid: str, step: str, digits: str, attempt: str, dial_status: str = "") -> str:
+#: Twilio's `I-Twilio-Idempotency-Token` is a UUID; anything longer is not one of its tokens.
+REQUEST_TOKEN_CHARS = 64
+
+
+def gather_answer(
+    *,
+    tenant: Tenant,
+    call_sid: str,
+    step: str,
+    digits: str,
+    attempt: str,
+    dial_status: str = "",
+    request_token: str = "",
+) -> str:
     """TwiML continuing a call at `step` with the caller's `digits` (or, after a forward, the
-    DialCallStatus), from the call's own version."""
+    DialCallStatus), from the call's own version.
+
+    `request_token`: the request's `I-Twilio-Idempotency-Token`, the same on Twilio's retries of
+    it. The step joins the menu path once per token: a retried key press is answered again but
+    not recorded twice, while the same key pressed again at the same prompt (a new request) is.
+    Its side effects are idempotent on their own (`_carry_out`)."""
     call = Call.objects.for_tenant(tenant).filter(sid=call_sid).select_related("flow_version").first()
     if call is None or call.flow_version is None:
         response = VoiceResponse()
@@ -215,8 +233,12 @@ def gather_answer(*, tenant: Tenant, call_sid: str, step: str, digits: str, atte
     )
     with transaction.atomic():
         locked = Call.objects.for_tenant(tenant).select_for_update().get(pk=call.pk)
-        entry = {**(outcome.path or {}), "at": timezone.now().isoformat()}
-        locked.menu_path = [*locked.menu_path, entry]
-        locked.save(update_fields=["menu_path"])
+        token = request_token[:REQUEST_TOKEN_CHARS]
+        if not token or not any(isinstance(e, dict) and e.get("request") == token for e in locked.menu_path):
+            entry = {**(outcome.path or {}), "at": timezone.now().isoformat()}
+            if token:
+                entry["request"] = token
+            locked.menu_path = [*locked.menu_path, entry]
+            locked.save(update_fields=["menu_path"])
         response = _carry_out(tenant=tenant, call=locked, outcome=outcome, caller=caller, our_number=our_number)
     return str(response)
