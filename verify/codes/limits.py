@@ -48,5 +48,11 @@ def send_limit_check(*, scope: Scope, to: str, client_ip: str | None, now: datet
     return LimitVerdict(True)
 
 
+def send_lock_names(*, scope: Scope, to: str, client_ip: str | None) -> tuple[str, ...]:
+    """The locks a send holds from its check to its log entry: one per key the limits count."""
+    where = f"tenant:{scope.tenant.pk}" if scope.tenant is not None else "platform"
+    return (f"code-send:{where}:to:{to}", f"code-send:{where}:ip:{client_ip}" if client_ip else "")
+
+
 def _seconds(delta: timedelta) -> int:
     return max(1, int(delta.total_seconds() + 0.999))

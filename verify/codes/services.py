@@ -11,13 +11,14 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from tenants.locks import transaction_locks
 from tenants.models import Tenant
 from tenants.twilio import TwilioError
 
 from ..models import StaffVerification, Verification, VerificationStatus
 from . import breaker, fallback, twilio_verify
 from .breaker import Scope
-from .limits import MAX_CHECKS, send_limit_check, sends_of
+from .limits import MAX_CHECKS, send_limit_check, send_lock_names, sends_of
 
 CHANNELS = ("sms", "call", "email")
 FINISHED = (VerificationStatus.APPROVED, VerificationStatus.MAX_ATTEMPTS_REACHED, VerificationStatus.EXPIRED)
@@ -84,6 +85,20 @@ def code_send(
     if channel not in CHANNELS:
         raise CodeError("invalid", f"Unknown channel {channel!r}.")
     scope, now = Scope(tenant), now or timezone.now()
+    # The limits' check, the send and its log are one step per number and per client address:
+    # parallel requests for one number would otherwise all pass the check before any send is
+    # logged (and each cost an SMS). What a refused send records is kept: the error is raised
+    # after the transaction commits.
+    with transaction.atomic():
+        transaction_locks(*send_lock_names(scope=scope, to=to, client_ip=client_ip))
+        try:
+            return _code_send(scope, to, purpose, channel, client_ip, verification_id, fields, now)
+        except CodeError as exc:
+            error = exc
+    raise error
+
+
+def _code_send(scope, to, purpose, channel, client_ip, verification_id, fields, now) -> CodeSent:
     verdict = send_limit_check(scope=scope, to=to, client_ip=client_ip, now=now)
     if not verdict.allowed:
         raise CodeError("limited", "Too many codes.", reason=verdict.reason, retry_after=verdict.retry_after)
