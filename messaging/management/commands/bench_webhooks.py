@@ -276,6 +276,13 @@ def run_benchmark(
             want_refused = name == "rejected"
             if figures[name]["refused"] != (figures[name]["requests"] if want_refused else 0):
                 raise CommandError(f"{name}: unexpected answers {figures[name]}")
+            if name in ("status", "inbound") and figures[name]["requests"] > len(batch):
+                # The load generator went round the list again: repeats would be measured (and
+                # fail the effects' check) instead of new callbacks and texts.
+                raise CommandError(
+                    f"{name}: {figures[name]['requests']:,} requests in {seconds:g} s but only {len(batch):,} "
+                    "prepared: raise --prepared (or shorten --seconds)."
+                )
         log("recounting the hourly rollups (the periodic task's first run: every hour)…")
         started = time.perf_counter()
         message_hourly_recount()
